@@ -22,7 +22,9 @@ class HubSettings(BaseSettings):
 
     kafka_bootstrap_servers: str | None = Field(
         default=None,
-        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "HOTELHUB_KAFKA_BOOTSTRAP_SERVERS"),
+        validation_alias=AliasChoices(
+            "KAFKA_BOOTSTRAP_SERVERS", "HOTELHUB_KAFKA_BOOTSTRAP_SERVERS"
+        ),
         description="External cluster; unset means the embedded broker on loopback.",
     )
     schema_registry_url: str | None = Field(

@@ -1,0 +1,50 @@
+"""CloudEvents Kafka protocol binding, binary mode: attributes travel as `ce_*` headers.
+
+Routers and the gateway filter on these without decoding the Avro body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from streams.models import HotelEvent, entity_id
+
+SPEC_VERSION = "1.0"
+CONTENT_TYPE = "application/avro"
+TYPE_PREFIX = "hotel"
+
+Headers = list[tuple[str, bytes]]
+
+
+def event_type(kind: str, action: str) -> str:
+    """CloudEvents `type`, e.g. `hotel.reservation.created`."""
+    return f"{TYPE_PREFIX}.{kind}.{action}"
+
+
+def headers_for(event: HotelEvent, *, schema_url: str | None = None) -> Headers:
+    attributes = {
+        "ce_specversion": SPEC_VERSION,
+        "ce_id": str(event.event_id),
+        "ce_type": event_type(event.type, event.action),
+        "ce_source": f"/{event.hotel_id}/{event.updated_by_system}",
+        "ce_subject": entity_id(event),
+        "ce_time": event.occurred_at.isoformat().replace("+00:00", "Z"),
+        "content-type": CONTENT_TYPE,
+        # Extensions (lower-case alphanumerics, per the spec) for routing.
+        "ce_hotelid": event.hotel_id,
+        "ce_priority": event.priority,
+        "ce_targets": ",".join(event.targets),
+    }
+    if schema_url:
+        attributes["ce_dataschema"] = schema_url
+    if event.correlation_id:
+        attributes["ce_correlationid"] = event.correlation_id
+    return [(name, value.encode()) for name, value in attributes.items()]
+
+
+def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, str]:
+    """Headers as text, whichever shape the client library hands them over in."""
+    if headers is None:
+        return {}
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    return {name: value.decode(errors="replace") for name, value in pairs if value is not None}

@@ -1,0 +1,234 @@
+"""HotelEventPublisher: the one way events enter the hub.
+
+It validates, enriches and authorises before anything is sent, so a bad or
+forbidden event never reaches a topic, and it produces with acks=all and the
+idempotent producer so an acknowledged event is durable and never doubled by
+a retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+from uuid import uuid4
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaConnectionError, KafkaError
+from pydantic import BaseModel, ValidationError
+
+from streams.cloudevents import headers_for
+from streams.codec import ConfluentAvroCodec, SchemaSource
+from streams.exceptions import (
+    BrokerUnavailable,
+    EventValidationError,
+    PublishError,
+    PublishForbidden,
+)
+from streams.kinds import POLICIES, EventKind, System
+from streams.models import EVENT_MODELS, HotelEvent, record_key
+from streams.settings import HubSettings, get_settings
+
+_FIXED_BY_KIND = ("priority", "sync_mode", "delivery_guarantee", "targets")
+
+
+@dataclass(frozen=True)
+class PublishedEvent:
+    """Where an acknowledged event now lives."""
+
+    event: HotelEvent
+    topic: str
+    partition: int
+    offset: int
+
+
+def field_errors(exc: ValidationError) -> dict[str, str]:
+    """Pydantic errors as `{"data.total_amount": "why"}`, the shape every caller sees."""
+    return {
+        ".".join(str(part) for part in error["loc"]) or "(event)": error["msg"]
+        for error in exc.errors()
+    }
+
+
+def _millis(moment: datetime) -> datetime:
+    """Avro timestamp-millis keeps milliseconds; trim now so the event round-trips equal."""
+    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def build_event(
+    document: Mapping[str, Any],
+    *,
+    publisher: System,
+    default_hotel_id: str,
+    now: datetime | None = None,
+) -> HotelEvent:
+    """Validate and enrich an event document; raise before anything is sent.
+
+    `document` holds `type`, `action` and `data`, and may hold `hotel_id`,
+    `event_id`, `occurred_at`, `origin_system`, `correlation_id`, `causation_id`.
+    Priority, sync mode, delivery guarantee and targets are fixed by the kind;
+    a document that states other values is refused, so nobody downgrades a
+    CRITICAL event.
+    """
+    raw_kind = document.get("type")
+    try:
+        kind = EventKind(str(raw_kind))
+    except ValueError:
+        allowed = ", ".join(kind.value for kind in EventKind)
+        raise EventValidationError(
+            "unknown event kind", errors={"type": f"{raw_kind!r} is not one of {allowed}"}
+        ) from None
+    policy = POLICIES[kind]
+    if publisher not in policy.publishers:
+        allowed = ", ".join(sorted(policy.publishers))
+        raise PublishForbidden(f"{publisher} may not publish {kind} events (only {allowed})")
+
+    fixed = {
+        "priority": policy.priority.value,
+        "sync_mode": policy.sync_mode.value,
+        "delivery_guarantee": policy.delivery_guarantee.value,
+        "targets": [target.value for target in policy.targets],
+    }
+    conflicts = {
+        name: f"{kind} events are {fixed[name]!r}; {document[name]!r} was given"
+        for name in _FIXED_BY_KIND
+        if name in document and _normalise(document[name]) != fixed[name]
+    }
+    if "updated_by_system" in document and document["updated_by_system"] != publisher:
+        conflicts["updated_by_system"] = f"this publisher is {publisher}"
+    if conflicts:
+        raise EventValidationError(f"invalid {kind} event", errors=conflicts)
+
+    moment = now or datetime.now(UTC)
+    enriched = {
+        **document,
+        **fixed,
+        "event_id": document.get("event_id") or uuid4(),
+        "hotel_id": document.get("hotel_id") or default_hotel_id,
+        "origin_system": document.get("origin_system") or publisher.value,
+        "updated_by_system": publisher.value,
+        "occurred_at": document.get("occurred_at") or moment,
+        "synced_at": _millis(moment),
+    }
+    try:
+        event = EVENT_MODELS[kind].model_validate(enriched)
+    except ValidationError as exc:
+        raise EventValidationError(f"invalid {kind} event", errors=field_errors(exc)) from exc
+    return event.model_copy(update={"occurred_at": _millis(event.occurred_at)})
+
+
+def _normalise(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return [str(getattr(item, "value", item)) for item in value]
+    return str(getattr(value, "value", value))
+
+
+class HotelEventPublisher:
+    """Publishes events for one system.
+
+    Example:
+        async with HotelEventPublisher(system=System.HOTEL_PMS, registry=client) as pub:
+            await pub.publish("room", "status_changed", {...})
+    """
+
+    def __init__(
+        self,
+        *,
+        system: System | str,
+        registry: SchemaSource,
+        settings: HubSettings | None = None,
+    ) -> None:
+        self.system = System(system)
+        self.settings = settings or get_settings()
+        self._codec = ConfluentAvroCodec(registry)
+        self._producer: AIOKafkaProducer | None = None
+
+    async def start(self) -> None:
+        """Connect and register the contracts; fail fast when the broker is down."""
+        await self._codec.register()
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            client_id=f"hotelhub-publisher-{self.system}",
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=int(self.settings.publish_timeout_s * 1000),
+        )
+        try:
+            await asyncio.wait_for(producer.start(), timeout=self.settings.connect_timeout_s)
+        except (KafkaConnectionError, TimeoutError, OSError) as exc:
+            await producer.stop()
+            raise BrokerUnavailable(
+                f"cannot reach Kafka at {self.settings.bootstrap_servers} within "
+                f"{self.settings.connect_timeout_s:g} s; is the broker up (hotelhub broker status)?"
+            ) from exc
+        self._producer = producer
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            producer, self._producer = self._producer, None
+            await producer.stop()
+
+    async def __aenter__(self) -> HotelEventPublisher:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop()
+
+    def build(self, document: Mapping[str, Any]) -> HotelEvent:
+        return build_event(
+            document, publisher=self.system, default_hotel_id=self.settings.default_hotel_id
+        )
+
+    async def publish(
+        self,
+        kind: EventKind | str,
+        action: str,
+        data: Mapping[str, Any] | BaseModel,
+        **envelope: Any,
+    ) -> PublishedEvent:
+        """Validate, enrich and publish one event; returns once the broker acknowledged it.
+
+        `envelope` may carry hotel_id, event_id, occurred_at, origin_system,
+        correlation_id and causation_id.
+        """
+        payload = data.model_dump() if isinstance(data, BaseModel) else dict(data)
+        return await self.publish_document(
+            {**envelope, "type": str(kind), "action": action, "data": payload}
+        )
+
+    async def publish_document(self, document: Mapping[str, Any]) -> PublishedEvent:
+        """Publish a whole event document (as `hotelhub publish` reads it from JSON)."""
+        return await self.send(self.build(document))
+
+    async def send(self, event: HotelEvent) -> PublishedEvent:
+        """Send an already validated event (the offline outbox replays these)."""
+        producer = self._producer
+        if producer is None:
+            raise PublishError("publisher is not started")
+        topic = POLICIES[EventKind(event.type)].topic
+        value = self._codec.encode(event)
+        try:
+            metadata = await asyncio.wait_for(
+                producer.send_and_wait(
+                    topic, value, key=record_key(event), headers=headers_for(event)
+                ),
+                timeout=self.settings.publish_timeout_s,
+            )
+        except TimeoutError as exc:
+            raise PublishError(
+                f"Kafka did not acknowledge event {event.event_id} within "
+                f"{self.settings.publish_timeout_s:g} s"
+            ) from exc
+        except KafkaError as exc:
+            raise PublishError(f"Kafka refused event {event.event_id}: {exc}") from exc
+        return PublishedEvent(event, topic, metadata.partition, metadata.offset)
