@@ -1,0 +1,37 @@
+"""Turns a Faust stream of raw records into typed events, dead-lettering what cannot be read."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+from faust.types import StreamT
+
+from streams.deadletter import dead_letter
+from streams.exceptions import CodecError
+from streams.kinds import EventKind
+from streams.metrics import event_consume_delay_seconds, events_consumed_total
+from streams.models import HotelEvent
+from streams.runtime import shared_codec
+
+
+async def decoded(records: StreamT[bytes], kind: EventKind) -> AsyncIterator[HotelEvent]:
+    """Yield each record as its kind's model; a bad record goes to the dead-letter topic.
+
+    The agent goes on after a bad record: Faust acknowledges a message whose
+    agent raised, so raising would lose it silently.
+    """
+    codec = shared_codec()
+    async for event in records.events():
+        payload = event.value
+        try:
+            if not isinstance(payload, bytes):
+                raise CodecError(f"expected bytes, got {type(payload).__name__}")
+            hotel_event = await codec.decode(kind, payload)
+        except CodecError as exc:
+            await dead_letter(event, exc)
+            continue
+        events_consumed_total.labels(kind=kind.value).inc()
+        delay_s = (datetime.now(UTC) - hotel_event.occurred_at).total_seconds()
+        event_consume_delay_seconds.labels(kind=kind.value).observe(max(delay_s, 0.0))
+        yield hotel_event
