@@ -1,0 +1,215 @@
+"""Operator commands around events: run the worker, publish, tail, and the demo day."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import date, datetime
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo
+
+import typer
+from aiokafka import AIOKafkaConsumer
+from rich.console import Console
+from rich.table import Table
+
+from streams.cloudevents import header_map
+from streams.codec import ConfluentAvroCodec
+from streams.exceptions import EventValidationError, HubError
+from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind, System
+from streams.publisher import HotelEventPublisher
+from streams.registry_client import SchemaRegistryClient
+from streams.settings import get_settings
+
+console = Console(stderr=True)
+T = TypeVar("T")
+KIND_BY_TOPIC = {policy.topic: kind for kind, policy in POLICIES.items()}
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(worker)
+    app.command()(publish)
+    app.command()(tail)
+    app.command()(demo)
+
+
+def worker(
+    loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug")] = "info",
+) -> None:
+    """Run a stream-processing worker; start more to scale out across partitions."""
+    from streams.worker import run_worker
+
+    _guard(lambda: run_worker(get_settings(), loglevel=loglevel))
+
+
+def publish(
+    source: Annotated[str, typer.Argument(help="JSON file, or - for stdin")] = "-",
+    system: Annotated[System, typer.Option(help="The system publishing")] = System.HOTEL_PMS,
+) -> None:
+    """Publish events from JSON: one object, a list, or one object per line."""
+    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
+    documents = _documents(text)
+
+    async def run() -> None:
+        settings = get_settings()
+        async with (
+            SchemaRegistryClient(settings.registry_url) as registry,
+            HotelEventPublisher(system=system, registry=registry, settings=settings) as publisher,
+        ):
+            for index, document in enumerate(documents):
+                try:
+                    published = await publisher.publish_document(document)
+                except EventValidationError as exc:
+                    raise EventValidationError(
+                        f"event #{index} refused, nothing after it was sent", errors=exc.errors
+                    ) from exc
+                typer.echo(json.dumps({
+                    "event_id": str(published.event.event_id), "topic": published.topic,
+                    "partition": published.partition, "offset": published.offset,
+                }))
+
+    _guard(lambda: asyncio.run(run()))
+
+
+def tail(
+    topic: Annotated[str, typer.Argument(help="e.g. hotel.reservation or hotel.deadletter")],
+    from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
+    max_events: Annotated[int, typer.Option(help="Stop after this many (0: never)")] = 0,
+    idle_timeout_s: Annotated[float, typer.Option(help="Stop after this long idle (0: never)")] = 0,
+) -> None:
+    """Print a topic's events decoded, one JSON object a line."""
+    if topic not in KIND_BY_TOPIC and topic != DEADLETTER_TOPIC:
+        known = ", ".join([*KIND_BY_TOPIC, DEADLETTER_TOPIC])
+        raise typer.BadParameter(f"{topic!r} is not a hub topic ({known})")
+
+    async def run() -> None:
+        settings = get_settings()
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=settings.bootstrap_servers,
+            auto_offset_reset="earliest" if from_beginning else "latest",
+            enable_auto_commit=False,
+            isolation_level="read_committed",
+        )
+        await consumer.start()
+        seen = 0
+        last_seen = time.monotonic()
+        try:
+            async with SchemaRegistryClient(settings.registry_url) as registry:
+                codec = ConfluentAvroCodec(registry)
+                while not max_events or seen < max_events:
+                    batch = await consumer.getmany(timeout_ms=500)
+                    if batch:
+                        last_seen = time.monotonic()
+                    elif idle_timeout_s and time.monotonic() - last_seen > idle_timeout_s:
+                        return
+                    for records in batch.values():
+                        for record in records:
+                            typer.echo(await _render(codec, topic, record))
+                            seen += 1
+                            if max_events and seen >= max_events:
+                                return
+        finally:
+            await consumer.stop()
+
+    _guard(lambda: asyncio.run(run()))
+
+
+async def _render(codec: ConfluentAvroCodec, topic: str, record: Any) -> str:
+    position = {"topic": topic, "partition": record.partition, "offset": record.offset}
+    if topic == DEADLETTER_TOPIC:
+        return json.dumps({**position, "headers": header_map(record.headers),
+                           "value_hex": (record.value or b"").hex()})
+    try:
+        event = await codec.decode(KIND_BY_TOPIC[topic], record.value)
+    except HubError as exc:
+        return json.dumps({**position, "error": str(exc)})
+    return event.model_dump_json()
+
+
+def demo(
+    day: Annotated[str | None, typer.Option(help="ISO date of the simulated day")] = None,
+    timeout_s: Annotated[float, typer.Option(help="Give up waiting after this long")] = 120,
+) -> None:
+    """Run the hub in this process and push one simulated hotel day through it."""
+    from streams.simulation import hotel_day
+    from streams.worker import running_app
+
+    settings = get_settings()
+    the_day = date.fromisoformat(day) if day else datetime.now(ZoneInfo(settings.timezone)).date()
+    simulated = hotel_day(day=the_day, hotel_id=settings.default_hotel_id,
+                          timezone=settings.timezone, currency=settings.default_currency)
+
+    async def run() -> Counter[str]:
+        import agents
+
+        expected: set[str] = set()
+        processed: Counter[str] = Counter()
+        done = asyncio.Event()
+
+        def count(event: Any) -> None:
+            if str(event.event_id) in expected:
+                processed[str(event.type)] += 1
+                expected.discard(str(event.event_id))
+                if not expected:
+                    done.set()
+
+        for agent in agents.AGENTS.values():
+            agent.add_sink(count)
+        async with running_app(settings), SchemaRegistryClient(settings.registry_url) as registry:
+            publishers: dict[System, HotelEventPublisher] = {}
+            try:
+                for item in simulated:
+                    if item.system not in publishers:
+                        publishers[item.system] = HotelEventPublisher(
+                            system=item.system, registry=registry, settings=settings)
+                        await publishers[item.system].start()
+                    event = publishers[item.system].build(item.document)
+                    expected.add(str(event.event_id))
+                    await publishers[item.system].send(event)
+                console.print(f"published {len(simulated)} events of {the_day}; waiting for agents")
+                await asyncio.wait_for(done.wait(), timeout=timeout_s)
+            finally:
+                for publisher in publishers.values():
+                    await publisher.stop()
+        return processed
+
+    started = time.monotonic()
+    processed = _guard(lambda: asyncio.run(run()))
+    table = Table(title=f"Simulated day {the_day} at {settings.default_hotel_id}")
+    table.add_column("kind")
+    table.add_column("processed", justify="right")
+    for kind in EventKind:
+        table.add_row(kind.value, str(processed.get(kind.value, 0)))
+    Console().print(table)
+    Console().print(f"{sum(processed.values())} events through the hub in "
+                    f"{time.monotonic() - started:.1f} s")
+
+
+def _documents(text: str) -> list[dict[str, Any]]:
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            parsed = [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as exc:
+            raise typer.BadParameter(f"not JSON (line {exc.lineno}): {exc.msg}") from exc
+    items = parsed if isinstance(parsed, list) else [parsed]
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            raise typer.BadParameter(f"event #{index} is {type(item).__name__}, not an object")
+    return items
+
+
+def _guard(action: Callable[[], T]) -> T:
+    """Show hub errors as one clear line and exit 2, never a traceback."""
+    try:
+        return action()
+    except HubError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc

@@ -1,0 +1,52 @@
+"""Running the hub's Faust app: as the `hotelhub worker` process, or inside another program."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import faust
+
+from streams.app import configure
+from streams.codec import ConfluentAvroCodec
+from streams.registry_client import SchemaRegistryClient
+from streams.settings import HubSettings
+from streams.topics import ensure_topics
+
+
+async def prepare(settings: HubSettings) -> None:
+    """Create the topics and register the contracts before any agent reads or writes."""
+    await ensure_topics(settings)
+    async with SchemaRegistryClient(settings.registry_url) as registry:
+        await ConfluentAvroCodec(registry).register()
+
+
+def load_app() -> faust.App:
+    """The app with every agent registered."""
+    import agents  # noqa: F401  (registers the agents)
+    from streams.app import app
+
+    return app
+
+
+def run_worker(settings: HubSettings, *, loglevel: str = "info") -> None:
+    """Block running a worker until it is signalled to stop."""
+    asyncio.run(prepare(settings))
+    app = load_app()
+    worker = faust.Worker(app, loglevel=loglevel, override_logging=False)
+    worker.execute_from_commandline()
+
+
+@asynccontextmanager
+async def running_app(settings: HubSettings) -> AsyncIterator[faust.App]:
+    """Start the app in this event loop (demo, tests); stop it on exit."""
+    await prepare(settings)
+    app = load_app()
+    configure(app, settings)
+    app.finalize()
+    await app.start()
+    try:
+        yield app
+    finally:
+        await app.stop()
