@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import fastavro
@@ -40,16 +41,20 @@ def parse_schema(text: str) -> Any:
 class ConfluentAvroCodec:
     """Encodes events with our contracts and decodes any registered writer schema into them."""
 
-    def __init__(self, registry: SchemaSource) -> None:
+    def __init__(
+        self, registry: SchemaSource, *, contracts: Mapping[EventKind, str] | None = None
+    ) -> None:
+        """`contracts` replaces a kind's schema text, e.g. a consumer pinned to another version."""
         self._registry = registry
-        self._readers = {kind: parse_schema(schema_text(kind)) for kind in EventKind}
+        self._texts = {kind: schema_text(kind) for kind in EventKind} | dict(contracts or {})
+        self._readers = {kind: parse_schema(text) for kind, text in self._texts.items()}
         self._writer_ids: dict[EventKind, int] = {}
         self._writers_by_id: dict[int, Any] = {}
 
     async def register(self, *kinds: EventKind) -> dict[EventKind, int]:
         """Register our contracts (idempotent) so `encode` knows their ids."""
         for kind in kinds or tuple(EventKind):
-            schema_id = await self._registry.register(POLICIES[kind].subject, schema_text(kind))
+            schema_id = await self._registry.register(POLICIES[kind].subject, self._texts[kind])
             self._writer_ids[kind] = schema_id
             self._writers_by_id[schema_id] = self._readers[kind]
         return dict(self._writer_ids)

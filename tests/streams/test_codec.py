@@ -1,0 +1,73 @@
+"""Confluent framing round-trips every kind and rejects what is not ours."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+
+from streams.codec import ConfluentAvroCodec
+from streams.exceptions import CodecError
+from streams.kinds import EventKind
+from streams.publisher import build_event
+from tests.support.events import sample
+
+
+class SchemasById:
+    """The two registry calls the codec makes, kept in a dict for unit tests."""
+
+    def __init__(self) -> None:
+        self.texts: dict[int, str] = {}
+
+    async def register(self, subject: str, schema_text: str) -> int:
+        for schema_id, text in self.texts.items():
+            if text == schema_text:
+                return schema_id
+        self.texts[len(self.texts) + 1] = schema_text
+        return len(self.texts)
+
+    async def schema_by_id(self, schema_id: int) -> str:
+        return self.texts[schema_id]
+
+
+@pytest.fixture
+async def codec() -> ConfluentAvroCodec:
+    codec = ConfluentAvroCodec(SchemasById())
+    await codec.register()
+    return codec
+
+
+@pytest.mark.parametrize("kind", list(EventKind))
+async def test_every_kind_round_trips_equal(codec: ConfluentAvroCodec, kind: EventKind) -> None:
+    system, document = sample(kind)
+    event = build_event(document, publisher=system, default_hotel_id="HTL-1")
+    payload = codec.encode(event)
+    assert payload[0] == 0
+    assert struct.unpack(">I", payload[1:5])[0] == codec.schema_id(kind)
+    assert await codec.decode(kind, payload) == event
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [(b"", "shorter than the Confluent header"), (b"garbage-bytes", "magic byte"),
+     (b"\x00\x00\x00\x00\x01\xff\xff\xff", "not valid Avro")],
+)
+async def test_bad_bytes_raise_a_codec_error(
+    codec: ConfluentAvroCodec, payload: bytes, message: str
+) -> None:
+    with pytest.raises(CodecError, match=message):
+        await codec.decode(EventKind.ROOM, payload)
+
+
+async def test_unknown_schema_id_is_a_codec_error(codec: ConfluentAvroCodec) -> None:
+    with pytest.raises(CodecError, match="schema id 999"):
+        await codec.decode(EventKind.ROOM, b"\x00" + struct.pack(">I", 999) + b"\x00")
+
+
+async def test_record_that_violates_the_model_is_a_codec_error(codec: ConfluentAvroCodec) -> None:
+    system, document = sample(EventKind.RESERVATION)
+    event = build_event(document, publisher=system, default_hotel_id="HTL-1")
+    broken = event.model_copy(update={"data": event.data.model_copy(
+        update={"checkout_date": event.data.checkin_date})})
+    with pytest.raises(CodecError, match="violates its contract"):
+        await codec.decode(EventKind.RESERVATION, codec.encode(broken))
