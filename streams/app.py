@@ -1,20 +1,24 @@
 """The Faust application every agent and table belongs to.
 
-Built once from the settings; `hotelhub worker` runs it, tests start it in
-process. Topics are created by the hub before the worker starts (the broker
-does not auto-create), Faust creates its own changelog topics.
+Built once from the settings at import, so a program that wants other
+settings (a test's own consumer group, say) sets the environment first.
+`hotelhub worker` runs it; the demo and tests start it in process. The hub
+creates its topics before the worker starts (the broker does not
+auto-create); Faust creates its own changelog topics.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import faust
 
 from streams.settings import HubSettings, get_settings
 
 
-def faust_options(settings: HubSettings) -> dict[str, object]:
+def faust_options(settings: HubSettings) -> dict[str, Any]:
     brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
-    options: dict[str, object] = {
+    options: dict[str, Any] = {
         "broker": brokers,
         "store": "memory://",
         "topic_partitions": settings.topic_partitions,
@@ -30,13 +34,6 @@ def faust_options(settings: HubSettings) -> dict[str, object]:
     if settings.worker_data_dir is not None:
         options["datadir"] = str(settings.worker_data_dir)
     return options
-
-
-def configure(app: faust.App, settings: HubSettings) -> None:
-    """Point the app at other settings before it starts (tests, `hotelhub demo`)."""
-    app.conf.id = settings.app_id
-    for name, value in faust_options(settings).items():
-        setattr(app.conf, name, value)
 
 
 app = faust.App(get_settings().app_id, autodiscover=False, **faust_options(get_settings()))

@@ -5,6 +5,7 @@ Header names follow Kafka Connect's `__connect.errors.*` so operators recognise 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from faust.types import EventT
@@ -29,10 +30,11 @@ def deadletter_headers(
     return [(HEADER_PREFIX + name, value.encode()) for name, value in fields.items()]
 
 
-async def dead_letter(event: EventT, error: BaseException) -> None:
+async def dead_letter(event: EventT[bytes], error: BaseException) -> None:
     """Send the original bytes on and wait for the broker, so nothing is lost before the ack."""
     message = event.message
-    original = list(message.headers or [])
+    raw = message.headers or []
+    original = list(raw.items() if isinstance(raw, Mapping) else raw)
     headers = original + deadletter_headers(
         topic=message.topic, partition=message.partition, offset=message.offset, error=error
     )

@@ -8,10 +8,9 @@ from contextlib import asynccontextmanager
 
 import faust
 
-from streams.app import configure
 from streams.codec import ConfluentAvroCodec
 from streams.registry_client import SchemaRegistryClient
-from streams.settings import HubSettings
+from streams.settings import HubSettings, get_settings
 from streams.topics import ensure_topics
 
 
@@ -39,11 +38,10 @@ def run_worker(settings: HubSettings, *, loglevel: str = "info") -> None:
 
 
 @asynccontextmanager
-async def running_app(settings: HubSettings) -> AsyncIterator[faust.App]:
-    """Start the app in this event loop (demo, tests); stop it on exit."""
-    await prepare(settings)
+async def running_app() -> AsyncIterator[faust.App]:
+    """Start the app in this event loop (demo, tests) with the process settings; stop on exit."""
+    await prepare(get_settings())
     app = load_app()
-    configure(app, settings)
     app.finalize()
     await app.start()
     try:

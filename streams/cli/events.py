@@ -161,7 +161,7 @@ def demo(
 
         for agent in agents.AGENTS.values():
             agent.add_sink(count)
-        async with running_app(settings), SchemaRegistryClient(settings.registry_url) as registry:
+        async with running_app(), SchemaRegistryClient(settings.registry_url) as registry:
             publishers: dict[System, HotelEventPublisher] = {}
             try:
                 for item in simulated:
