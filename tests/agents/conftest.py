@@ -1,0 +1,78 @@
+"""One in-process hub for the agent tests: the real app on the real broker and registry."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from streams.kinds import System
+from streams.publisher import HotelEventPublisher
+from streams.registry_client import SchemaRegistryClient
+from streams.settings import HubSettings, get_settings
+from tests.support.collector import ProcessedEvents
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def hub_env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory) -> HubSettings:
+    """Process settings for the in-process app: the test cluster and a consumer group of its own.
+
+    The Faust app reads the settings when `streams.app` is first imported, so this
+    must run before anything imports it.
+    """
+    assert "streams.app" not in sys.modules, "streams.app was imported before the test settings"
+    os.environ.update({
+        "KAFKA_BOOTSTRAP_SERVERS": hub_settings.bootstrap_servers,
+        "SCHEMA_REGISTRY_URL": hub_settings.registry_url,
+        "HOTELHUB_APP_ID": f"hotelhub-test-{uuid.uuid4().hex[:8]}",
+        "HOTELHUB_WEB_PORT": str(free_port()),
+        "HOTELHUB_WORKER_DATA_DIR": str(Path(tmp_path_factory.mktemp("worker"))),
+        "HOTELHUB_TOPIC_PARTITIONS": str(hub_settings.topic_partitions),
+    })
+    get_settings.cache_clear()
+    return get_settings()
+
+
+@pytest.fixture(scope="session")
+async def processed(hub_env: HubSettings) -> AsyncIterator[ProcessedEvents]:
+    """Starts the hub's app with every agent; yields what the agents processed."""
+    from agents import AGENTS
+    from streams.worker import running_app
+
+    collector = ProcessedEvents()
+    for agent in AGENTS.values():
+        agent.add_sink(collector)
+    async with running_app():
+        yield collector
+
+
+@pytest.fixture(scope="session")
+async def registry(hub_env: HubSettings) -> AsyncIterator[SchemaRegistryClient]:
+    async with SchemaRegistryClient(hub_env.registry_url) as client:
+        yield client
+
+
+@pytest.fixture(scope="session")
+async def publishers(
+    hub_env: HubSettings, registry: SchemaRegistryClient
+) -> AsyncIterator[dict[System, HotelEventPublisher]]:
+    started = {
+        system: HotelEventPublisher(system=system, registry=registry, settings=hub_env)
+        for system in System
+    }
+    for publisher in started.values():
+        await publisher.start()
+    yield started
+    for publisher in started.values():
+        await publisher.stop()
