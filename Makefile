@@ -1,0 +1,64 @@
+# Everyday commands of the hub. They work from a fresh clone: each target builds the
+# venv if needed, and the embedded Kafka fetches its jars with mvn on first start.
+# Where things run: HOTELHUB_HOME (default ~/.cache/hotelhub), HOTELHUB_BROKER_PORT,
+# HOTELHUB_CONTROLLER_PORT, HOTELHUB_REGISTRY_PORT; KAFKA_BOOTSTRAP_SERVERS and
+# SCHEMA_REGISTRY_URL point everything at clusters you run yourself.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+HOTELHUB := $(BIN)/hotelhub
+# The first Python 3.11+ on PATH; override with `make venv PYTHON=/path/to/python3`.
+PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	2>/dev/null && { command -v $$p; break; }; done)
+
+.PHONY: help venv demo test lint contracts services-up services-down
+
+help:
+	@echo "make venv           .venv with the project and its dev tools (Python 3.11+)"
+	@echo "make demo           start broker + registry, then run the worker and a simulated hotel day"
+	@echo "make test           pytest; fixtures start the broker and registry they need"
+	@echo "make lint           ruff check + mypy (strict)"
+	@echo "make contracts      check schemas/avro against the registry (hotelhub schemas check)"
+	@echo "make services-up    start the embedded Kafka and schema registry"
+	@echo "make services-down  stop them"
+
+venv: $(STAMP)
+
+# Re-installs only when pyproject.toml changes, so a rerun is instant.
+$(STAMP): pyproject.toml
+	@test -n "$(PYTHON)" || { echo "make venv: no Python 3.11+ found; pass PYTHON=..." >&2; exit 1; }
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-input -e '.[dev]'
+	@touch $@
+
+services-up: venv
+	$(HOTELHUB) broker up
+	$(HOTELHUB) registry up
+
+services-down: venv
+	-$(HOTELHUB) registry down
+	$(HOTELHUB) broker down
+
+# Leaves broker and registry running so you can look around (hotelhub tail,
+# hotelhub broker tool ...); `make services-down` stops them.
+demo: services-up
+	$(HOTELHUB) demo
+	@echo "broker and registry are still running; stop them with: make services-down"
+
+# pytest exits 5 when it collected nothing: a broken test layout, never a pass.
+test: venv
+	@$(BIN)/pytest -q; status=$$?; \
+	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); failing" >&2; fi; \
+	exit $$status
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+contracts: services-up
+	$(HOTELHUB) schemas check

@@ -1,0 +1,76 @@
+"""Session fixtures: where integration tests find Kafka and the schema registry.
+
+`hub_settings` decides once per session, cheapest honest option first:
+
+1. `KAFKA_BOOTSTRAP_SERVERS` is set (CI, or your own cluster): use it, and
+   `SCHEMA_REGISTRY_URL` if set; start nothing.
+2. A Docker engine answers: one Redpanda container (Kafka API + its schema registry).
+3. Otherwise the hub's embedded Kafka and registry, under `HOTELHUB_HOME`/ports from the
+   environment. Only what this session started is stopped at its end, so a broker you
+   started with `hotelhub broker up` keeps running.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+
+from streams.settings import HubSettings
+
+REDPANDA_IMAGE = "docker.redpanda.com/redpandadata/redpanda:v26.1.14"
+
+
+def _docker_answers(*, timeout_s: float = 5.0) -> bool:
+    if shutil.which("docker") is None:
+        return False
+    try:
+        done = subprocess.run(
+            ["docker", "info"], capture_output=True, timeout=timeout_s, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def hub_settings() -> Iterator[HubSettings]:
+    settings = HubSettings()
+    if not settings.uses_embedded_broker:
+        yield settings
+    elif _docker_answers():
+        yield from _redpanda_settings()
+    else:
+        yield from _embedded_settings(settings)
+
+
+def _redpanda_settings() -> Iterator[HubSettings]:
+    from testcontainers.community.kafka import RedpandaContainer
+
+    with RedpandaContainer(REDPANDA_IMAGE) as redpanda:
+        yield HubSettings(
+            KAFKA_BOOTSTRAP_SERVERS=redpanda.get_bootstrap_server(),
+            SCHEMA_REGISTRY_URL=redpanda.get_schema_registry_address(),
+        )
+
+
+def _embedded_settings(settings: HubSettings) -> Iterator[HubSettings]:
+    from streams.broker import EmbeddedKafka
+    from streams.registry import service as registry
+
+    kafka = EmbeddedKafka(settings)
+    kafka_started = kafka.daemon.pid() is None
+    kafka.up()
+    registry_started = False
+    try:
+        if settings.uses_embedded_registry:
+            registry_started = not registry.status(settings).running
+            registry.up(settings)
+        yield settings
+    finally:
+        if registry_started:
+            registry.down(settings)
+        if kafka_started:
+            kafka.down()

@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from streams.broker import (
+    TOOLS,
+    EmbeddedKafka,
+    new_cluster_id,
+    probe_kafka,
+    render_server_properties,
+)
+from streams.exceptions import ConfigurationError
+from streams.settings import HubSettings
+
+
+def _properties(text: str) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in text.splitlines() if line and line[0] != "#")
+    return {key: value for key, value in pairs}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture
+def offline(tmp_path: Path) -> HubSettings:
+    """Settings whose ports nothing listens on, and a home nobody else uses."""
+    return HubSettings(
+        home=tmp_path,
+        broker_port=_free_port(),
+        controller_port=_free_port(),
+        topic_partitions=6,
+    )
+
+
+def test_server_properties_single_loopback_kraft_node(offline: HubSettings, tmp_path: Path):
+    props = _properties(render_server_properties(offline, data_dir=tmp_path / "data"))
+    b, c = offline.broker_port, offline.controller_port
+
+    assert props["process.roles"] == "broker,controller"
+    assert props["node.id"] == "1"
+    assert props["controller.quorum.voters"] == f"1@127.0.0.1:{c}"
+    assert props["listeners"] == f"PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}"
+    assert props["advertised.listeners"] == f"PLAINTEXT://127.0.0.1:{b}"
+    assert props["log.dirs"] == str(tmp_path / "data")
+    assert props["num.partitions"] == "6"
+
+
+def test_server_properties_fit_one_node_and_explicit_topics(offline: HubSettings, tmp_path: Path):
+    props = _properties(render_server_properties(offline, data_dir=tmp_path))
+
+    for key in (
+        "offsets.topic.replication.factor",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+    ):
+        assert props[key] == "1"
+    assert props["auto.create.topics.enable"] == "false"
+    assert props["group.initial.rebalance.delay.ms"] == "0"
+
+
+def test_paths_live_under_the_hub_home(offline: HubSettings):
+    kafka = EmbeddedKafka(offline)
+
+    assert kafka.libs_dir == offline.home / f"kafka-{offline.kafka_version}" / "libs"
+    for path in (kafka.data_dir, kafka.daemon.pid_path, kafka.daemon.log_path):
+        assert path.is_relative_to(offline.home)
+
+
+def test_cluster_id_is_kafka_shaped():
+    ids = {new_cluster_id() for _ in range(50)}
+
+    assert len(ids) == 50
+    for cluster_id in ids:
+        assert len(cluster_id) == 22 and not cluster_id.startswith("-")
+        assert set(cluster_id) <= set(
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+        )
+
+
+def test_probe_of_a_closed_port_is_none(offline: HubSettings):
+    assert probe_kafka(offline.bootstrap_servers, timeout_s=0.5) is None
+
+
+def test_external_cluster_starts_and_stops_nothing(tmp_path: Path):
+    settings = HubSettings(home=tmp_path, KAFKA_BOOTSTRAP_SERVERS=f"127.0.0.1:{_free_port()}")
+    kafka = EmbeddedKafka(settings)
+
+    status = kafka.up()
+
+    assert not status.embedded and status.pid is None and not status.answers
+    assert kafka.down() is False
+    assert not any(tmp_path.iterdir())
+
+
+def test_tool_adds_bootstrap_server_unless_given(offline: HubSettings, monkeypatch):
+    seen: list[list[str]] = []
+
+    def run(command, **kwargs):
+        seen.append(command)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(EmbeddedKafka, "tool_class", lambda self, name: "Main")
+    monkeypatch.setattr(subprocess, "run", run)
+    kafka = EmbeddedKafka(offline)
+
+    kafka.tool("topics", ["--list"])
+    kafka.tool("topics", ["--bootstrap-server=elsewhere:9092", "--list"])
+
+    assert seen[0][-3:] == ["--bootstrap-server", offline.bootstrap_servers, "--list"]
+    assert seen[1][-2:] == ["--bootstrap-server=elsewhere:9092", "--list"]
+    assert seen[1].count("--bootstrap-server") == 0
+
+
+def test_unknown_tool_is_refused(offline: HubSettings):
+    with pytest.raises(ConfigurationError, match="topics"):
+        EmbeddedKafka(offline).tool("zookeeper-shell")
+
+
+# -- against the broker the session uses ------------------------------------------------
+
+
+@pytest.mark.integration
+def test_up_on_a_running_embedded_broker_keeps_its_pid(hub_settings: HubSettings):
+    kafka = EmbeddedKafka(hub_settings.model_copy(update={"kafka_bootstrap_servers": None}))
+    before = kafka.status()
+    if before.pid is None:
+        pytest.skip("this session's Kafka is not the hub's embedded broker")
+
+    after = kafka.up()
+
+    assert after.pid == before.pid
+    assert before.answer is not None and after.answer is not None
+    assert after.answer.cluster_id == before.answer.cluster_id
+
+
+@pytest.mark.integration
+def test_status_reports_an_answering_cluster(hub_settings: HubSettings):
+    status = EmbeddedKafka(hub_settings).status()
+
+    assert status.answers
+    assert status.bootstrap_servers == hub_settings.bootstrap_servers
+
+
+@pytest.mark.integration
+def test_kafka_cli_tools_reach_the_cluster(hub_settings: HubSettings):
+    kafka = EmbeddedKafka(hub_settings)
+    topic = f"test.broker-tool.{uuid.uuid4().hex[:8]}"
+
+    created = kafka.tool(
+        "topics", ["--create", "--topic", topic, "--partitions", "2"], capture=True, timeout_s=120
+    )
+    try:
+        assert created.returncode == 0, created.stderr
+        listed = kafka.tool("topics", ["--list"], capture=True, timeout_s=120)
+        assert listed.returncode == 0, listed.stderr
+        assert topic in listed.stdout.split()
+        offsets = kafka.tool("get-offsets", ["--topic", topic], capture=True, timeout_s=120)
+        assert sorted(offsets.stdout.split()) == [f"{topic}:0:0", f"{topic}:1:0"]
+    finally:
+        kafka.tool("topics", ["--delete", "--topic", topic], capture=True, timeout_s=120)
+
+
+def test_every_tool_names_a_class():
+    assert all(TOOLS[name] for name in TOOLS)
