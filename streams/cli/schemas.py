@@ -1,0 +1,80 @@
+"""`hotelhub schemas`: check and register the Avro contracts against the registry."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from schemas import AVRO_DIR
+from streams.contracts import ContractCheck, check_contracts, register_contracts
+from streams.exceptions import HubError
+from streams.registry_client import SchemaRegistryClient
+from streams.settings import get_settings
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="The Avro contracts and the registry."
+)
+_out = Console(soft_wrap=True)
+_err = Console(stderr=True, soft_wrap=True)
+
+_SCHEMA_DIR = typer.Option(AVRO_DIR, "--schema-dir", help="Directory holding <kind>.avsc files.")
+
+
+def _fail(exc: HubError) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code=1)
+
+
+async def _check(url: str, schema_dir: Path) -> list[ContractCheck]:
+    async with SchemaRegistryClient(url) as client:
+        return await check_contracts(client, schema_dir=schema_dir)
+
+
+async def _register(url: str, schema_dir: Path) -> dict[str, int]:
+    async with SchemaRegistryClient(url) as client:
+        return await register_contracts(client, schema_dir=schema_dir)
+
+
+@app.command()
+def check(schema_dir: Path = _SCHEMA_DIR) -> None:
+    """Ask the registry whether every contract could be registered; exit 1 if any could not."""
+    url = get_settings().registry_url
+    try:
+        checks = asyncio.run(_check(url, schema_dir))
+    except HubError as exc:
+        raise _fail(exc) from exc
+    broken = [c for c in checks if not c.is_compatible]
+    for result in checks:
+        if result.is_new:
+            verdict = "[cyan]new[/cyan]"
+        elif result.is_compatible:
+            verdict = "[green]compatible[/green]"
+        else:
+            verdict = "[red]INCOMPATIBLE[/red]"
+        _out.print(f"{result.subject} ({result.level}, {result.path.name}): {verdict}")
+        for message in result.messages if not result.is_compatible else []:
+            _out.print(f"    {message}")
+    if broken:
+        _err.print(
+            f"[red]{len(broken)} contract(s) incompatible with {url}:[/red] "
+            + ", ".join(c.subject for c in broken)
+        )
+        raise typer.Exit(code=1)
+
+
+@app.command()
+def register(schema_dir: Path = _SCHEMA_DIR) -> None:
+    """Register every contract under its subject (idempotent); print subject and schema id."""
+    url = get_settings().registry_url
+    try:
+        ids = asyncio.run(_register(url, schema_dir))
+    except HubError as exc:
+        raise _fail(exc) from exc
+    for subject, schema_id in ids.items():
+        _out.print(f"{subject}: id {schema_id}")
+
+
+__all__ = ["app"]

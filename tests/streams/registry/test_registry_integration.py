@@ -1,0 +1,226 @@
+"""The registry against the real broker: durability, Confluent's client, the contract check.
+
+Each test has its own `_schemas_test_<uuid>` topic and a free port (see conftest).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.contracts import InvalidContract, check_contracts, register_contracts
+from streams.exceptions import SchemaIncompatible
+from streams.kinds import POLICIES, EventKind
+from streams.registry import RegistryServer
+from streams.registry import down as registry_down
+from streams.registry import status as registry_status
+from streams.registry import up as registry_up
+from streams.registry_client import SchemaRegistryClient
+from streams.settings import HubSettings
+from tests.streams.registry.conftest import record
+
+pytestmark = pytest.mark.integration
+
+NAME = {"name": "name", "type": "string"}
+V1 = record("Guest", NAME)
+V2_OPTIONAL = record("Guest", NAME, {"name": "note", "type": ["null", "string"], "default": None})
+VIP = {"name": "vip", "type": "int"}
+V2_REQUIRED = record("Guest", NAME, VIP)
+
+
+async def test_register_lookup_and_stable_ids(registry_client: SchemaRegistryClient) -> None:
+    first = await registry_client.register("guest-value", V1)
+    assert await registry_client.register("guest-value", V1) == first
+    assert await registry_client.register("guest-copy-value", V1) == first
+    assert json.loads(await registry_client.schema_by_id(first)) == json.loads(V1)
+    found = await registry_client.lookup("guest-value", json.dumps(json.loads(V1), indent=2))
+    assert found is not None and (found.id, found.version) == (first, 1)
+    assert await registry_client.lookup("guest-value", V2_OPTIONAL) is None
+    assert await registry_client.latest("nobody-value") is None
+    assert await registry_client.versions("nobody-value") == []
+
+
+async def test_incompatible_refused_compatible_accepted(
+    registry_client: SchemaRegistryClient,
+) -> None:
+    await registry_client.set_compatibility("BACKWARD", "guest-value")
+    v1 = await registry_client.register("guest-value", V1)
+    with pytest.raises(SchemaIncompatible) as caught:
+        await registry_client.register("guest-value", V2_REQUIRED)
+    assert caught.value.status == 409 and caught.value.error_code == 409
+    v2 = await registry_client.register("guest-value", V2_OPTIONAL)
+    assert v2 != v1
+    latest = await registry_client.latest("guest-value")
+    assert latest is not None and (latest.version, latest.id) == (2, v2)
+    assert await registry_client.versions("guest-value") == [1, 2]
+
+
+async def test_compatibility_endpoint(registry_client: SchemaRegistryClient) -> None:
+    await registry_client.register("guest-value", V1)
+    ok = await registry_client.check_compatibility("guest-value", V2_OPTIONAL)
+    assert ok.is_compatible and ok.messages == []
+    bad = await registry_client.check_compatibility("guest-value", V2_REQUIRED, version=1)
+    assert not bad.is_compatible and any("vip" in m for m in bad.messages)
+    every = await registry_client.check_compatibility("guest-value", V2_REQUIRED, version=None)
+    assert not every.is_compatible
+
+
+async def test_restart_loses_nothing(
+    bootstrap_servers: str, registry_topic: str, registry_server: RegistryServer
+) -> None:
+    async with SchemaRegistryClient(registry_server.url) as client:
+        v1 = await client.register("guest-value", V1)
+        v2 = await client.register("guest-value", V2_OPTIONAL)
+        other = await client.register("room-value", record("Room", {"name": "n", "type": "long"}))
+        await client.set_compatibility("FULL", "guest-value")
+        await client.set_compatibility("FORWARD")
+    await registry_server.stop()
+
+    async with (
+        RegistryServer(bootstrap_servers=bootstrap_servers, topic=registry_topic, port=0) as again,
+        SchemaRegistryClient(again.url) as client,
+    ):
+        assert sorted(await client.subjects()) == ["guest-value", "room-value"]
+        assert await client.versions("guest-value") == [1, 2]
+        assert json.loads(await client.schema_by_id(v1)) == json.loads(V1)
+        assert json.loads(await client.schema_by_id(other))["name"] == "Room"
+        latest = await client.latest("guest-value")
+        assert latest is not None and latest.id == v2
+        assert await client.get_compatibility("guest-value") == "FULL"
+        assert await client.get_compatibility() == "FORWARD"
+        assert await client.get_compatibility("room-value") == "FORWARD"
+        # Same schema, same id, after the restart too; a new one continues the sequence.
+        assert await client.register("guest-copy-value", V1) == v1
+        assert await client.register("new-value", record("New", NAME)) == max(v1, v2, other) + 1
+
+
+async def test_confluent_client_registers_and_fetches(registry_server: RegistryServer) -> None:
+    # confluent_kafka.schema_registry needs the `schemaregistry` extra (authlib, cachetools).
+    confluent = pytest.importorskip("confluent_kafka.schema_registry")
+    ConfluentClient, Schema = confluent.SchemaRegistryClient, confluent.Schema
+
+    def confluent_round_trip() -> tuple[int, str, int, str]:
+        client = ConfluentClient({"url": registry_server.url})
+        schema_id = client.register_schema("guest-value", Schema(V1, "AVRO"))
+        fetched = client.get_schema(schema_id)
+        latest = client.get_latest_version("guest-value")
+        level = client.get_compatibility()
+        return schema_id, fetched.schema_str, latest.version, level
+
+    # The Confluent client is blocking; our server lives on this loop, so use a thread.
+    schema_id, text, version, level = await asyncio.to_thread(confluent_round_trip)
+    assert schema_id == 1 and version == 1 and level == "BACKWARD_TRANSITIVE"
+    assert json.loads(text) == json.loads(V1)
+
+
+# -- contracts --------------------------------------------------------------------------
+
+
+def write_contracts(directory: Path, *, reservation_fields: list[dict[str, object]]) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    for kind in EventKind:
+        fields = reservation_fields if kind is EventKind.RESERVATION else [NAME]
+        (directory / f"{kind.value}.avsc").write_text(record(kind.value.title(), *fields))
+    return directory
+
+
+async def test_check_contracts_reports_incompatible_and_passes_compatible(
+    registry_client: SchemaRegistryClient, tmp_path: Path
+) -> None:
+    base = write_contracts(tmp_path / "v1", reservation_fields=[NAME])
+    fresh = await check_contracts(registry_client, schema_dir=base)
+    assert [c.is_new for c in fresh] == [True] * len(POLICIES)
+    ids = await register_contracts(registry_client, schema_dir=base)
+    assert set(ids) == {p.subject for p in POLICIES.values()}
+    assert len(set(ids.values())) == len(POLICIES)  # record names differ per kind
+
+    good = write_contracts(
+        tmp_path / "good",
+        reservation_fields=[NAME, {"name": "note", "type": ["null", "string"], "default": None}],
+    )
+    checks = await check_contracts(registry_client, schema_dir=good)
+    assert all(c.is_compatible and not c.is_new for c in checks)
+    assert {c.level for c in checks} == {"BACKWARD_TRANSITIVE"}
+
+    bad = write_contracts(tmp_path / "bad", reservation_fields=[NAME, VIP])
+    checks = await check_contracts(registry_client, schema_dir=bad)
+    broken = [c for c in checks if not c.is_compatible]
+    assert [c.subject for c in broken] == ["hotel.reservation-value"]
+    assert any("vip" in m for m in broken[0].messages)
+
+
+async def test_bad_avsc_names_the_file(
+    registry_client: SchemaRegistryClient, tmp_path: Path
+) -> None:
+    directory = write_contracts(tmp_path, reservation_fields=[NAME])
+    (directory / "room.avsc").write_text('{"type": "record", "name": "Room", "fields": [}')
+    with pytest.raises(InvalidContract, match=r"room\.avsc:1:"):
+        await check_contracts(registry_client, schema_dir=directory)
+    (directory / "room.avsc").write_text('{"type": "record", "name": "Room"}')
+    with pytest.raises(InvalidContract, match=r"room\.avsc: not a valid Avro schema"):
+        await check_contracts(registry_client, schema_dir=directory)
+
+
+async def run_cli(module: str, *args: str, env: dict[str, str]) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", f"from {module} import app; app()", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, **env},
+    )
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode is not None
+    return process.returncode, output.decode()
+
+
+async def test_schemas_cli_check_exit_codes(
+    registry_server: RegistryServer, tmp_path: Path
+) -> None:
+    env = {"SCHEMA_REGISTRY_URL": registry_server.url, "COLUMNS": "200"}
+    base = write_contracts(tmp_path / "v1", reservation_fields=[NAME])
+    code, out = await run_cli("streams.cli.schemas", "register", "--schema-dir", str(base), env=env)
+    assert code == 0, out
+    assert "hotel.reservation-value: id" in out
+    code, out = await run_cli("streams.cli.schemas", "check", "--schema-dir", str(base), env=env)
+    assert code == 0, out
+    bad = write_contracts(tmp_path / "bad", reservation_fields=[NAME, VIP])
+    code, out = await run_cli("streams.cli.schemas", "check", "--schema-dir", str(bad), env=env)
+    assert code == 1, out
+    assert "hotel.reservation-value" in out and "INCOMPATIBLE" in out and "vip" in out
+
+
+# -- the detached service ---------------------------------------------------------------
+
+
+def test_service_up_twice_status_down(
+    bootstrap_servers: str, registry_topic: str, free_port: int, tmp_path: Path
+) -> None:
+    settings = HubSettings(
+        kafka_bootstrap_servers=bootstrap_servers,
+        home=tmp_path / "home",
+        registry_port=free_port,
+        registry_topic=registry_topic,
+    )
+    try:
+        started = registry_up(settings, timeout_s=60)
+        assert started.running and started.healthy and not started.external
+        assert registry_up(settings).pid == started.pid  # up twice: still one process
+        assert registry_status(settings).healthy
+    finally:
+        stopped = registry_down(settings)
+    assert stopped
+    after = registry_status(settings)
+    assert not after.running and not after.healthy
+    assert not registry_down(settings)
+
+
+def test_service_leaves_an_external_registry_alone(tmp_path: Path) -> None:
+    settings = HubSettings(schema_registry_url="http://127.0.0.1:9", home=tmp_path)
+    current = registry_up(settings)
+    assert current.external and not current.running and not current.healthy
+    assert not registry_down(settings)
+    assert not (tmp_path / "registry").exists()
