@@ -31,8 +31,7 @@ def faust_options(settings: HubSettings) -> dict[str, Any]:
         "web_host": "127.0.0.1",
         "timezone": settings.timezone,
     }
-    if settings.worker_data_dir is not None:
-        options["datadir"] = str(settings.worker_data_dir)
+    options["datadir"] = str(settings.worker_data_dir or settings.home / "worker")
     return options
 
 
