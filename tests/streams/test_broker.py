@@ -31,8 +31,13 @@ def _free_port() -> int:
 
 @pytest.fixture
 def offline(tmp_path: Path) -> HubSettings:
-    """Settings whose ports nothing listens on, and a home nobody else uses."""
+    """Embedded settings whose ports nothing listens on, in a home nobody else uses.
+
+    Explicit None: other fixtures export KAFKA_BOOTSTRAP_SERVERS for the whole session.
+    """
     return HubSettings(
+        kafka_bootstrap_servers=None,
+        schema_registry_url=None,
         home=tmp_path,
         broker_port=_free_port(),
         controller_port=_free_port(),
