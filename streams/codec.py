@@ -18,8 +18,8 @@ from pydantic import ValidationError
 
 from schemas import schema_text
 from streams.exceptions import CodecError
-from streams.kinds import POLICIES, EventKind
-from streams.models import EVENT_MODELS, HotelEvent
+from streams.kinds import CONTRACT_TOPICS, EventKind, subject_of
+from streams.models import CONTRACT_MODELS, EVENT_MODELS, HotelEvent, Refusal
 
 MAGIC_BYTE = 0
 _HEADER = struct.Struct(">bI")
@@ -42,24 +42,30 @@ class ConfluentAvroCodec:
     """Encodes events with our contracts and decodes any registered writer schema into them."""
 
     def __init__(
-        self, registry: SchemaSource, *, contracts: Mapping[EventKind, str] | None = None
+        self, registry: SchemaSource, *, contracts: Mapping[str, str] | None = None
     ) -> None:
-        """`contracts` replaces a kind's schema text, e.g. a consumer pinned to another version."""
+        """`contracts` replaces a contract's schema text, e.g. for a consumer pinned to
+        another version; by default every `schemas/avro/*.avsc` is used."""
         self._registry = registry
-        self._texts = {kind: schema_text(kind) for kind in EventKind} | dict(contracts or {})
-        self._readers = {kind: parse_schema(text) for kind, text in self._texts.items()}
-        self._writer_ids: dict[EventKind, int] = {}
+        self._texts = {name: schema_text(name) for name in CONTRACT_TOPICS} | dict(contracts or {})
+        self._readers = {name: parse_schema(text) for name, text in self._texts.items()}
+        self._writer_ids: dict[str, int] = {}
         self._writers_by_id: dict[int, Any] = {}
 
-    async def register(self, *kinds: EventKind) -> dict[EventKind, int]:
+    async def register(self, *contracts: str) -> dict[str, int]:
         """Register our contracts (idempotent) so `encode` knows their ids."""
-        for kind in kinds or tuple(EventKind):
-            schema_id = await self._registry.register(POLICIES[kind].subject, self._texts[kind])
-            self._writer_ids[kind] = schema_id
-            self._writers_by_id[schema_id] = self._readers[kind]
+        for name in contracts or tuple(self._texts):
+            schema_id = await self._registry.register(subject_of(name), self._texts[name])
+            self._writer_ids[name] = schema_id
+            self._writers_by_id[schema_id] = self._readers[name]
         return dict(self._writer_ids)
 
-    def schema_id(self, kind: EventKind) -> int:
+    async def ensure_registered(self) -> None:
+        """Register every contract once per codec; later calls cost nothing."""
+        if len(self._writer_ids) < len(self._texts):
+            await self.register()
+
+    def schema_id(self, kind: str) -> int:
         try:
             return self._writer_ids[kind]
         except KeyError:
@@ -67,18 +73,20 @@ class ConfluentAvroCodec:
                 f"the {kind} contract is not registered; call register() first"
             ) from None
 
-    def encode(self, event: HotelEvent) -> bytes:
-        kind = EventKind(event.type)
-        schema_id = self.schema_id(kind)
+    def encode(self, event: HotelEvent | Refusal) -> bytes:
+        contract = "refusal" if isinstance(event, Refusal) else str(event.type)
+        schema_id = self.schema_id(contract)
         buffer = io.BytesIO()
         buffer.write(_HEADER.pack(MAGIC_BYTE, schema_id))
         try:
-            fastavro.schemaless_writer(buffer, self._readers[kind], event.model_dump(mode="python"))
+            fastavro.schemaless_writer(
+                buffer, self._readers[contract], event.model_dump(mode="python")
+            )
         except (ValueError, TypeError, KeyError) as exc:
-            raise CodecError(f"cannot encode {kind} event {event.event_id}: {exc}") from exc
+            raise CodecError(f"cannot encode {contract} record: {exc}") from exc
         return buffer.getvalue()
 
-    async def decode_record(self, kind: EventKind, payload: bytes) -> dict[str, Any]:
+    async def decode_record(self, kind: str, payload: bytes) -> dict[str, Any]:
         """Decode to a plain record resolved against our contract (schema evolution)."""
         if len(payload) < _HEADER.size:
             raise CodecError(f"{len(payload)} bytes is shorter than the Confluent header")
@@ -101,11 +109,17 @@ class ConfluentAvroCodec:
 
     async def decode(self, kind: EventKind, payload: bytes) -> HotelEvent:
         """Decode and validate into the kind's model; CodecError names what is wrong."""
-        record = await self.decode_record(kind, payload)
+        return EVENT_MODELS[kind].model_validate(await self._validated(kind, payload))
+
+    async def decode_refusal(self, payload: bytes) -> Refusal:
+        return Refusal.model_validate(await self._validated("refusal", payload))
+
+    async def _validated(self, contract: str, payload: bytes) -> Any:
+        record = await self.decode_record(contract, payload)
         try:
-            return EVENT_MODELS[kind].model_validate(record)
+            return CONTRACT_MODELS[contract].model_validate(record)
         except ValidationError as exc:
-            raise CodecError(f"{kind} record violates its contract: {exc}") from exc
+            raise CodecError(f"{contract} record violates its contract: {exc}") from exc
 
     async def _writer_schema(self, schema_id: int) -> Any:
         writer = self._writers_by_id.get(schema_id)

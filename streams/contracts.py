@@ -18,7 +18,7 @@ import avro.schema
 
 from schemas import AVRO_DIR
 from streams.exceptions import HubError, RegistryError
-from streams.kinds import POLICIES, EventKind
+from streams.kinds import CONTRACT_TOPICS, subject_of
 from streams.registry_client import CompatibilityResult, SchemaRegistryClient
 
 
@@ -28,7 +28,7 @@ class InvalidContract(HubError):
 
 @dataclass(frozen=True)
 class Contract:
-    kind: EventKind
+    kind: str
     subject: str
     path: Path
     schema_text: str
@@ -36,7 +36,7 @@ class Contract:
 
 @dataclass(frozen=True)
 class ContractCheck:
-    kind: EventKind
+    kind: str
     subject: str
     path: Path
     is_new: bool
@@ -46,9 +46,9 @@ class ContractCheck:
     messages: list[str] = field(default_factory=list)
 
 
-def load_contract(kind: EventKind, *, schema_dir: Path = AVRO_DIR) -> Contract:
+def load_contract(kind: str, *, schema_dir: Path = AVRO_DIR) -> Contract:
     """Read and validate one contract locally, before the registry sees it."""
-    path = schema_dir / f"{kind.value}.avsc"
+    path = schema_dir / f"{kind}.avsc"
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
@@ -63,27 +63,27 @@ def load_contract(kind: EventKind, *, schema_dir: Path = AVRO_DIR) -> Contract:
         avro.schema.parse(text)
     except (avro.errors.AvroException, TypeError, ValueError) as exc:
         raise InvalidContract(f"{path}: not a valid Avro schema: {exc}") from exc
-    return Contract(kind, POLICIES[kind].subject, path, text)
+    return Contract(kind, subject_of(kind), path, text)
 
 
 def load_contracts(
-    *, schema_dir: Path = AVRO_DIR, kinds: Iterable[EventKind] | None = None
+    *, schema_dir: Path = AVRO_DIR, kinds: Iterable[str] | None = None
 ) -> list[Contract]:
-    return [load_contract(kind, schema_dir=schema_dir) for kind in (kinds or POLICIES)]
+    return [load_contract(kind, schema_dir=schema_dir) for kind in (kinds or CONTRACT_TOPICS)]
 
 
 async def check_contracts(
     client: SchemaRegistryClient,
     *,
     schema_dir: Path = AVRO_DIR,
-    kinds: Iterable[EventKind] | None = None,
+    kinds: Iterable[str] | None = None,
 ) -> list[ContractCheck]:
     """Ask the registry whether each contract could be registered now.
 
     Args:
         client: any Confluent-compatible registry.
         schema_dir: where `<kind>.avsc` files are (default: the packaged contracts).
-        kinds: the kinds to check (default: all of `streams.kinds.POLICIES`).
+        kinds: the contracts to check (default: all of `streams.kinds.CONTRACT_TOPICS`).
 
     Every file is validated before the first request, so a broken file fails fast
     with `InvalidContract` naming it.
@@ -127,7 +127,7 @@ async def register_contracts(
     client: SchemaRegistryClient,
     *,
     schema_dir: Path = AVRO_DIR,
-    kinds: Iterable[EventKind] | None = None,
+    kinds: Iterable[str] | None = None,
 ) -> dict[str, int]:
     """Register every contract under its subject; returns subject -> schema id.
 

@@ -91,3 +91,16 @@ POLICIES: dict[EventKind, KindPolicy] = {
 }
 
 DEADLETTER_TOPIC = "hotel.deadletter"
+REFUSAL_TOPIC = "hotel.refusals"
+REFUSAL_CONTRACT = "refusal"
+
+CONTRACT_TOPICS: dict[str, str] = {
+    **{kind.value: policy.topic for kind, policy in POLICIES.items()},
+    REFUSAL_CONTRACT: REFUSAL_TOPIC,
+}
+"""Every Avro contract (`schemas/avro/<name>.avsc`) and the topic whose values it types."""
+
+
+def subject_of(contract: str) -> str:
+    """Registry subject of a contract under Confluent's TopicNameStrategy."""
+    return f"{CONTRACT_TOPICS[contract]}-value"

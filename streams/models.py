@@ -172,6 +172,7 @@ class Room(_Record):
     base_price: Money | None = None
     currency: Currency | None = None
     maintenance_notes: str | None = None
+    reservation_id: Identifier | None = None
     version: Version
 
 
@@ -179,6 +180,7 @@ class StayMovement(_Record):
     reservation_id: Identifier
     customer_id: Identifier | None = None
     room_number: Identifier
+    room_id: Identifier | None = None
     actual_checkin_time: AwareDatetime | None = None
     actual_checkout_time: AwareDatetime | None = None
     additional_charges: Money | None = None
@@ -243,11 +245,48 @@ class CheckinCheckoutEvent(Envelope):
     action: CheckinCheckoutAction
     data: StayMovement
 
+    @model_validator(mode="after")
+    def _movement_is_complete(self) -> CheckinCheckoutEvent:
+        """A check-in or check-out moves a guest in or out of a room: say which, and when."""
+        needed = {
+            CheckinCheckoutAction.CHECKED_IN: ("room_id", "actual_checkin_time"),
+            CheckinCheckoutAction.CHECKED_OUT: ("room_id", "actual_checkout_time"),
+        }.get(self.action, ())
+        missing = [name for name in needed if getattr(self.data, name) is None]
+        if missing:
+            raise ValueError(f"{self.action} needs data.{' and data.'.join(missing)}")
+        return self
+
 
 class AnalyticsEvent(Envelope):
     type: Literal[EventKind.ANALYTICS]
     action: AnalyticsAction
     data: Report
+
+
+class RefusalReason(StrEnum):
+    STALE_VERSION = "stale_version"
+    ILLEGAL_TRANSITION = "illegal_transition"
+    UNKNOWN_ENTITY = "unknown_entity"
+    NOT_UPDATABLE_BY_PMS = "not_updatable_by_pms"
+    FIELD_NOT_ALLOWED = "field_not_allowed"
+    OWNER_ONLY = "owner_only"
+
+
+class Refusal(_Record):
+    """An event the hub would not apply; published for the system that sent it."""
+
+    refusal_id: UUID
+    refused_event_id: UUID
+    event_type: str
+    hotel_id: Identifier
+    entity_id: Identifier
+    origin_system: str
+    updated_by_system: str
+    reason_code: RefusalReason
+    reason: str
+    current_state: str | None = None
+    refused_at: AwareDatetime
 
 
 HotelEvent: TypeAlias = (
@@ -261,6 +300,13 @@ EVENT_MODELS: dict[EventKind, type[HotelEvent]] = {
     EventKind.CHECKIN_CHECKOUT: CheckinCheckoutEvent,
     EventKind.ANALYTICS: AnalyticsEvent,
 }
+
+
+CONTRACT_MODELS: dict[str, type[BaseModel]] = {
+    **{kind.value: model for kind, model in EVENT_MODELS.items()},
+    "refusal": Refusal,
+}
+"""The model of every contract in `schemas/avro/`, by contract name."""
 
 
 def entity_id(event: HotelEvent) -> str:

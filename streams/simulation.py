@@ -111,7 +111,7 @@ def hotel_day(
         checkin = at(15 + index % 6, index % 60)
         emit(System.HOTEL_PMS, "checkin_checkout", "checked_in", checkin, {
             "reservation_id": reservation_id, "customer_id": customer_id, "room_number": number,
-            "actual_checkin_time": checkin, "payment_status": "pending",
+            "room_id": room_id, "actual_checkin_time": checkin, "payment_status": "pending",
         }, reservation_id)
         emit(System.HOTEL_PMS, "room", "status_changed", checkin + timedelta(minutes=1), {
             "room_id": room_id, "room_number": number, "room_type": room_type,

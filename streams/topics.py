@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
 from streams.exceptions import BrokerUnavailable, ConfigurationError
-from streams.kinds import DEADLETTER_TOPIC, POLICIES
+from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC
 from streams.settings import HubSettings
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -27,11 +27,13 @@ class TopicSpec:
 
 
 def hub_topics(settings: HubSettings) -> list[TopicSpec]:
-    """Event topics keep 7 days for replay and resume; dead letters keep 30 days for repair."""
+    """Event and refusal topics keep 7 days for replay and resume; dead letters keep 30
+    days for repair. Refusals are keyed like the refused event, so they share its partitions."""
     events = {"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"}
     specs = [
         TopicSpec(policy.topic, settings.topic_partitions, events) for policy in POLICIES.values()
     ]
+    specs.append(TopicSpec(REFUSAL_TOPIC, settings.topic_partitions, events))
     specs.append(TopicSpec(DEADLETTER_TOPIC, 1, {"retention.ms": str(30 * DAY_MS)}))
     return specs
 

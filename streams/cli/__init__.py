@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import typer
 
-from streams.cli import broker, events, registry, schemas
+from streams.cli.broker import app as broker_app
+from streams.cli.events import register as register_event_commands
+from streams.cli.registry import app as registry_app
+from streams.cli.schemas import app as schemas_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Hotel event hub operations.")
-app.add_typer(broker.app, name="broker")
-app.add_typer(registry.app, name="registry")
-app.add_typer(schemas.app, name="schemas")
-events.register(app)
+app.add_typer(broker_app, name="broker")
+app.add_typer(registry_app, name="registry")
+app.add_typer(schemas_app, name="schemas")
+register_event_commands(app)
 
 
 def main() -> None:

@@ -21,7 +21,7 @@ from rich.table import Table
 from streams.cloudevents import header_map
 from streams.codec import ConfluentAvroCodec
 from streams.exceptions import EventValidationError, HubError
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind, System
+from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
 from streams.publisher import HotelEventPublisher
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import get_settings
@@ -77,14 +77,14 @@ def publish(
 
 
 def tail(
-    topic: Annotated[str, typer.Argument(help="e.g. hotel.reservation or hotel.deadletter")],
+    topic: Annotated[str, typer.Argument(help="e.g. hotel.reservation, hotel.refusals")],
     from_beginning: Annotated[bool, typer.Option("--from-beginning")] = False,
     max_events: Annotated[int, typer.Option(help="Stop after this many (0: never)")] = 0,
     idle_timeout_s: Annotated[float, typer.Option(help="Stop after this long idle (0: never)")] = 0,
 ) -> None:
     """Print a topic's events decoded, one JSON object a line."""
-    if topic not in KIND_BY_TOPIC and topic != DEADLETTER_TOPIC:
-        known = ", ".join([*KIND_BY_TOPIC, DEADLETTER_TOPIC])
+    if topic not in KIND_BY_TOPIC and topic not in (DEADLETTER_TOPIC, REFUSAL_TOPIC):
+        known = ", ".join([*KIND_BY_TOPIC, REFUSAL_TOPIC, DEADLETTER_TOPIC])
         raise typer.BadParameter(f"{topic!r} is not a hub topic ({known})")
 
     async def run() -> None:
@@ -126,6 +126,8 @@ async def _render(codec: ConfluentAvroCodec, topic: str, record: Any) -> str:
         return json.dumps({**position, "headers": header_map(record.headers),
                            "value_hex": (record.value or b"").hex()})
     try:
+        if topic == REFUSAL_TOPIC:
+            return (await codec.decode_refusal(record.value)).model_dump_json()
         event = await codec.decode(KIND_BY_TOPIC[topic], record.value)
     except HubError as exc:
         return json.dumps({**position, "error": str(exc)})

@@ -15,9 +15,9 @@ import pytest
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
-from schemas import schema_text
+from schemas import AVRO_DIR, schema_text
 from streams.kinds import EventKind
-from streams.models import EVENT_MODELS
+from streams.models import CONTRACT_MODELS, EVENT_MODELS
 
 PRIMITIVES: dict[str, set[type]] = {
     "string": {str},
@@ -112,9 +112,13 @@ def _compare_record(record: dict[str, Any], model: type[BaseModel], path: str) -
             assert not info.is_required(), f"{path}.{name}: has an Avro default, model requires it"
 
 
-@pytest.mark.parametrize("kind", list(EventKind))
-def test_model_mirrors_contract(kind: EventKind) -> None:
-    _compare_record(json.loads(schema_text(kind)), EVENT_MODELS[kind], kind.value)
+@pytest.mark.parametrize("contract", list(CONTRACT_MODELS))
+def test_model_mirrors_contract(contract: str) -> None:
+    _compare_record(json.loads(schema_text(contract)), CONTRACT_MODELS[contract], contract)
+
+
+def test_every_contract_file_has_a_model() -> None:
+    assert {path.stem for path in AVRO_DIR.glob("*.avsc")} == set(CONTRACT_MODELS)
 
 
 def test_the_check_catches_drift() -> None:

@@ -29,7 +29,7 @@ def sample(kind: EventKind, entity: str = "X1", **data: Any) -> tuple[System, di
         }),
         EventKind.CHECKIN_CHECKOUT: (System.HOTEL_PMS, "checked_out", {
             "reservation_id": entity, "customer_id": "C1", "room_number": "201",
-            "actual_checkin_time": "2026-11-23T15:02:00+09:00",
+            "room_id": "RM-201", "actual_checkin_time": "2026-11-23T15:02:00+09:00",
             "actual_checkout_time": "2026-11-25T10:41:00+09:00",
             "additional_charges": "3250.5", "currency": "JPY", "payment_status": "completed",
         }),

@@ -15,7 +15,7 @@ import pytest
 
 from streams.contracts import InvalidContract, check_contracts, register_contracts
 from streams.exceptions import SchemaIncompatible
-from streams.kinds import POLICIES, EventKind
+from streams.kinds import CONTRACT_TOPICS, EventKind, subject_of
 from streams.registry import RegistryServer
 from streams.registry import down as registry_down
 from streams.registry import status as registry_status
@@ -123,9 +123,9 @@ async def test_confluent_client_registers_and_fetches(registry_server: RegistryS
 
 def write_contracts(directory: Path, *, reservation_fields: list[dict[str, object]]) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    for kind in EventKind:
-        fields = reservation_fields if kind is EventKind.RESERVATION else [NAME]
-        (directory / f"{kind.value}.avsc").write_text(record(kind.value.title(), *fields))
+    for kind in CONTRACT_TOPICS:
+        fields = reservation_fields if kind == EventKind.RESERVATION else [NAME]
+        (directory / f"{kind}.avsc").write_text(record(kind.title(), *fields))
     return directory
 
 
@@ -134,10 +134,10 @@ async def test_check_contracts_reports_incompatible_and_passes_compatible(
 ) -> None:
     base = write_contracts(tmp_path / "v1", reservation_fields=[NAME])
     fresh = await check_contracts(registry_client, schema_dir=base)
-    assert [c.is_new for c in fresh] == [True] * len(POLICIES)
+    assert [c.is_new for c in fresh] == [True] * len(CONTRACT_TOPICS)
     ids = await register_contracts(registry_client, schema_dir=base)
-    assert set(ids) == {p.subject for p in POLICIES.values()}
-    assert len(set(ids.values())) == len(POLICIES)  # record names differ per kind
+    assert set(ids) == {subject_of(name) for name in CONTRACT_TOPICS}
+    assert len(set(ids.values())) == len(CONTRACT_TOPICS)  # record names differ per kind
 
     good = write_contracts(
         tmp_path / "good",
@@ -201,6 +201,7 @@ def test_service_up_twice_status_down(
 ) -> None:
     settings = HubSettings(
         kafka_bootstrap_servers=bootstrap_servers,
+        schema_registry_url=None,  # the embedded one, whatever the environment names
         home=tmp_path / "home",
         registry_port=free_port,
         registry_topic=registry_topic,
