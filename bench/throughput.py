@@ -41,6 +41,7 @@ import fastavro
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
+import streams.kinds as kinds_module
 from schemas import schema_text
 from streams.cloudevents import headers_for
 from streams.codec import ConfluentAvroCodec, parse_schema
@@ -111,9 +112,16 @@ def isolate_topics() -> None:
     topics. Dead letters keep the hub's topic, but valid events never produce one.
     """
     assert "streams.channels" not in sys.modules, "streams.channels was imported too early"
+    renamed = {}
     for kind, policy in list(POLICIES.items()):
         if not policy.topic.startswith(TOPIC_PREFIX):
-            POLICIES[kind] = dataclasses.replace(policy, topic=TOPIC_PREFIX + policy.topic)
+            renamed[policy.topic] = TOPIC_PREFIX + policy.topic
+            POLICIES[kind] = dataclasses.replace(policy, topic=renamed[policy.topic])
+    # Any contract-to-topic map built from POLICIES at import must follow too.
+    contract_topics = getattr(kinds_module, "CONTRACT_TOPICS", None)
+    if isinstance(contract_topics, dict):
+        for contract, topic in list(contract_topics.items()):
+            contract_topics[contract] = renamed.get(topic, topic)
 
 
 def configure(data_dir: Path) -> HubSettings:
