@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 from agents.analytics import collect_reports
-from agents.checkin_checkout import record_stay_movements
-from agents.customer import sync_customers
-from agents.reservation import sync_reservations
-from agents.room import sync_rooms
-from streams.kinds import EventKind
+from agents.availability import count_availability
+from agents.customer import track_customers
+from agents.room import track_rooms
+from agents.stay import track_stays
 
-AGENTS = {
-    EventKind.RESERVATION: sync_reservations,
-    EventKind.CUSTOMER: sync_customers,
-    EventKind.ROOM: sync_rooms,
-    EventKind.CHECKIN_CHECKOUT: record_stay_movements,
-    EventKind.ANALYTICS: collect_reports,
-}
+EVENT_AGENTS = (track_stays, track_customers, track_rooms, collect_reports)
+"""The agents that consume the public event topics and yield each event they processed."""
 
-__all__ = ["AGENTS"]
+__all__ = ["EVENT_AGENTS", "count_availability"]

@@ -9,11 +9,10 @@ from faust.types import StreamT
 from streams.app import app
 from streams.channels import analytics_topic
 from streams.consumer import decoded
-from streams.kinds import EventKind
 from streams.models import HotelEvent
 
 
 @app.agent(analytics_topic)
 async def collect_reports(reports: StreamT[bytes]) -> AsyncIterator[HotelEvent]:
-    async for report in decoded(reports, EventKind.ANALYTICS):
+    async for report in decoded(reports):
         yield report

@@ -438,12 +438,12 @@ async def consume_with_app(
     (from start until the first processed record). The start-up time is not
     part of the rate.
     """
-    from agents import AGENTS
+    from agents import EVENT_AGENTS
     from streams.worker import running_app
 
     progress = Progress(set(wanted))
     sink = AgentSink(progress)
-    for agent in AGENTS.values():
+    for agent in EVENT_AGENTS:
         agent.add_sink(sink)
     started = Stamp.now()
     # The outer bound also covers app.stop(); the inner one covers the wait.

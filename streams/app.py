@@ -25,10 +25,11 @@ def faust_options(settings: HubSettings) -> dict[str, Any]:
         "topic_replication_factor": settings.replication_factor,
         "topic_allow_declare": True,
         "consumer_auto_offset_reset": "earliest",
+        "processing_guarantee": settings.processing_guarantee,
         "producer_acks": -1,
         "web_port": settings.web_port,
-        "web_bind": "127.0.0.1",
-        "web_host": "127.0.0.1",
+        "web_bind": settings.web_bind,
+        "web_host": settings.web_host,
         "timezone": settings.timezone,
     }
     options["datadir"] = str(settings.worker_data_dir or settings.home / "worker")

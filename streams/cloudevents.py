@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from streams.models import HotelEvent, entity_id
+from streams.models import HotelEvent, Refusal, entity_id
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/avro"
@@ -39,6 +39,22 @@ def headers_for(event: HotelEvent, *, schema_url: str | None = None) -> Headers:
         attributes["ce_dataschema"] = schema_url
     if event.correlation_id:
         attributes["ce_correlationid"] = event.correlation_id
+    return [(name, value.encode()) for name, value in attributes.items()]
+
+
+def refusal_headers(refusal: Refusal) -> Headers:
+    """Refusals are routed to the system whose event was refused (`ce_targets`)."""
+    attributes = {
+        "ce_specversion": SPEC_VERSION,
+        "ce_id": str(refusal.refusal_id),
+        "ce_type": f"{TYPE_PREFIX}.refusal.{refusal.reason_code}",
+        "ce_source": f"/{refusal.hotel_id}/hotel-hub",
+        "ce_subject": refusal.entity_id,
+        "ce_time": refusal.refused_at.isoformat().replace("+00:00", "Z"),
+        "content-type": CONTENT_TYPE,
+        "ce_hotelid": refusal.hotel_id,
+        "ce_targets": refusal.updated_by_system,
+    }
     return [(name, value.encode()) for name, value in attributes.items()]
 
 

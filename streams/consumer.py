@@ -9,21 +9,21 @@ from faust.types import StreamT
 
 from streams.deadletter import dead_letter
 from streams.exceptions import CodecError
-from streams.kinds import EventKind
+from streams.kinds import KIND_BY_TOPIC
 from streams.metrics import event_consume_delay_seconds, events_consumed_total
 from streams.models import HotelEvent
 from streams.runtime import shared_codec
 
 
-async def decoded(records: StreamT[bytes], kind: EventKind) -> AsyncIterator[HotelEvent]:
-    """Yield each record as its kind's model; a bad record goes to the dead-letter topic.
+async def decoded(records: StreamT[bytes]) -> AsyncIterator[HotelEvent]:
+    """Yield each record as its topic's event model; a bad record goes to the dead-letter topic.
 
     The agent goes on after a bad record: Faust acknowledges a message whose
     agent raised, so raising would lose it silently.
     """
     codec = shared_codec()
     async for event in records.events():
-        payload = event.value
+        payload, kind = event.value, KIND_BY_TOPIC[event.message.topic]
         try:
             if not isinstance(payload, bytes):
                 raise CodecError(f"expected bytes, got {type(payload).__name__}")

@@ -1,4 +1,4 @@
-"""Per-process services the agents share: one registry client, one codec."""
+"""Per-process services the agents share: one registry client and codec, the rule settings."""
 
 from __future__ import annotations
 
@@ -6,7 +6,16 @@ from functools import lru_cache
 
 from streams.codec import ConfluentAvroCodec
 from streams.registry_client import SchemaRegistryClient
+from streams.rules import RuleSettings
 from streams.settings import get_settings
+
+
+@lru_cache(maxsize=1)
+def rule_settings() -> RuleSettings:
+    settings = get_settings()
+    return RuleSettings(
+        timezone=settings.timezone, pms_customer_fields=frozenset(settings.pms_customer_fields)
+    )
 
 
 @lru_cache(maxsize=1)

@@ -48,8 +48,23 @@ class HubSettings(BaseSettings):
     default_currency: str = "JPY"
     timezone: str = "Asia/Tokyo"
 
+    pms_customer_fields: list[str] = Field(
+        default=["email", "phone"],
+        description="Customer fields hotel-pms may change, where allowed (a JSON list).",
+    )
+
     app_id: str = "hotelhub"
+    processing_guarantee: str = Field(
+        default="exactly_once",
+        description="Faust's guarantee; exactly_once commits table changes, derived events "
+        "and offsets in one Kafka transaction.",
+    )
     web_port: int = 6066
+    web_bind: str = Field(default="127.0.0.1", description="Interface the worker's HTTP binds.")
+    web_host: str = Field(
+        default="127.0.0.1",
+        description="Host other workers reach this one at, for routing table queries.",
+    )
     worker_data_dir: Path | None = None
     publish_timeout_s: float = 10.0
     connect_timeout_s: float = 5.0

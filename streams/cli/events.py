@@ -21,14 +21,13 @@ from rich.table import Table
 from streams.cloudevents import header_map
 from streams.codec import ConfluentAvroCodec
 from streams.exceptions import EventValidationError, HubError
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
+from streams.kinds import DEADLETTER_TOPIC, KIND_BY_TOPIC, REFUSAL_TOPIC, EventKind, System
 from streams.publisher import HotelEventPublisher
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import get_settings
 
 console = Console(stderr=True)
 T = TypeVar("T")
-KIND_BY_TOPIC = {policy.topic: kind for kind, policy in POLICIES.items()}
 
 
 def register(app: typer.Typer) -> None:
@@ -161,7 +160,7 @@ def demo(
                 if not expected:
                     done.set()
 
-        for agent in agents.AGENTS.values():
+        for agent in agents.EVENT_AGENTS:
             agent.add_sink(count)
         async with running_app(), SchemaRegistryClient(settings.registry_url) as registry:
             publishers: dict[System, HotelEventPublisher] = {}

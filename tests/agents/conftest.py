@@ -47,11 +47,11 @@ def hub_env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory)
 @pytest.fixture(scope="session")
 async def processed(hub_env: HubSettings) -> AsyncIterator[ProcessedEvents]:
     """Starts the hub's app with every agent; yields what the agents processed."""
-    from agents import AGENTS
+    from agents import EVENT_AGENTS
     from streams.worker import running_app
 
     collector = ProcessedEvents()
-    for agent in AGENTS.values():
+    for agent in EVENT_AGENTS:
         agent.add_sink(collector)
     async with running_app():
         yield collector
