@@ -36,7 +36,9 @@ def hotel_day(
     customers: int = 60,
     seed: int = 7,
 ) -> list[SimulatedEvent]:
-    """Morning housekeeping, bookings, arrivals, departures, points, and the 23:00 report."""
+    """Morning housekeeping, repairs, bookings, cancellations, arrivals, no-shows, and the
+    23:00 report. The room status after each arrival is the hub's to derive, so the
+    simulated front desk does not send it."""
     rng = random.Random(seed)
     zone = ZoneInfo(timezone)
 
@@ -74,12 +76,21 @@ def hotel_day(
             "updatable_by_pms": True, "version": 1,
         })
 
+    # Two rooms go out of order for the day; the rest can be sold.
+    for room_id, number, room_type in room_list[-2:]:
+        emit(System.HOTEL_PMS, "room", "maintenance_updated", at(11), {
+            "room_id": room_id, "room_number": number, "room_type": room_type,
+            "status": "out_of_order", "availability_date": day.isoformat(),
+            "base_price": str(ROOM_TYPES[room_type]), "currency": currency,
+            "maintenance_notes": "air conditioning repair", "version": 2,
+        })
+
     revenue = Decimal(0)
     nights_sold = 0
     arrivals = 0
-    free_rooms = list(room_list)
+    free_rooms = list(room_list[:-2])
     rng.shuffle(free_rooms)
-    for index in range(min(rooms, customers) * 3 // 4):
+    for index in range(min(len(free_rooms), customers) * 3 // 4):
         reservation_id = f"{hotel_id}-B{day:%y%m%d}{index:04d}"
         customer_id = customer_ids[index]
         room_id, number, room_type = free_rooms[index]
@@ -112,11 +123,6 @@ def hotel_day(
         emit(System.HOTEL_PMS, "checkin_checkout", "checked_in", checkin, {
             "reservation_id": reservation_id, "customer_id": customer_id, "room_number": number,
             "room_id": room_id, "actual_checkin_time": checkin, "payment_status": "pending",
-        }, reservation_id)
-        emit(System.HOTEL_PMS, "room", "status_changed", checkin + timedelta(minutes=1), {
-            "room_id": room_id, "room_number": number, "room_type": room_type,
-            "status": "occupied_clean", "availability_date": day.isoformat(),
-            "base_price": str(ROOM_TYPES[room_type]), "currency": currency, "version": 2,
         }, reservation_id)
         arrivals += 1
         nights_sold += nights

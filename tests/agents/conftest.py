@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import socket
 import sys
@@ -10,12 +12,15 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.kinds import System
+from streams.codec import ConfluentAvroCodec
+from streams.kinds import REFUSAL_TOPIC, System
 from streams.publisher import HotelEventPublisher
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import HubSettings, get_settings
-from tests.support.collector import ProcessedEvents
+from tests.support.collector import ProcessedEvents, Refusals
+from tests.support.tables import HubTables, hub_tables
 
 
 def free_port() -> int:
@@ -76,3 +81,34 @@ async def publishers(
     yield started
     for publisher in started.values():
         await publisher.stop()
+
+
+@pytest.fixture(scope="session")
+async def refusals(hub_env: HubSettings, processed: ProcessedEvents) -> AsyncIterator[Refusals]:
+    """Refusals published from now on, read as the origin systems would (read_committed)."""
+    collector = Refusals()
+    consumer = AIOKafkaConsumer(bootstrap_servers=hub_env.bootstrap_servers,
+                                isolation_level="read_committed", enable_auto_commit=False)
+    await consumer.start()
+    partitions = [TopicPartition(REFUSAL_TOPIC, p) for p in range(hub_env.topic_partitions)]
+    consumer.assign(partitions)
+    await consumer.seek_to_end(*partitions)
+    async with SchemaRegistryClient(hub_env.registry_url) as client:
+        codec = ConfluentAvroCodec(client)
+
+        async def collect() -> None:
+            async for record in consumer:
+                await collector.add(await codec.decode_refusal(record.value))
+
+        task = asyncio.create_task(collect())
+        yield collector
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    await consumer.stop()
+
+
+@pytest.fixture(scope="session")
+def tables(processed: ProcessedEvents) -> HubTables:
+    """The running app's tables (imported after the app was set up for the tests)."""
+    return hub_tables()
