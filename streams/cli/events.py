@@ -22,7 +22,8 @@ from streams.cloudevents import header_map
 from streams.codec import ConfluentAvroCodec
 from streams.exceptions import EventValidationError, HubError
 from streams.kinds import DEADLETTER_TOPIC, KIND_BY_TOPIC, REFUSAL_TOPIC, EventKind, System
-from streams.publisher import HotelEventPublisher
+from streams.models import HotelEvent
+from streams.publisher import HotelEventPublisher, build_event
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import get_settings
 
@@ -50,23 +51,38 @@ def publish(
     source: Annotated[str, typer.Argument(help="JSON file, or - for stdin")] = "-",
     system: Annotated[System, typer.Option(help="The system publishing")] = System.HOTEL_PMS,
 ) -> None:
-    """Publish events from JSON: one object, a list, or one object per line."""
+    """Publish events from JSON: one object, a list, or one object per line.
+
+    Every event is validated before the first is sent, so a file with a bad event
+    sends nothing.
+    """
     text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
     documents = _documents(text)
+    settings = get_settings()
+
+    def validate() -> list[HotelEvent]:
+        events: list[HotelEvent] = []
+        errors: dict[str, str] = {}
+        for index, document in enumerate(documents):
+            try:
+                events.append(build_event(document, publisher=system,
+                                          default_hotel_id=settings.default_hotel_id))
+            except EventValidationError as exc:
+                errors |= {f"#{index}.{path}": why for path, why in exc.errors.items()}
+        if errors:
+            raise EventValidationError(
+                f"{len(documents)} event(s) read, none sent; invalid", errors=errors
+            )
+        return events
 
     async def run() -> None:
-        settings = get_settings()
+        events = validate()
         async with (
             SchemaRegistryClient(settings.registry_url) as registry,
             HotelEventPublisher(system=system, registry=registry, settings=settings) as publisher,
         ):
-            for index, document in enumerate(documents):
-                try:
-                    published = await publisher.publish_document(document)
-                except EventValidationError as exc:
-                    raise EventValidationError(
-                        f"event #{index} refused, nothing after it was sent", errors=exc.errors
-                    ) from exc
+            for event in events:
+                published = await publisher.send(event)
                 typer.echo(json.dumps({
                     "event_id": str(published.event.event_id), "topic": published.topic,
                     "partition": published.partition, "offset": published.offset,
@@ -208,9 +224,15 @@ def _documents(text: str) -> list[dict[str, Any]]:
 
 
 def _guard(action: Callable[[], T]) -> T:
-    """Show hub errors as one clear line and exit 2, never a traceback."""
+    """Show hub errors as clear lines (one per bad field) and exit 2, never a traceback."""
     try:
         return action()
+    except EventValidationError as exc:
+        console.print(f"[red]error:[/red] {exc.args[0].split(': ')[0]}", soft_wrap=True,
+                      markup=True, highlight=False)
+        for path, why in exc.errors.items():
+            console.print(f"  {path}: {why}", soft_wrap=True, markup=False, highlight=False)
+        raise typer.Exit(2) from exc
     except HubError as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        console.print(f"[red]error:[/red] {exc}", soft_wrap=True, highlight=False)
         raise typer.Exit(2) from exc
