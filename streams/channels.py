@@ -18,30 +18,35 @@ def _topic(*names: str, partitions: int) -> faust.TopicT:
                      key_serializer="raw", partitions=partitions)
 
 
-_partitions = get_settings().topic_partitions
+_settings = get_settings()
+_partitions = _settings.topic_partitions
 
-reservation_topic = _topic(POLICIES[EventKind.RESERVATION].topic, partitions=_partitions)
-customer_topic = _topic(POLICIES[EventKind.CUSTOMER].topic, partitions=_partitions)
-room_topic = _topic(POLICIES[EventKind.ROOM].topic, partitions=_partitions)
-checkin_checkout_topic = _topic(POLICIES[EventKind.CHECKIN_CHECKOUT].topic, partitions=_partitions)
-analytics_topic = _topic(POLICIES[EventKind.ANALYTICS].topic, partitions=_partitions)
-refusal_topic = _topic(REFUSAL_TOPIC, partitions=_partitions)
-deadletter_topic = _topic(DEADLETTER_TOPIC, partitions=1)
+
+def _of(kind: EventKind) -> str:
+    return _settings.topic(POLICIES[kind].topic)
+
+
+customer_topic = _topic(_of(EventKind.CUSTOMER), partitions=_partitions)
+room_topic = _topic(_of(EventKind.ROOM), partitions=_partitions)
+analytics_topic = _topic(_of(EventKind.ANALYTICS), partitions=_partitions)
+refusal_topic = _topic(_settings.topic(REFUSAL_TOPIC), partitions=_partitions)
+deadletter_topic = _topic(_settings.topic(DEADLETTER_TOPIC), partitions=1)
 
 stay_topic = _topic(
-    POLICIES[EventKind.RESERVATION].topic,
-    POLICIES[EventKind.CHECKIN_CHECKOUT].topic,
-    partitions=_partitions,
+    _of(EventKind.RESERVATION), _of(EventKind.CHECKIN_CHECKOUT), partitions=_partitions
 )
 """One stay's bookings and movements: same key, same partition count, one agent, so a race
 between the two topics is seen where both arrive."""
 
 inventory_delta_topic = app.topic(
-    "hotelhub.inventory-deltas",
+    f"{_settings.app_id}.inventory-deltas",
     key_type=bytes,
     key_serializer="raw",
     value_serializer="json",
     partitions=_partitions,
     internal=True,
 )
-"""Availability changes, keyed `hotel_id:room_type` for the partition that owns that type."""
+"""Availability changes, keyed `hotel_id:room_type` for the partition that owns that type.
+
+Named per app id (`hotelhub.inventory-deltas` by default): every app on the cluster sends
+deltas for the events it processes, so a shared topic would count each event once per app."""

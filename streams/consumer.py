@@ -9,10 +9,11 @@ from faust.types import StreamT
 
 from streams.deadletter import dead_letter
 from streams.exceptions import CodecError
-from streams.kinds import KIND_BY_TOPIC
+from streams.kinds import POLICIES
 from streams.metrics import event_consume_delay_seconds, events_consumed_total
 from streams.models import HotelEvent
 from streams.runtime import shared_codec
+from streams.settings import get_settings
 
 
 async def decoded(records: StreamT[bytes]) -> AsyncIterator[HotelEvent]:
@@ -22,8 +23,10 @@ async def decoded(records: StreamT[bytes]) -> AsyncIterator[HotelEvent]:
     agent raised, so raising would lose it silently.
     """
     codec = shared_codec()
+    settings = get_settings()
+    kinds = {settings.topic(policy.topic): kind for kind, policy in POLICIES.items()}
     async for event in records.events():
-        payload, kind = event.value, KIND_BY_TOPIC[event.message.topic]
+        payload, kind = event.value, kinds[event.message.topic]
         try:
             if not isinstance(payload, bytes):
                 raise CodecError(f"expected bytes, got {type(payload).__name__}")

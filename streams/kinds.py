@@ -90,8 +90,6 @@ POLICIES: dict[EventKind, KindPolicy] = {
     ),
 }
 
-KIND_BY_TOPIC: dict[str, EventKind] = {policy.topic: kind for kind, policy in POLICIES.items()}
-
 DEADLETTER_TOPIC = "hotel.deadletter"
 REFUSAL_TOPIC = "hotel.refusals"
 REFUSAL_CONTRACT = "refusal"

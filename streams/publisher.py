@@ -215,7 +215,7 @@ class HotelEventPublisher:
         producer = self._producer
         if producer is None:
             raise PublishError("publisher is not started")
-        topic = POLICIES[EventKind(event.type)].topic
+        topic = self.settings.topic(POLICIES[EventKind(event.type)].topic)
         value = self._codec.encode(event)
         try:
             metadata = await asyncio.wait_for(

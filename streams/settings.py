@@ -42,6 +42,11 @@ class HubSettings(BaseSettings):
     registry_port: int = 8081
     registry_topic: str = "_schemas"
 
+    topic_prefix: str = Field(
+        default="",
+        description="Prepended to every hub topic, e.g. 'staging.', so environments or test "
+        "runs can share one cluster without reading each other's events.",
+    )
     topic_partitions: int = 4
     replication_factor: int = 1
     default_hotel_id: str = "HTL-TYO-01"
@@ -76,6 +81,10 @@ class HubSettings(BaseSettings):
     @property
     def registry_url(self) -> str:
         return self.schema_registry_url or f"http://127.0.0.1:{self.registry_port}"
+
+    def topic(self, base: str) -> str:
+        """The topic this deployment uses for a hub topic (`hotel.room` -> `staging.hotel.room`)."""
+        return f"{self.topic_prefix}{base}"
 
     @property
     def uses_embedded_broker(self) -> bool:

@@ -31,10 +31,12 @@ def hub_topics(settings: HubSettings) -> list[TopicSpec]:
     days for repair. Refusals are keyed like the refused event, so they share its partitions."""
     events = {"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"}
     specs = [
-        TopicSpec(policy.topic, settings.topic_partitions, events) for policy in POLICIES.values()
+        TopicSpec(settings.topic(policy.topic), settings.topic_partitions, events)
+        for policy in POLICIES.values()
     ]
-    specs.append(TopicSpec(REFUSAL_TOPIC, settings.topic_partitions, events))
-    specs.append(TopicSpec(DEADLETTER_TOPIC, 1, {"retention.ms": str(30 * DAY_MS)}))
+    specs.append(TopicSpec(settings.topic(REFUSAL_TOPIC), settings.topic_partitions, events))
+    specs.append(TopicSpec(settings.topic(DEADLETTER_TOPIC), 1,
+                           {"retention.ms": str(30 * DAY_MS)}))
     return specs
 
 

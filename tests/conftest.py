@@ -8,17 +8,26 @@
 3. Otherwise the hub's embedded Kafka and registry, under `HOTELHUB_HOME`/ports from the
    environment. Only what this session started is stopped at its end, so a broker you
    started with `hotelhub broker up` keeps running.
+
+Every session works in topics of its own (`HOTELHUB_TOPIC_PREFIX`, set here before any
+hub module reads the settings) and deletes them at its end, so sessions sharing a
+cluster never read each other's events and a long-lived broker does not fill up.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import shutil
 import subprocess
+import uuid
 from collections.abc import Iterator
 
 import pytest
 
-from streams.settings import HubSettings
+os.environ.setdefault("HOTELHUB_TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.")
+
+from streams.settings import HubSettings  # after the prefix above: settings read it
 
 REDPANDA_IMAGE = "docker.redpanda.com/redpandadata/redpanda:v26.1.14"
 
@@ -39,11 +48,34 @@ def _docker_answers(*, timeout_s: float = 5.0) -> bool:
 def hub_settings() -> Iterator[HubSettings]:
     settings = HubSettings()
     if not settings.uses_embedded_broker:
-        yield settings
+        sessions = iter([settings])
     elif _docker_answers():
-        yield from _redpanda_settings()
+        sessions = _redpanda_settings()
     else:
-        yield from _embedded_settings(settings)
+        sessions = _embedded_settings(settings)
+    for session in sessions:
+        try:
+            yield session
+        finally:
+            asyncio.run(_delete_topics(session))
+
+
+async def _delete_topics(settings: HubSettings) -> None:
+    """Remove this session's topics (its prefix also starts its apps' internal topics)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    if not settings.topic_prefix.startswith("test-"):
+        return
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    try:
+        await admin.start()
+        ours = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
+        if ours:
+            await admin.delete_topics(ours)
+    except Exception as exc:  # cleanup must not hide the session's real outcome
+        print(f"could not delete test topics {settings.topic_prefix}*: {exc}")
+    finally:
+        await admin.close()
 
 
 def _redpanda_settings() -> Iterator[HubSettings]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from streams.cli.broker import app as broker_app
+from streams.cli.demo import demo
 from streams.cli.events import register as register_event_commands
 from streams.cli.registry import app as registry_app
 from streams.cli.schemas import app as schemas_app
@@ -14,6 +15,7 @@ app.add_typer(broker_app, name="broker")
 app.add_typer(registry_app, name="registry")
 app.add_typer(schemas_app, name="schemas")
 register_event_commands(app)
+app.command()(demo)
 
 
 def main() -> None:

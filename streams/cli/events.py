@@ -6,28 +6,25 @@ import asyncio
 import json
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable
-from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import typer
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
-from rich.table import Table
 
 from streams.cloudevents import header_map
 from streams.codec import ConfluentAvroCodec
 from streams.exceptions import EventValidationError, HubError
-from streams.kinds import DEADLETTER_TOPIC, KIND_BY_TOPIC, REFUSAL_TOPIC, EventKind, System
+from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, System
 from streams.models import HotelEvent
 from streams.publisher import HotelEventPublisher, build_event
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import get_settings
 
 console = Console(stderr=True)
+KIND_BY_TOPIC = {policy.topic: kind for kind, policy in POLICIES.items()}
 T = TypeVar("T")
 
 
@@ -35,7 +32,6 @@ def register(app: typer.Typer) -> None:
     app.command()(worker)
     app.command()(publish)
     app.command()(tail)
-    app.command()(demo)
 
 
 def worker(
@@ -44,7 +40,7 @@ def worker(
     """Run a stream-processing worker; start more to scale out across partitions."""
     from streams.worker import run_worker
 
-    _guard(lambda: run_worker(get_settings(), loglevel=loglevel))
+    guard(lambda: run_worker(get_settings(), loglevel=loglevel))
 
 
 def publish(
@@ -88,7 +84,7 @@ def publish(
                     "partition": published.partition, "offset": published.offset,
                 }))
 
-    _guard(lambda: asyncio.run(run()))
+    guard(lambda: asyncio.run(run()))
 
 
 def tail(
@@ -97,7 +93,7 @@ def tail(
     max_events: Annotated[int, typer.Option(help="Stop after this many (0: never)")] = 0,
     idle_timeout_s: Annotated[float, typer.Option(help="Stop after this long idle (0: never)")] = 0,
 ) -> None:
-    """Print a topic's events decoded, one JSON object a line."""
+    """Print a topic's events decoded, one JSON object a line (HOTELHUB_TOPIC_PREFIX applies)."""
     if topic not in KIND_BY_TOPIC and topic not in (DEADLETTER_TOPIC, REFUSAL_TOPIC):
         known = ", ".join([*KIND_BY_TOPIC, REFUSAL_TOPIC, DEADLETTER_TOPIC])
         raise typer.BadParameter(f"{topic!r} is not a hub topic ({known})")
@@ -105,7 +101,7 @@ def tail(
     async def run() -> None:
         settings = get_settings()
         consumer = AIOKafkaConsumer(
-            topic,
+            settings.topic(topic),
             bootstrap_servers=settings.bootstrap_servers,
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=False,
@@ -132,7 +128,7 @@ def tail(
         finally:
             await consumer.stop()
 
-    _guard(lambda: asyncio.run(run()))
+    guard(lambda: asyncio.run(run()))
 
 
 async def _render(codec: ConfluentAvroCodec, topic: str, record: Any) -> str:
@@ -147,65 +143,6 @@ async def _render(codec: ConfluentAvroCodec, topic: str, record: Any) -> str:
     except HubError as exc:
         return json.dumps({**position, "error": str(exc)})
     return event.model_dump_json()
-
-
-def demo(
-    day: Annotated[str | None, typer.Option(help="ISO date of the simulated day")] = None,
-    timeout_s: Annotated[float, typer.Option(help="Give up waiting after this long")] = 120,
-) -> None:
-    """Run the hub in this process and push one simulated hotel day through it."""
-    from streams.simulation import hotel_day
-    from streams.worker import running_app
-
-    settings = get_settings()
-    the_day = date.fromisoformat(day) if day else datetime.now(ZoneInfo(settings.timezone)).date()
-    simulated = hotel_day(day=the_day, hotel_id=settings.default_hotel_id,
-                          timezone=settings.timezone, currency=settings.default_currency)
-
-    async def run() -> Counter[str]:
-        import agents
-
-        expected: set[str] = set()
-        processed: Counter[str] = Counter()
-        done = asyncio.Event()
-
-        def count(event: Any) -> None:
-            if str(event.event_id) in expected:
-                processed[str(event.type)] += 1
-                expected.discard(str(event.event_id))
-                if not expected:
-                    done.set()
-
-        for agent in agents.EVENT_AGENTS:
-            agent.add_sink(count)
-        async with running_app(), SchemaRegistryClient(settings.registry_url) as registry:
-            publishers: dict[System, HotelEventPublisher] = {}
-            try:
-                for item in simulated:
-                    if item.system not in publishers:
-                        publishers[item.system] = HotelEventPublisher(
-                            system=item.system, registry=registry, settings=settings)
-                        await publishers[item.system].start()
-                    event = publishers[item.system].build(item.document)
-                    expected.add(str(event.event_id))
-                    await publishers[item.system].send(event)
-                console.print(f"published {len(simulated)} events of {the_day}; waiting for agents")
-                await asyncio.wait_for(done.wait(), timeout=timeout_s)
-            finally:
-                for publisher in publishers.values():
-                    await publisher.stop()
-        return processed
-
-    started = time.monotonic()
-    processed = _guard(lambda: asyncio.run(run()))
-    table = Table(title=f"Simulated day {the_day} at {settings.default_hotel_id}")
-    table.add_column("kind")
-    table.add_column("processed", justify="right")
-    for kind in EventKind:
-        table.add_row(kind.value, str(processed.get(kind.value, 0)))
-    Console().print(table)
-    Console().print(f"{sum(processed.values())} events through the hub in "
-                    f"{time.monotonic() - started:.1f} s")
 
 
 def _documents(text: str) -> list[dict[str, Any]]:
@@ -223,7 +160,7 @@ def _documents(text: str) -> list[dict[str, Any]]:
     return items
 
 
-def _guard(action: Callable[[], T]) -> T:
+def guard(action: Callable[[], T]) -> T:
     """Show hub errors as clear lines (one per bad field) and exit 2, never a traceback."""
     try:
         return action()

@@ -40,7 +40,7 @@ def hub_env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory)
     os.environ.update({
         "KAFKA_BOOTSTRAP_SERVERS": hub_settings.bootstrap_servers,
         "SCHEMA_REGISTRY_URL": hub_settings.registry_url,
-        "HOTELHUB_APP_ID": f"hotelhub-test-{uuid.uuid4().hex[:8]}",
+        "HOTELHUB_APP_ID": f"{hub_settings.topic_prefix}hotelhub-{uuid.uuid4().hex[:8]}",
         "HOTELHUB_WEB_PORT": str(free_port()),
         "HOTELHUB_WORKER_DATA_DIR": str(Path(tmp_path_factory.mktemp("worker"))),
         "HOTELHUB_TOPIC_PARTITIONS": str(hub_settings.topic_partitions),
@@ -90,7 +90,8 @@ async def refusals(hub_env: HubSettings, processed: ProcessedEvents) -> AsyncIte
     consumer = AIOKafkaConsumer(bootstrap_servers=hub_env.bootstrap_servers,
                                 isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
-    partitions = [TopicPartition(REFUSAL_TOPIC, p) for p in range(hub_env.topic_partitions)]
+    partitions = [TopicPartition(hub_env.topic(REFUSAL_TOPIC), p)
+                  for p in range(hub_env.topic_partitions)]
     consumer.assign(partitions)
     await consumer.seek_to_end(*partitions)
     async with SchemaRegistryClient(hub_env.registry_url) as client:

@@ -24,11 +24,12 @@ def unique(prefix: str) -> str:
 
 @pytest.mark.parametrize("kind", list(EventKind))
 async def test_every_kind_round_trips_equal(
-    kind: EventKind, processed: ProcessedEvents, publishers: dict[System, HotelEventPublisher]
+    kind: EventKind, processed: ProcessedEvents, publishers: dict[System, HotelEventPublisher],
+    hub_env: HubSettings,
 ) -> None:
     system, document = sample(kind, unique(kind.value))
     published = await publishers[system].publish_document(document)
-    assert published.topic == POLICIES[kind].topic
+    assert published.topic == hub_env.topic(POLICIES[kind].topic)
     await processed.wait_for([published.event.event_id])
     assert processed.by_id[str(published.event.event_id)] == published.event
 
@@ -71,7 +72,7 @@ async def test_garbage_goes_to_the_dead_letter_topic_and_the_agent_goes_on(
     publishers: dict[System, HotelEventPublisher],
 ) -> None:
     garbage = f"not avro {uuid.uuid4()}".encode()
-    room_topic = POLICIES[EventKind.ROOM].topic
+    room_topic = hub_env.topic(POLICIES[EventKind.ROOM].topic)
     room_id = unique("R")
     producer = AIOKafkaProducer(bootstrap_servers=hub_env.bootstrap_servers)
     await producer.start()
@@ -113,7 +114,7 @@ async def _headers_at(settings: HubSettings, topic: str, partition: int, offset:
 
 async def _find_dead_letter(settings: HubSettings, value: bytes) -> dict[str, str]:
     consumer = AIOKafkaConsumer(
-        DEADLETTER_TOPIC, bootstrap_servers=settings.bootstrap_servers,
+        settings.topic(DEADLETTER_TOPIC), bootstrap_servers=settings.bootstrap_servers,
         auto_offset_reset="earliest", enable_auto_commit=False,
     )
     await consumer.start()

@@ -62,5 +62,5 @@ def test_good_events_are_published(settings_from_env: pytest.MonkeyPatch,
     result = CliRunner().invoke(app, ["publish", "-", "--system", "hotel-pms"], input=lines)
     assert result.exit_code == 0, result.output
     published = [json.loads(line) for line in result.output.splitlines()]
-    assert [p["topic"] for p in published] == ["hotel.room"] * 3
+    assert [p["topic"] for p in published] == [hub_settings.topic("hotel.room")] * 3
     assert all(p["offset"] >= 0 for p in published)

@@ -1,0 +1,126 @@
+"""`hotelhub demo`: the hub in this process with one simulated hotel day pushed through it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from datetime import date, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+import typer
+from prometheus_client import REGISTRY
+from rich.console import Console
+from rich.table import Table
+
+from streams.cli.events import console, guard
+from streams.kinds import EventKind, System
+from streams.models import CheckinCheckoutAction, CheckinCheckoutEvent, RefusalReason
+from streams.publisher import HotelEventPublisher
+from streams.registry_client import SchemaRegistryClient
+from streams.rules import derived_id
+from streams.settings import HubSettings, get_settings
+from streams.simulation import hotel_day
+
+
+def demo(
+    day: Annotated[str | None, typer.Option(help="ISO date of the simulated day")] = None,
+    timeout_s: Annotated[float, typer.Option(help="Give up waiting after this long")] = 120,
+) -> None:
+    """Run the hub in this process and push one simulated hotel day through it."""
+    settings = get_settings()
+    the_day = date.fromisoformat(day) if day else datetime.now(ZoneInfo(settings.timezone)).date()
+    started = time.monotonic()
+    processed, summary = guard(lambda: asyncio.run(_run(settings, the_day, timeout_s)))
+    out = Console()
+    table = Table(title=f"Simulated day {the_day} at {settings.default_hotel_id}")
+    table.add_column("kind")
+    table.add_column("processed", justify="right")
+    for kind in EventKind:
+        table.add_row(kind.value, str(processed.get(kind.value, 0)))
+    out.print(table)
+    for view in summary:
+        out.print(view)
+    out.print(f"{sum(processed.values())} events through the hub in "
+              f"{time.monotonic() - started:.1f} s (room events include the hub's own, "
+              "derived from check-in and check-out)")
+
+
+async def _run(settings: HubSettings, the_day: date, timeout_s: float
+               ) -> tuple[Counter[str], list[Table]]:
+    import agents
+    from streams.worker import running_app
+
+    simulated = hotel_day(day=the_day, hotel_id=settings.default_hotel_id,
+                          timezone=settings.timezone, currency=settings.default_currency)
+    expected: set[str] = set()
+    processed: Counter[str] = Counter()
+    done = asyncio.Event()
+
+    def count(event: Any) -> None:
+        if str(event.event_id) in expected:
+            processed[str(event.type)] += 1
+            expected.discard(str(event.event_id))
+            if not expected:
+                done.set()
+
+    for agent in agents.EVENT_AGENTS:
+        agent.add_sink(count)
+    async with running_app(), SchemaRegistryClient(settings.registry_url) as registry:
+        publishers: dict[System, HotelEventPublisher] = {}
+        try:
+            for item in simulated:
+                if item.system not in publishers:
+                    publishers[item.system] = HotelEventPublisher(
+                        system=item.system, registry=registry, settings=settings)
+                    await publishers[item.system].start()
+                event = publishers[item.system].build(item.document)
+                expected.add(str(event.event_id))
+                if (isinstance(event, CheckinCheckoutEvent)
+                        and event.action is not CheckinCheckoutAction.NO_SHOW):
+                    expected.add(str(derived_id(event.event_id, "room-status")))
+                await publishers[item.system].send(event)
+            console.print(f"published {len(simulated)} events of {the_day}; waiting for agents")
+            await asyncio.wait_for(done.wait(), timeout=timeout_s)
+            await asyncio.sleep(1)  # availability follows its deltas a moment later
+        finally:
+            for publisher in publishers.values():
+                await publisher.stop()
+        return processed, _summarise(settings.default_hotel_id, the_day)
+
+
+def _summarise(hotel_id: str, the_day: date) -> list[Table]:
+    """What the day left in the tables (this worker owns every partition here)."""
+    from streams.state import AvailabilityState, ReservationState, RoomState
+    from streams.tables import reservation_to_state, room_to_state, room_type_to_availability
+
+    prefix = f"{hotel_id}:".encode()
+    rooms = Counter(RoomState.model_validate(value).status.value
+                    for key, value in room_to_state.items() if key.startswith(prefix))
+    stays = Counter(str(ReservationState.model_validate(value).status)
+                    for key, value in reservation_to_state.items() if key.startswith(prefix))
+    tonight = Table(title=f"Availability for the night of {the_day}")
+    for column in ("room type", "in house", "sold", "out of order", "free"):
+        tonight.add_column(column, justify="left" if column == "room type" else "right")
+    for key, value in sorted(room_type_to_availability.items()):
+        if key.startswith(prefix):
+            state = AvailabilityState.model_validate(value)
+            night = state.night(the_day)
+            tonight.add_row(state.room_type, *(str(night[name]) for name in
+                                               ("in_house", "sold", "out_of_order", "free")))
+    refused = {reason.value: REGISTRY.get_sample_value("hotelhub_refusals_total",
+                                                       {"reason": reason.value}) or 0
+               for reason in RefusalReason}
+    return [_counts("Rooms by status", rooms), _counts("Stays by status", stays), tonight,
+            _counts("Refused events (e.g. stale versions on a rerun of the same day)",
+                    Counter({reason: int(n) for reason, n in refused.items() if n}))]
+
+
+def _counts(title: str, counts: Counter[str]) -> Table:
+    table = Table(title=title)
+    table.add_column("status")
+    table.add_column("count", justify="right")
+    for name, count in sorted(counts.items()):
+        table.add_row(name, str(count))
+    return table
