@@ -41,7 +41,6 @@ import fastavro
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-import streams.kinds as kinds_module
 from schemas import schema_text
 from streams.cloudevents import headers_for
 from streams.codec import ConfluentAvroCodec, parse_schema
@@ -104,26 +103,6 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def isolate_topics() -> None:
-    """Point every kind at `bench.<topic>` in this process only.
-
-    This must run before `streams.channels` is imported. The publisher, the
-    topic creation, the registry subjects and the agents then all use the bench
-    topics. Dead letters keep the hub's topic, but valid events never produce one.
-    """
-    assert "streams.channels" not in sys.modules, "streams.channels was imported too early"
-    renamed = {}
-    for kind, policy in list(POLICIES.items()):
-        if not policy.topic.startswith(TOPIC_PREFIX):
-            renamed[policy.topic] = TOPIC_PREFIX + policy.topic
-            POLICIES[kind] = dataclasses.replace(policy, topic=renamed[policy.topic])
-    # Any contract-to-topic map built from POLICIES at import must follow too.
-    contract_topics = getattr(kinds_module, "CONTRACT_TOPICS", None)
-    if isinstance(contract_topics, dict):
-        for contract, topic in list(contract_topics.items()):
-            contract_topics[contract] = renamed.get(topic, topic)
-
-
 def configure(data_dir: Path) -> HubSettings:
     """Give this run's Faust app its own consumer group, web port and data dir.
 
@@ -135,18 +114,20 @@ def configure(data_dir: Path) -> HubSettings:
         "HOTELHUB_APP_ID": f"hotelhub-bench-{uuid.uuid4().hex[:8]}",
         "HOTELHUB_WEB_PORT": str(free_port()),
         "HOTELHUB_WORKER_DATA_DIR": str(data_dir),
+        # Topics of its own: the agents read them from the beginning, so the hub's
+        # topics are neither flooded nor read.
+        "HOTELHUB_TOPIC_PREFIX": TOPIC_PREFIX,
     })
     get_settings.cache_clear()
     settings = get_settings()
     check_loopback(settings)
-    isolate_topics()
     return settings
 
 
 def bench_partitions(settings: HubSettings) -> list[TopicPartition]:
     """Every partition the agents read. `ensure_topics` has already checked the counts."""
     return [
-        TopicPartition(policy.topic, partition)
+        TopicPartition(settings.topic(policy.topic), partition)
         for policy in POLICIES.values()
         for partition in range(settings.topic_partitions)
     ]
@@ -223,7 +204,8 @@ def prepare_events(
     for document in docs:
         event = build_event(document, publisher=system, default_hotel_id=settings.default_hotel_id)
         prepared.append(Prepared(
-            event, POLICIES[KIND].topic, record_key(event), codec.encode(event), headers_for(event)
+            event, settings.topic(POLICIES[KIND].topic), record_key(event), codec.encode(event),
+            headers_for(event),
         ))
     return prepared
 
@@ -400,7 +382,8 @@ async def consume_raw(
     Each value is decoded with fastavro: the schema is parsed once, the
     Confluent header is skipped, and there is no validation.
     """
-    readers = {POLICIES[kind].topic: parse_schema(schema_text(kind)) for kind in EventKind}
+    readers = {settings.topic(POLICIES[kind].topic): parse_schema(schema_text(kind))
+               for kind in EventKind}
     progress = Progress(set(wanted))
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
