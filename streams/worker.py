@@ -24,6 +24,7 @@ async def prepare(settings: HubSettings) -> None:
 def load_app() -> faust.App:
     """The app with every agent registered."""
     import agents  # noqa: F401  (registers the agents)
+    import streams.queries  # noqa: F401  (registers the table queries)
     from streams.app import app
 
     return app

@@ -1,0 +1,449 @@
+"""Table queries over HTTP: the current state of rooms, customers, stays and availability.
+
+Every worker serves these views on its Faust web port and answers for every key:
+a key another worker owns is forwarded to that worker (found through the partition
+assignor's table metadata, like Faust's `table_route`, but with our two-part bytes
+keys), and a room listing asks each worker for the partitions it actively owns, so a
+standby replica's copy is never served. While a worker's tables are restoring from
+their changelogs or its partitions are moving, it answers 503 with `Retry-After`
+rather than serve an incomplete table.
+
+    GET /rooms/{hotel_id}/{room_id}
+    GET /rooms/{hotel_id}?status=&type=
+    GET /availability/{hotel_id}/{room_type}?from=YYYY-MM-DD&to=YYYY-MM-DD
+    GET /customers/{hotel_id}/{customer_id}
+    GET /reservations/{hotel_id}/{reservation_id}
+    GET /health, GET /metrics
+
+Internal hops carry `scope=local` (and for a listing, `partitions=`): the receiving
+worker answers from its own active partitions only and never forwards again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+from collections.abc import Iterable, Mapping
+from datetime import date, timedelta
+from typing import Any, ClassVar, TypeVar
+
+import aiohttp
+from faust import web
+from faust.types import TableT
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from pydantic import BaseModel
+from yarl import URL
+
+from streams.app import app
+from streams.exceptions import HubError
+from streams.models import RoomStatus
+from streams.state import AvailabilityState, CustomerState, ReservationState, RoomState, table_key
+from streams.tables import (
+    customer_to_state,
+    read,
+    reservation_to_state,
+    room_to_state,
+    room_type_to_availability,
+)
+
+__all__ = ["MAX_NIGHTS", "QueryError"]
+
+MAX_NIGHTS = 366
+"""Longest availability range one query may ask for, so one request stays cheap."""
+RETRY_AFTER_S = 2
+FORWARD_TIMEOUT_S = 10.0
+SERVED_BY = "X-Hotelhub-Served-By"
+"""Response header naming the worker whose table answered (kept when forwarded)."""
+SCOPE_LOCAL = "local"
+
+Table = TableT[bytes, dict[str, object]]
+M = TypeVar("M", bound=BaseModel)
+
+TABLES: tuple[Table, ...] = (
+    room_to_state, customer_to_state, reservation_to_state, room_type_to_availability,
+)
+
+
+class QueryError(HubError):
+    """A query this worker cannot answer with data; `status` and `code` make the HTTP answer."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "error"
+    retry: ClassVar[bool] = False
+
+
+class BadQuery(QueryError):
+    status, code = 400, "bad_request"
+
+
+class EntityNotFound(QueryError):
+    status, code = 404, "not_found"
+
+
+class NotServing(QueryError):
+    """Tables are restoring or partitions moving: ask again shortly, never read stale data."""
+
+    status, code, retry = 503, "recovering", True
+
+
+class OwnerUnavailable(QueryError):
+    """The worker owning the key did not answer; the group will reassign its partitions."""
+
+    status, code, retry = 503, "owner_unavailable", True
+
+
+# --- readiness and ownership -------------------------------------------------------------
+
+
+def not_serving_reason() -> str | None:
+    """Why this worker's tables may be incomplete right now, or None when they are current.
+
+    `recovery.completed` is set once the first recovery finished (Faust never clears it);
+    `in_recovery` and `rebalancing` cover every later rebalance and restore.
+    """
+    recovery = getattr(app.tables, "recovery", None)
+    if recovery is None or not recovery.completed.is_set():
+        return "tables are being restored from their changelogs"
+    if app.in_recovery:
+        return "tables are being restored from their changelogs"
+    if app.rebalancing:
+        return "partitions are being reassigned between workers"
+    return None
+
+
+def _require_serving() -> None:
+    reason = not_serving_reason()
+    if reason is not None:
+        raise NotServing(f"this worker is not serving yet: {reason}")
+
+
+def _changelog(table: Table) -> str:
+    return str(table.changelog_topic.get_topic_name())
+
+
+def _partition_count(table: Table) -> int:
+    return int(table.partitions or app.conf.topic_partitions)
+
+
+def partition_of(table: Table, key: bytes) -> int:
+    """The table partition holding `key`: the changelog partition its events were written to."""
+    return int(app.producer.key_partition(_changelog(table), key).partition)
+
+
+def active_partitions(table: Table) -> set[int]:
+    """Partitions of `table` this worker owns as active (its standby copies excluded)."""
+    topic = _changelog(table)
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
+
+
+def _owners(table: Table) -> dict[int, URL]:
+    """Partition -> URL of the worker that actively owns it, from the assignor's metadata."""
+    topic = _changelog(table)
+    return {
+        partition: URL(url)
+        for url, topics in app.router.table_metadata(table.name).items()
+        for partition in topics.get(topic, ())
+    }
+
+
+def _ident(url: URL) -> tuple[str, int]:
+    return (url.host or "", int(url.port or 80))
+
+
+def _is_me(url: URL) -> bool:
+    return _ident(url) == _ident(URL(str(app.conf.canonical_url)))
+
+
+def _me() -> str:
+    return str(app.conf.canonical_url)
+
+
+# --- responses -----------------------------------------------------------------------------
+
+
+def _json(view: web.View, body: Any, *, status: int = 200,
+          headers: Mapping[str, str] | None = None) -> web.Response:
+    return view.json(body, status=status, headers={SERVED_BY: _me(), **(headers or {})})
+
+
+def _error(view: web.View, exc: QueryError) -> web.Response:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.retry else {}
+    return _json(view, {"error": exc.code, "detail": str(exc)}, status=exc.status,
+                 headers=headers)
+
+
+def _local_query(request: web.Request) -> bool:
+    return request.url.query.get("scope") == SCOPE_LOCAL
+
+
+async def _get(owner: URL, request: web.Request, extra: Mapping[str, str]
+               ) -> tuple[int, bytes, dict[str, str]]:
+    """GET the same path from `owner` as an internal hop; status, body, headers to keep."""
+    url = owner.with_path(request.url.path).with_query(
+        {**request.url.query, "scope": SCOPE_LOCAL, **extra})
+    try:
+        async with app.http_client.get(
+            url, timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+        ) as response:
+            body = await response.read()
+            kept = {name: response.headers[name]
+                    for name in ("Content-Type", "Retry-After", SERVED_BY)
+                    if name in response.headers}
+            return response.status, body, kept
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise OwnerUnavailable(
+            f"the worker at {owner} owning this key did not answer ({type(exc).__name__})"
+        ) from exc
+
+
+async def _forward(view: web.View, request: web.Request, owner: URL) -> web.Response:
+    status, body, headers = await _get(owner, request, {})
+    content_type = headers.pop("Content-Type", "application/json")
+    return view.bytes(body, status=status, headers={**headers, "Content-Type": content_type})
+
+
+# --- lookups ---------------------------------------------------------------------------------
+
+
+async def _entity(view: web.View, request: web.Request, table: Table, key: bytes,
+                  model: type[M], missing: str) -> M | web.Response:
+    """The state at `key` if this worker owns it, else the owner's answer, forwarded."""
+    _require_serving()
+    partition = partition_of(table, key)
+    if partition in active_partitions(table):
+        state = read(table, key, model)
+        if state is None:
+            raise EntityNotFound(missing)
+        return state
+    if _local_query(request):
+        raise NotServing(f"partition {partition} of {table.name} is moving to another worker")
+    owner = _owners(table).get(partition)
+    if owner is None or _is_me(owner):
+        raise NotServing(f"partition {partition} of {table.name} has no active owner yet")
+    return await _forward(view, request, owner)
+
+
+_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _day(request: web.Request, name: str) -> date:
+    raw = request.url.query.get(name)
+    if not raw:
+        raise BadQuery(f"query parameter {name!r} is required (YYYY-MM-DD)")
+    try:
+        if _ISO_DAY.fullmatch(raw):
+            return date.fromisoformat(raw)
+    except ValueError:
+        pass
+    raise BadQuery(f"query parameter {name!r} is not a date YYYY-MM-DD: {raw!r}")
+
+
+def _nights(request: web.Request) -> list[date]:
+    first, last = _day(request, "from"), _day(request, "to")
+    if last < first:
+        raise BadQuery(f"query parameter 'to' ({last}) is before 'from' ({first})")
+    count = (last - first).days + 1
+    if count > MAX_NIGHTS:
+        raise BadQuery(f"query parameters 'from'..'to' span {count} nights; "
+                       f"at most {MAX_NIGHTS} per query")
+    return [first + timedelta(days=offset) for offset in range(count)]
+
+
+_STATUSES = {status.value for status in RoomStatus}
+
+
+def _room_filters(request: web.Request) -> tuple[str | None, str | None]:
+    status = request.url.query.get("status") or None
+    if status is not None and status not in _STATUSES:
+        raise BadQuery(f"query parameter 'status' must be one of {sorted(_STATUSES)}, "
+                       f"not {status!r}")
+    return status, request.url.query.get("type") or None
+
+
+def _room_number_order(room: Mapping[str, Any]) -> tuple[Any, ...]:
+    """Numeric parts compare as numbers: 99 before 101, 2A before 10."""
+    parts = re.split(r"(\d+)", str(room["room_number"]))
+    return (tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p),
+            str(room["room_id"]))
+
+
+def _local_rooms(hotel_id: str, partitions: set[int], status: str | None,
+                 room_type: str | None) -> list[dict[str, Any]]:
+    """Rooms of `hotel_id` in the given partitions, which this worker must own as active."""
+    missing = partitions - active_partitions(room_to_state)
+    if missing:
+        raise NotServing(f"partitions {sorted(missing)} of {room_to_state.name} "
+                         "are not owned by this worker now")
+    prefix = f"{hotel_id}:".encode()
+    rooms = []
+    for key, raw in list(room_to_state.items()):
+        if not key.startswith(prefix) or partition_of(room_to_state, key) not in partitions:
+            continue
+        room = RoomState.model_validate(raw)
+        if (status is None or room.status == status) and (
+                room_type is None or room.room_type == room_type):
+            rooms.append(room.to_json())
+    return rooms
+
+
+def _partitions_param(request: web.Request) -> set[int]:
+    raw = request.url.query.get("partitions", "")
+    try:
+        partitions = {int(part) for part in raw.split(",") if part}
+    except ValueError:
+        raise BadQuery(f"query parameter 'partitions' is not a list of integers: {raw!r}"
+                       ) from None
+    if not partitions or any(not 0 <= p < _partition_count(room_to_state) for p in partitions):
+        raise BadQuery(f"query parameter 'partitions' names no valid partition: {raw!r}")
+    return partitions
+
+
+async def _rooms_from(owner: URL, partitions: Iterable[int], request: web.Request
+                      ) -> list[dict[str, Any]]:
+    status, body, headers = await _get(
+        owner, request, {"partitions": ",".join(map(str, sorted(partitions)))})
+    if status != 200:
+        raise _Relayed(status, body, headers)
+    rooms: list[dict[str, Any]] = json.loads(body)["rooms"]
+    return rooms
+
+
+class _Relayed(QueryError):
+    """Another worker's refusal during a fan-out, passed on as it was."""
+
+    def __init__(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
+        super().__init__(f"worker answered {status}")
+        self.answer = (status, body, dict(headers))
+
+
+# --- views -----------------------------------------------------------------------------------
+
+
+class _Query(web.View):
+    """A GET view whose refusals (`QueryError`) become JSON bodies with their status."""
+
+    async def get(self, request: web.Request, **params: str) -> web.Response:
+        try:
+            return await self.answer(request, params)
+        except _Relayed as relayed:
+            status, body, headers = relayed.answer
+            return self.bytes(body, status=status, headers=headers)
+        except QueryError as exc:
+            return _error(self, exc)
+
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        raise NotImplementedError
+
+
+@app.page("/rooms/{hotel_id}/{room_id}")
+class RoomQuery(_Query):
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        hotel_id, room_id = params["hotel_id"], params["room_id"]
+        found = await _entity(self, request, room_to_state, table_key(hotel_id, room_id).encode(),
+                              RoomState, f"no room {room_id} at hotel {hotel_id}")
+        return found if not isinstance(found, BaseModel) else _json(self, found.to_json())
+
+
+@app.page("/rooms/{hotel_id}")
+class RoomsQuery(_Query):
+    """Rooms of a hotel: each worker lists its active partitions, this one merges them."""
+
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        hotel_id = params["hotel_id"]
+        status, room_type = _room_filters(request)
+        if _local_query(request):
+            partitions = _partitions_param(request)
+            _require_serving()
+            rooms = _local_rooms(hotel_id, partitions, status, room_type)
+            return _json(self, {"partitions": sorted(partitions), "rooms": rooms})
+        _require_serving()
+        owners = _owners(room_to_state)
+        unowned = set(range(_partition_count(room_to_state))) - owners.keys()
+        if unowned:
+            raise NotServing(f"partitions {sorted(unowned)} of {room_to_state.name} "
+                             "have no active owner yet")
+        by_owner: dict[URL, set[int]] = {}
+        for partition, owner in owners.items():
+            by_owner.setdefault(owner, set()).add(partition)
+        parts = await asyncio.gather(*(
+            self._rooms(owner, partitions, request, hotel_id, status, room_type)
+            for owner, partitions in by_owner.items()
+        ))
+        rooms = sorted((room for part in parts for room in part), key=_room_number_order)
+        return _json(self, {
+            "hotel_id": hotel_id, "filters": {"status": status, "type": room_type},
+            "count": len(rooms), "rooms": rooms,
+        })
+
+    async def _rooms(self, owner: URL, partitions: set[int], request: web.Request,
+                     hotel_id: str, status: str | None, room_type: str | None
+                     ) -> list[dict[str, Any]]:
+        if _is_me(owner):
+            return _local_rooms(hotel_id, partitions, status, room_type)
+        return await _rooms_from(owner, partitions, request)
+
+
+@app.page("/availability/{hotel_id}/{room_type}")
+class AvailabilityQuery(_Query):
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        hotel_id, room_type = params["hotel_id"], params["room_type"]
+        nights = _nights(request)
+        found = await _entity(
+            self, request, room_type_to_availability, table_key(hotel_id, room_type).encode(),
+            AvailabilityState, f"no availability for room type {room_type} at hotel {hotel_id}")
+        if not isinstance(found, AvailabilityState):
+            return found
+        return _json(self, {
+            "hotel_id": hotel_id, "room_type": room_type, "in_house": found.in_house,
+            "from": nights[0].isoformat(), "to": nights[-1].isoformat(),
+            "nights": [found.night(night) for night in nights],
+        })
+
+
+@app.page("/customers/{hotel_id}/{customer_id}")
+class CustomerQuery(_Query):
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        hotel_id, customer_id = params["hotel_id"], params["customer_id"]
+        found = await _entity(
+            self, request, customer_to_state, table_key(hotel_id, customer_id).encode(),
+            CustomerState, f"no customer {customer_id} at hotel {hotel_id}")
+        return found if not isinstance(found, BaseModel) else _json(self, found.to_json())
+
+
+@app.page("/reservations/{hotel_id}/{reservation_id}")
+class ReservationQuery(_Query):
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        hotel_id, reservation_id = params["hotel_id"], params["reservation_id"]
+        found = await _entity(
+            self, request, reservation_to_state, table_key(hotel_id, reservation_id).encode(),
+            ReservationState, f"no reservation {reservation_id} at hotel {hotel_id}")
+        return found if not isinstance(found, BaseModel) else _json(self, found.to_json())
+
+
+@app.page("/health")
+class HealthQuery(web.View):
+    """200 when this worker's tables are current, 503 while they restore or move."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        reason = not_serving_reason()
+        body: dict[str, Any] = {
+            "status": "serving" if reason is None else "recovering",
+            "app_id": app.conf.id, "url": _me(),
+            "active_partitions": {table.name: sorted(active_partitions(table))
+                                  for table in TABLES},
+        }
+        if reason is not None:
+            body["detail"] = reason
+            return _json(self, body, status=503, headers={"Retry-After": str(RETRY_AFTER_S)})
+        return _json(self, body)
+
+
+@app.page("/metrics")
+class MetricsQuery(web.View):
+    """The process's Prometheus metrics in the text format every scraper reads."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        return self.bytes(generate_latest(REGISTRY),
+                          headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})

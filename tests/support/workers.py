@@ -1,0 +1,123 @@
+"""Real `hotelhub worker` processes for tests: started with their own settings, stopped by pid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from streams.settings import HubSettings
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+WORKER_COMMAND = [
+    sys.executable, "-c",
+    "import logging\n"
+    "logging.basicConfig(level=logging.INFO,"
+    " format='%(asctime)s %(levelname)s %(name)s %(message)s')\n"
+    "from streams.settings import get_settings\n"
+    "from streams.worker import run_worker\n"
+    "run_worker(get_settings(), loglevel='info')",
+]
+"""What `hotelhub worker` runs, without the CLI around it (so the CLI's imports don't matter),
+logging Faust's INFO lines (rebalances, recovery) to the worker's log file."""
+
+
+def worker_app_id(settings: HubSettings, name: str) -> str:
+    """A consumer group of its own, under the session's prefix so its topics are cleaned up."""
+    return f"{settings.topic_prefix}hotelhub-{name}-{uuid.uuid4().hex[:8]}"
+
+
+def worker_env(settings: HubSettings, *, app_id: str, web_port: int, data_dir: Path,
+               processing_guarantee: str | None = None) -> dict[str, str]:
+    """This process's environment without its HOTELHUB_* settings, plus the worker's own."""
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith("HOTELHUB_")}
+    env.update({
+        "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
+        "SCHEMA_REGISTRY_URL": settings.registry_url,
+        "HOTELHUB_APP_ID": app_id,
+        "HOTELHUB_WEB_PORT": str(web_port),
+        "HOTELHUB_WEB_BIND": "127.0.0.1",
+        "HOTELHUB_WEB_HOST": "127.0.0.1",
+        "HOTELHUB_WORKER_DATA_DIR": str(data_dir),
+        "HOTELHUB_TOPIC_PARTITIONS": str(settings.topic_partitions),
+        "HOTELHUB_TOPIC_PREFIX": settings.topic_prefix,
+        "PYTHONUNBUFFERED": "1",
+    })
+    if processing_guarantee:
+        env["HOTELHUB_PROCESSING_GUARANTEE"] = processing_guarantee
+    return env
+
+
+@dataclass
+class WorkerProcess:
+    """One worker subprocess; `start` again after `stop` to restart it with the same settings."""
+
+    name: str
+    env: dict[str, str]
+    web_port: int
+    log_dir: Path
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = 0
+    logs: list[Path] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.web_port}"
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.process is None else self.process.pid
+
+    def start(self) -> None:
+        assert self.process is None or self.process.poll() is not None, f"{self.name} runs"
+        self.starts += 1
+        log = self.log_dir / f"{self.name}-{self.starts}.log"
+        self.logs.append(log)
+        with log.open("wb") as out:
+            self.process = subprocess.Popen(
+                WORKER_COMMAND,
+                env=self.env, cwd=REPO, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self, *, timeout_s: float = 30) -> int | None:
+        """SIGTERM this worker's own pid, SIGKILL it after `timeout_s`; its exit code."""
+        process = self.process
+        if process is None:
+            return None
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
+        return process.returncode
+
+    def log_tail(self, *, lines: int = 40) -> str:
+        if not self.logs:
+            return f"{self.name}: no log"
+        text = self.logs[-1].read_text(encoding="utf-8", errors="replace").splitlines()
+        return f"--- {self.logs[-1]} ---\n" + "\n".join(text[-lines:])
+
+
+@contextmanager
+def stopped_at_exit(*workers: WorkerProcess) -> Iterator[tuple[WorkerProcess, ...]]:
+    """Stop every worker on the way out, failed test or not."""
+    try:
+        yield workers
+    finally:
+        for worker in workers:
+            worker.stop()
