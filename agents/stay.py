@@ -1,40 +1,43 @@
-"""Stays: reservations from every system and check-in/out from the front desk, in one place.
+"""Stays: reservations and check-in/out, processed in Kafka transactions, mirrored for queries.
 
-Both topics are keyed by `hotel_id:reservation_id` with the same partition count, so
-one agent sees both and a movement that overtakes its booking waits instead of
-looking impossible.
+The rules run in `streams.stay_processor` (exactly-once, one transactional producer
+per partition); this agent copies its committed state log into the queryable
+`reservation_to_state` table. Last value wins, so a redelivery changes nothing.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from typing import Any
 
 from faust.types import StreamT
+from mode import Service
 
 from streams.app import app
-from streams.channels import stay_topic
-from streams.consumer import decoded
-from streams.effects import publish_outcome
-from streams.models import CheckinCheckoutEvent, HotelEvent, ReservationEvent, record_key
-from streams.rules import apply_movement, apply_reservation
-from streams.runtime import rule_settings
-from streams.state import ReservationState
-from streams.tables import read, reservation_to_state, write
+from streams.channels import stays_log_topic
+from streams.runtime import rule_settings, shared_codec
+from streams.settings import get_settings
+from streams.stay_processor import StayProcessor
+from streams.tables import reservation_to_state
+
+track_stays = StayProcessor(get_settings(), shared_codec(), rule_settings())
 
 
-@app.agent(stay_topic)
-async def track_stays(stays: StreamT[bytes]) -> AsyncIterator[HotelEvent]:
-    rules = rule_settings()
-    async for stay in decoded(stays):
-        key = record_key(stay)
-        current = read(reservation_to_state, key, ReservationState)
-        if isinstance(stay, ReservationEvent):
-            outcome = apply_reservation(current, stay, rules)
-        elif isinstance(stay, CheckinCheckoutEvent):
-            outcome = apply_movement(current, stay, rules)
-        else:
-            continue
-        if outcome.state is not None:
-            write(reservation_to_state, key, outcome.state)
-        await publish_outcome(outcome)
-        yield stay
+@app.service
+class StayProcessing(Service):
+    """Runs the stay processor for as long as the worker runs."""
+
+    async def on_start(self) -> None:
+        await track_stays.start()
+
+    async def on_stop(self) -> None:
+        await track_stays.stop()
+
+
+@app.agent(stays_log_topic)
+async def mirror_stays(states: StreamT[Any]) -> AsyncIterator[bytes]:
+    async for event in states.events():
+        key = event.key
+        if isinstance(key, bytes):
+            reservation_to_state[key] = event.value
+            yield key

@@ -50,3 +50,14 @@ inventory_delta_topic = app.topic(
 
 Named per app id (`hotelhub.inventory-deltas` by default): every app on the cluster sends
 deltas for the events it processes, so a shared topic would count each event once per app."""
+
+stays_log_topic = app.topic(
+    f"{_settings.app_id}.stays",
+    key_type=bytes,
+    key_serializer="raw",
+    value_serializer="json",
+    partitions=_partitions,
+    internal=True,
+    compacting=True,
+)
+"""The stay processor's committed state log (`streams.stay_processor`), compacted."""

@@ -1,4 +1,6 @@
-"""A fix to faust-streaming 0.15.3 that restoring tables depends on; imported with the app.
+"""Two fixes to faust-streaming 0.15.3, imported with the app.
+
+1. Restoring tables under exactly_once.
 
 Under `processing_guarantee="exactly_once"` Faust's consumer answers `highwaters()` from
 aiokafka's `last_stable_offset`, which is only known once the partition has been
@@ -6,6 +8,8 @@ fetched. A worker that just started has fetched nothing, so recovery reads every
 changelog highwater as -1, restores nothing, reports "Restore complete" and serves
 (and keeps processing on) empty tables. Asking the broker instead (`end_offsets`,
 which under read_committed is the last stable offset) restores what was committed.
+
+2. Reading read_committed under at_least_once too (below).
 """
 
 from __future__ import annotations
@@ -23,3 +27,23 @@ async def _broker_highwaters(self: Any, partitions: Iterable[Any]) -> Mapping[An
 
 
 AIOKafkaConsumerThread._highwaters = _broker_highwaters  # type: ignore[method-assign]
+
+
+_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+
+
+def _read_committed_consumer(self: Any, transport: Any) -> Any:
+    """Read only committed records, whatever the processing guarantee.
+
+    Faust reads read_committed only under its own exactly_once. Our agents consume
+    what the stay processor writes in transactions (room events, deltas, the stays
+    log); an aborted transaction's records must never reach them.
+    """
+    consumer = _create_worker_consumer(self, transport)
+    consumer._isolation_level = "read_committed"
+    return consumer
+
+
+AIOKafkaConsumerThread._create_worker_consumer = (  # type: ignore[method-assign]
+    _read_committed_consumer
+)

@@ -140,6 +140,8 @@ class AvailabilityState(_State):
     room_type: str
     in_house: int = 0
     nights: dict[date, NightCounts] = Field(default_factory=dict)
+    recent_causes: list[str] = Field(default_factory=list)
+    """Events whose deltas were applied lately: rooms send theirs at least once."""
 
     def night(self, night: date) -> dict[str, Any]:
         counts = self.nights.get(night, NightCounts())
@@ -171,8 +173,14 @@ class InventoryDelta(_State):
         return not (self.in_house or any(self.sold.values()) or any(self.out_of_order.values()))
 
 
+RECENT_CAUSES = 1024
+
+
 def apply_delta(state: AvailabilityState | None, delta: InventoryDelta) -> AvailabilityState:
+    """Add a delta once: a redelivered one (same cause event) changes nothing."""
     current = state or AvailabilityState(hotel_id=delta.hotel_id, room_type=delta.room_type)
+    if delta.cause_event_id in current.recent_causes:
+        return current
     nights = dict(current.nights)
     for night in {*delta.sold, *delta.out_of_order}:
         counts = nights.get(night, NightCounts())
@@ -180,9 +188,10 @@ def apply_delta(state: AvailabilityState | None, delta: InventoryDelta) -> Avail
             sold=counts.sold + delta.sold.get(night, 0),
             out_of_order=counts.out_of_order + delta.out_of_order.get(night, 0),
         )
-    return current.model_copy(
-        update={"in_house": current.in_house + delta.in_house, "nights": nights}
-    )
+    causes = [*current.recent_causes, delta.cause_event_id][-RECENT_CAUSES:]
+    return current.model_copy(update={
+        "in_house": current.in_house + delta.in_house, "nights": nights, "recent_causes": causes,
+    })
 
 
 def table_key(hotel_id: str, entity_id: str) -> str:

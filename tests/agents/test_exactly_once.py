@@ -210,7 +210,7 @@ async def kill_while_streaming(
     run: Round, rng: random.Random, settings: HubSettings, stream: Sequence[HotelEvent]
 ) -> None:
     """Start, publish a share of the stream, SIGKILL while the worker writes; repeat; restart."""
-    changelog = changelog_topic(run.app_id, "reservation_to_state")
+    changelog = f"{run.app_id}.stays"  # the stay processor's state log
     async with (
         SchemaRegistryClient(settings.registry_url) as registry,
         HotelEventPublisher(system=System.HOTEL_SAAS, registry=registry,
@@ -263,13 +263,15 @@ async def wait_for_writes(run: Round, settings: HubSettings, changelog: str, bas
 async def wait_until_everything_committed(
     run: Round, settings: HubSettings, stays: Sequence[Stay]
 ) -> None:
-    """Until the group's committed offsets pass every record of ours it must process.
+    """Until the groups' committed offsets pass every record of ours they must process.
 
-    With exactly_once the offsets commit in the same transaction as what processing
-    them wrote, so once they pass our inputs, our derived records are committed too.
-    Stays first; then the room events and deltas they derived (read_committed).
+    The stay processor (group `<app>-stays`) commits its offsets in the same
+    transaction as what processing them wrote, so once they pass our inputs, our
+    derived records are committed too. Then the agents (group `<app>`) must have
+    consumed the room events and deltas derived from them (read_committed).
     """
-    await wait_committed_past(run, settings, dict(run.last_offsets), "published events")
+    await wait_committed_past(run, settings, dict(run.last_offsets), "published events",
+                              group=f"{run.app_id}-stays")
     derived = await read_topic(settings, settings.topic(POLICIES[EventKind.ROOM].topic))
     ours = {
         TopicPartition(record.topic, record.partition): record.offset
@@ -280,16 +282,18 @@ async def wait_until_everything_committed(
         if json.loads(record.value or b"{}").get("hotel_id") == run.hotel_id:
             tp = TopicPartition(record.topic, record.partition)
             ours[tp] = max(ours.get(tp, -1), record.offset)
-    await wait_committed_past(run, settings, ours, "derived room events and deltas")
+    await wait_committed_past(run, settings, ours, "derived room events and deltas",
+                              group=run.app_id)
 
 
 async def wait_committed_past(
-    run: Round, settings: HubSettings, offsets: dict[TopicPartition, int], what: str
+    run: Round, settings: HubSettings, offsets: dict[TopicPartition, int], what: str, *,
+    group: str,
 ) -> None:
     while True:
         if not run.worker.running():
             raise AssertionError("worker exited by itself")
-        committed = await committed_offsets(settings, run.app_id)
+        committed = await committed_offsets(settings, group)
         behind = {tp: offset for tp, offset in offsets.items() if committed.get(tp, -1) <= offset}
         if not behind:
             run.note(f"group committed past all {what} ({len(offsets)} partitions)")
@@ -345,7 +349,7 @@ async def check_outcome(run: Round, settings: HubSettings, stays: Sequence[Stay]
                         f"unexpected {unexpected}, wrong causation {wrong_cause}")
 
     # (b) every stay checked out with its times, each event applied once; no refusals
-    changelog = changelog_topic(run.app_id, "reservation_to_state")
+    changelog = f"{run.app_id}.stays"
     states = last_values(await read_topic(settings, changelog))
     bad_states = []
     for stay in stays:

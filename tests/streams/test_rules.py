@@ -236,3 +236,9 @@ def test_the_allowed_pms_fields_are_configurable() -> None:
     outcome = apply_customer(state, customer(System.HOTEL_PMS, "updated", 2, name="Y",
                                              updated_fields=["name"]), rules)
     assert outcome.state is not None and outcome.state.name == "Y"
+
+
+def test_a_redelivered_delta_is_counted_once() -> None:
+    delta = apply_room(None, room()).deltas[0]
+    once = apply_delta(None, delta)
+    assert apply_delta(once, delta) == once
