@@ -81,7 +81,8 @@ async def test_restart_restores_tables_before_serving(
         # Stop only once the changelogs hold it all (committed with the offsets): what
         # a worker stopped mid-transaction redoes after its restart is not a restore.
         published = [entity for entity in entities if entity.offset >= 0]
-        await poll(lambda: committed(hub_settings, group_id, published), bool, timeout_s=60,
+        groups = [group_id, f"{group_id}-stays"]  # the Faust agents; streams.stay_processor
+        await poll(lambda: committed(hub_settings, groups, published), bool, timeout_s=60,
                    interval_s=0.5, what="offsets committed past every event")
         await poll(lambda: changelogs_settled(hub_settings, group_id), bool, timeout_s=60,
                    interval_s=0.5, what="no open transaction on the changelogs")

@@ -104,26 +104,28 @@ async def publish_hotel(
     return entities
 
 
-async def committed(settings: HubSettings, group_id: str, entities: list[Entity]) -> bool:
-    """Has `group_id` committed past every entity's last event?
+async def committed(settings: HubSettings, group_ids: list[str], entities: list[Entity]) -> bool:
+    """Has one of `group_ids` committed past every entity's last event?
 
-    Under exactly_once the table changelog commits in the same transaction as these
-    offsets, so this is when a restart can restore the whole state from the changelogs.
+    Several groups because a topic may be read by a processor of its own (stays are,
+    under `<app>-stays`). Offsets commit in the same transaction as the state they
+    produced, so this (with `changelogs_settled`) is when a restart can restore it all.
     """
     wanted: dict[TopicPartition, int] = {}
     for entity in entities:
         position = TopicPartition(entity.topic, entity.partition)
         wanted[position] = max(wanted.get(position, 0), entity.offset + 1)
+    found: dict[TopicPartition, int] = {}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await admin.start()
     try:
-        offsets = await admin.list_consumer_group_offsets(group_id, partitions=list(wanted))
+        for group_id in group_ids:
+            offsets = await admin.list_consumer_group_offsets(group_id, partitions=list(wanted))
+            for position, offset in offsets.items():
+                found[position] = max(found.get(position, -1), offset.offset)
     finally:
         await admin.close()
-    return all(
-        position in offsets and offsets[position].offset >= offset
-        for position, offset in wanted.items()
-    )
+    return all(found.get(position, -1) >= offset for position, offset in wanted.items())
 
 
 async def changelogs_settled(settings: HubSettings, app_id: str) -> bool:
