@@ -11,6 +11,7 @@ from rich.console import Console
 from schemas import AVRO_DIR
 from streams.contracts import ContractCheck, check_contracts, register_contracts
 from streams.exceptions import HubError
+from streams.kinds import CONTRACT_TOPICS
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import get_settings
 
@@ -33,9 +34,9 @@ async def _check(url: str, schema_dir: Path) -> list[ContractCheck]:
         return await check_contracts(client, schema_dir=schema_dir)
 
 
-async def _register(url: str, schema_dir: Path) -> dict[str, int]:
+async def _register(url: str, schema_dir: Path, kinds: list[str] | None) -> dict[str, int]:
     async with SchemaRegistryClient(url) as client:
-        return await register_contracts(client, schema_dir=schema_dir)
+        return await register_contracts(client, schema_dir=schema_dir, kinds=kinds)
 
 
 @app.command()
@@ -66,11 +67,20 @@ def check(schema_dir: Path = _SCHEMA_DIR) -> None:
 
 
 @app.command()
-def register(schema_dir: Path = _SCHEMA_DIR) -> None:
+def register(
+    schema_dir: Path = _SCHEMA_DIR,
+    present_only: bool = typer.Option(
+        False, "--present-only",
+        help="Register only the contracts with a file in --schema-dir (an older version of "
+        "the contracts, replayed from git history, may lack later ones).",
+    ),
+) -> None:
     """Register every contract under its subject (idempotent); print subject and schema id."""
     url = get_settings().registry_url
+    kinds = [name for name in CONTRACT_TOPICS
+             if (schema_dir / f"{name}.avsc").exists()] if present_only else None
     try:
-        ids = asyncio.run(_register(url, schema_dir))
+        ids = asyncio.run(_register(url, schema_dir, kinds))
     except HubError as exc:
         raise _fail(exc) from exc
     for subject, schema_id in ids.items():
