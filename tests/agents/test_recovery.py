@@ -24,10 +24,10 @@ from tests.support.hotel import (
     Entity,
     availability_of,
     changelogs_settled,
-    committed,
     new_hotel_id,
     publish_hotel,
     rooms_of,
+    uncommitted,
 )
 from tests.support.http import Answer, get, get_or_none, poll
 from tests.support.workers import WorkerProcess, stopped_at_exit, worker_app_id, worker_env
@@ -82,8 +82,8 @@ async def test_restart_restores_tables_before_serving(
         # a worker stopped mid-transaction redoes after its restart is not a restore.
         published = [entity for entity in entities if entity.offset >= 0]
         groups = [group_id, f"{group_id}-stays"]  # the Faust agents; streams.stay_processor
-        await poll(lambda: committed(hub_settings, groups, published), bool, timeout_s=60,
-                   interval_s=0.5, what="offsets committed past every event")
+        await poll(lambda: uncommitted(hub_settings, groups, published), lambda lag: not lag,
+                   timeout_s=120, interval_s=0.5, what="offsets committed past every event")
         await poll(lambda: changelogs_settled(hub_settings, group_id), bool, timeout_s=60,
                    interval_s=0.5, what="no open transaction on the changelogs")
 

@@ -104,8 +104,9 @@ async def publish_hotel(
     return entities
 
 
-async def committed(settings: HubSettings, group_ids: list[str], entities: list[Entity]) -> bool:
-    """Has one of `group_ids` committed past every entity's last event?
+async def uncommitted(settings: HubSettings, group_ids: list[str], entities: list[Entity]
+                      ) -> list[str]:
+    """Positions no group of `group_ids` has committed past yet (empty: all committed).
 
     Several groups because a topic may be read by a processor of its own (stays are,
     under `<app>-stays`). Offsets commit in the same transaction as the state they
@@ -125,7 +126,9 @@ async def committed(settings: HubSettings, group_ids: list[str], entities: list[
                 found[position] = max(found.get(position, -1), offset.offset)
     finally:
         await admin.close()
-    return all(found.get(position, -1) >= offset for position, offset in wanted.items())
+    return [f"{position.topic}[{position.partition}] committed {found.get(position, -1)}, "
+            f"wanted {offset}" for position, offset in sorted(wanted.items())
+            if found.get(position, -1) < offset]
 
 
 async def changelogs_settled(settings: HubSettings, app_id: str) -> bool:
