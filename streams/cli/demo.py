@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.cli.events import console, guard
-from streams.kinds import EventKind, System
+from streams.kinds import EventKind
 from streams.models import CheckinCheckoutAction, CheckinCheckoutEvent, RefusalReason
 from streams.publisher import HotelEventPublisher
 from streams.registry_client import SchemaRegistryClient
@@ -68,19 +68,23 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
     for agent in agents.EVENT_AGENTS:
         agent.add_sink(count)
     async with running_app(), SchemaRegistryClient(settings.registry_url) as registry:
-        publishers: dict[System, HotelEventPublisher] = {}
+        publishers = {system: HotelEventPublisher(system=system, registry=registry,
+                                                  settings=settings)
+                      for system in {item.system for item in simulated}}
+        # Every id the agents will report, before the first is sent: otherwise a fast
+        # worker could empty the set while publishing is still going on.
+        events = [(publishers[item.system], publishers[item.system].build(item.document))
+                  for item in simulated]
+        for _, event in events:
+            expected.add(str(event.event_id))
+            if (isinstance(event, CheckinCheckoutEvent)
+                    and event.action is not CheckinCheckoutAction.NO_SHOW):
+                expected.add(str(derived_id(event.event_id, "room-status")))
         try:
-            for item in simulated:
-                if item.system not in publishers:
-                    publishers[item.system] = HotelEventPublisher(
-                        system=item.system, registry=registry, settings=settings)
-                    await publishers[item.system].start()
-                event = publishers[item.system].build(item.document)
-                expected.add(str(event.event_id))
-                if (isinstance(event, CheckinCheckoutEvent)
-                        and event.action is not CheckinCheckoutAction.NO_SHOW):
-                    expected.add(str(derived_id(event.event_id, "room-status")))
-                await publishers[item.system].send(event)
+            for publisher in publishers.values():
+                await publisher.start()
+            for publisher, event in events:
+                await publisher.send(event)
             console.print(f"published {len(simulated)} events of {the_day}; waiting for agents")
             await asyncio.wait_for(done.wait(), timeout=timeout_s)
             await asyncio.sleep(1)  # availability follows its deltas a moment later
@@ -113,13 +117,13 @@ def _summarise(hotel_id: str, the_day: date) -> list[Table]:
                                                        {"reason": reason.value}) or 0
                for reason in RefusalReason}
     return [_counts("Rooms by status", rooms), _counts("Stays by status", stays), tonight,
-            _counts("Refused events (e.g. stale versions on a rerun of the same day)",
+            _counts("Refused events (a rerun of a day refuses its stale versions)",
                     Counter({reason: int(n) for reason, n in refused.items() if n}))]
 
 
 def _counts(title: str, counts: Counter[str]) -> Table:
     table = Table(title=title)
-    table.add_column("status")
+    table.add_column("status", no_wrap=True)
     table.add_column("count", justify="right")
     for name, count in sorted(counts.items()):
         table.add_row(name, str(count))
