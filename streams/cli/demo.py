@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.cli.events import console, guard
+from streams.exceptions import HubError
 from streams.kinds import EventKind
 from streams.models import CheckinCheckoutAction, CheckinCheckoutEvent, RefusalReason
 from streams.publisher import HotelEventPublisher
