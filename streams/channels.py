@@ -9,6 +9,7 @@ from __future__ import annotations
 import faust
 
 from streams.app import app
+from streams.effects import delta_topic, stays_topic
 from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind
 from streams.settings import get_settings
 
@@ -39,7 +40,7 @@ stay_topic = _topic(
 between the two topics is seen where both arrive."""
 
 inventory_delta_topic = app.topic(
-    f"{_settings.app_id}.inventory-deltas",
+    delta_topic(_settings),
     key_type=bytes,
     key_serializer="raw",
     value_serializer="json",
@@ -52,7 +53,7 @@ Named per app id (`hotelhub.inventory-deltas` by default): every app on the clus
 deltas for the events it processes, so a shared topic would count each event once per app."""
 
 stays_log_topic = app.topic(
-    f"{_settings.app_id}.stays",
+    stays_topic(_settings),
     key_type=bytes,
     key_serializer="raw",
     value_serializer="json",

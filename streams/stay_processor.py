@@ -34,29 +34,20 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, ProducerFenced, TopicAlreadyExistsError
 from aiokafka.structs import ConsumerRecord
 
-from streams.cloudevents import headers_for, refusal_headers
 from streams.codec import ConfluentAvroCodec
 from streams.deadletter import deadletter_headers
+from streams.effects import delta_topic, outcome_records, stays_topic
 from streams.exceptions import CodecError
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind
-from streams.metrics import events_consumed_total, events_deadlettered_total, refusals_total
+from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
+from streams.metrics import events_consumed_total, events_deadlettered_total
 from streams.models import CheckinCheckoutEvent, HotelEvent, ReservationEvent, record_key
 from streams.rules import Outcome, RuleSettings, apply_movement, apply_reservation
 from streams.settings import HubSettings
-from streams.state import ReservationState, table_key
+from streams.state import ReservationState
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[HotelEvent], Awaitable[None] | None]
-
-
-def stays_topic(settings: HubSettings) -> str:
-    """The processor's state log; named for the app like Faust's internal topics."""
-    return f"{settings.app_id}.stays"
-
-
-def delta_topic(settings: HubSettings) -> str:
-    return f"{settings.app_id}.inventory-deltas"
 
 
 class StayProcessor:
@@ -262,28 +253,10 @@ class StayProcessor:
             overlay[key] = outcome.state
             sends.append(await producer.send(stays_topic(self.settings), key=key,
                                              value=outcome.state.model_dump_json().encode()))
-        sends.extend(await self._effects(producer, outcome))
+        for out in outcome_records(outcome, settings=self.settings, codec=self.codec):
+            sends.append(await producer.send(out.topic, key=out.key, value=out.value,
+                                             headers=out.headers))
         return event, sends
-
-    async def _effects(self, producer: AIOKafkaProducer, outcome: Outcome[Any]
-                       ) -> list[Awaitable[Any]]:
-        sends = []
-        for refusal in outcome.refusals:
-            sends.append(await producer.send(
-                self.settings.topic(REFUSAL_TOPIC), value=self.codec.encode(refusal),
-                key=table_key(refusal.hotel_id, refusal.entity_id).encode(),
-                headers=refusal_headers(refusal)))
-            refusals_total.labels(reason=refusal.reason_code.value).inc()
-        for room_event in outcome.room_events:
-            sends.append(await producer.send(
-                self.settings.topic(POLICIES[EventKind.ROOM].topic),
-                value=self.codec.encode(room_event), key=record_key(room_event),
-                headers=headers_for(room_event)))
-        for delta in outcome.deltas:
-            sends.append(await producer.send(
-                delta_topic(self.settings), value=delta.model_dump_json().encode(),
-                key=table_key(delta.hotel_id, delta.room_type).encode()))
-        return sends
 
     async def _ensure_own_topics(self) -> None:
         """The state log and the delta topic, before the first transaction writes to them."""
