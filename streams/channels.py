@@ -10,7 +10,7 @@ import faust
 
 from streams.app import app
 from streams.effects import delta_topic, stays_topic
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind
+from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
 from streams.settings import get_settings
 
 
@@ -30,35 +30,20 @@ def _of(kind: EventKind) -> str:
 customer_topic = _topic(_of(EventKind.CUSTOMER), partitions=_partitions)
 room_topic = _topic(_of(EventKind.ROOM), partitions=_partitions)
 analytics_topic = _topic(_of(EventKind.ANALYTICS), partitions=_partitions)
-refusal_topic = _topic(_settings.topic(REFUSAL_TOPIC), partitions=_partitions)
 deadletter_topic = _topic(_settings.topic(DEADLETTER_TOPIC), partitions=1)
 
-stay_topic = _topic(
-    _of(EventKind.RESERVATION), _of(EventKind.CHECKIN_CHECKOUT), partitions=_partitions
-)
-"""One stay's bookings and movements: same key, same partition count, one agent, so a race
-between the two topics is seen where both arrive."""
 
-inventory_delta_topic = app.topic(
-    delta_topic(_settings),
-    key_type=bytes,
-    key_serializer="raw",
-    value_serializer="json",
-    partitions=_partitions,
-    internal=True,
-)
+def _internal(name: str, *, compacting: bool = False) -> faust.TopicT:
+    """A topic of this app's own: byte keys, JSON values, the hub's partition count."""
+    return app.topic(name, key_type=bytes, key_serializer="raw", value_serializer="json",
+                     partitions=_partitions, internal=True, compacting=compacting)
+
+
+inventory_delta_topic = _internal(delta_topic(_settings))
 """Availability changes, keyed `hotel_id:room_type` for the partition that owns that type.
 
 Named per app id (`hotelhub.inventory-deltas` by default): every app on the cluster sends
 deltas for the events it processes, so a shared topic would count each event once per app."""
 
-stays_log_topic = app.topic(
-    stays_topic(_settings),
-    key_type=bytes,
-    key_serializer="raw",
-    value_serializer="json",
-    partitions=_partitions,
-    internal=True,
-    compacting=True,
-)
+stays_log_topic = _internal(stays_topic(_settings), compacting=True)
 """The stay processor's committed state log (`streams.stay_processor`), compacted."""

@@ -54,11 +54,6 @@ class KindPolicy:
     entity_key: str
     """The data field whose value keys the record, so one entity's events stay in order."""
 
-    @property
-    def subject(self) -> str:
-        """Registry subject under Confluent's TopicNameStrategy."""
-        return f"{self.topic}-value"
-
 
 _ALL_APPS = (System.HOTEL_MEMBER, System.HOTEL_PMS, System.HOTEL_SAAS)
 

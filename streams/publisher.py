@@ -29,6 +29,7 @@ from streams.exceptions import (
     PublishForbidden,
 )
 from streams.kinds import POLICIES, EventKind, System
+from streams.metrics import events_published_total
 from streams.models import EVENT_MODELS, HotelEvent, record_key
 from streams.settings import HubSettings, get_settings
 
@@ -231,4 +232,5 @@ class HotelEventPublisher:
             ) from exc
         except KafkaError as exc:
             raise PublishError(f"Kafka refused event {event.event_id}: {exc}") from exc
+        events_published_total.labels(kind=str(event.type), system=self.system.value).inc()
         return PublishedEvent(event, topic, metadata.partition, metadata.offset)
