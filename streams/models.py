@@ -12,7 +12,15 @@ from enum import StrEnum
 from typing import Annotated, Any, Literal, TypeAlias
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 from streams.kinds import POLICIES, DeliveryGuarantee, EventKind, Priority, SyncMode
 
@@ -36,7 +44,24 @@ Rate: TypeAlias = _decimal(max_digits=5, decimal_places=4, ge=0)  # type: ignore
 Nights: TypeAlias = _decimal(max_digits=6, decimal_places=2, ge=0)  # type: ignore[valid-type]
 Currency = Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code")]
 Identifier = Annotated[str, Field(min_length=1, max_length=128)]
-Version = Annotated[int, Field(ge=0)]
+AVRO_LONG_MAX = 2**63 - 1
+Version = Annotated[int, Field(ge=0, le=AVRO_LONG_MAX)]
+"""An Avro long: a larger version is a field error here, not an OverflowError in the codec."""
+
+KEY_SEPARATOR = ":"
+
+
+def _no_key_separator(value: str) -> str:
+    if KEY_SEPARATOR in value:
+        raise ValueError(
+            f"a hotel id may not contain {KEY_SEPARATOR!r}: record and table keys are "
+            f"hotel_id{KEY_SEPARATOR}entity_id, so it would make keys ambiguous"
+        )
+    return value
+
+
+HotelId = Annotated[str, Field(min_length=1, max_length=128), AfterValidator(_no_key_separator)]
+"""A property code; without ':' so `hotel_id:entity_id` keys split one way only."""
 
 
 class _Record(BaseModel):
@@ -213,7 +238,7 @@ class Envelope(_Record):
     sync_mode: SyncMode
     delivery_guarantee: DeliveryGuarantee
     targets: list[str]
-    hotel_id: Identifier
+    hotel_id: HotelId
     origin_system: str
     updated_by_system: str
     occurred_at: AwareDatetime
@@ -279,7 +304,7 @@ class Refusal(_Record):
     refusal_id: UUID
     refused_event_id: UUID
     event_type: str
-    hotel_id: Identifier
+    hotel_id: HotelId
     entity_id: Identifier
     origin_system: str
     updated_by_system: str
