@@ -8,7 +8,6 @@ registry on first sight and cached (ids are immutable).
 from __future__ import annotations
 
 import io
-import json
 import struct
 from collections.abc import Mapping
 from typing import Any, Protocol
@@ -17,6 +16,7 @@ import fastavro
 from pydantic import ValidationError
 
 from schemas import schema_text
+from streams.avro_schema import UnusableSchema, usable_schema
 from streams.exceptions import CodecError
 from streams.kinds import CONTRACT_TOPICS, EventKind, subject_of
 from streams.models import CONTRACT_MODELS, EVENT_MODELS, HotelEvent, Refusal
@@ -34,8 +34,12 @@ class SchemaSource(Protocol):
 
 
 def parse_schema(text: str) -> Any:
-    """Parse an Avro schema with its own namespace of named types."""
-    return fastavro.parse_schema(json.loads(text), named_schemas={})
+    """fastavro's form of a schema the registry would accept too (`streams.avro_schema`),
+    with its own namespace of named types; `CodecError` when it is not usable."""
+    try:
+        return usable_schema(text).fast
+    except UnusableSchema as exc:
+        raise CodecError(f"unusable Avro schema: {exc}") from exc
 
 
 class ConfluentAvroCodec:

@@ -2,7 +2,8 @@
 
 Errors leave in Confluent's shape, `{"error_code": 40401, "message": "..."}`, from
 one middleware; handlers only raise. Bodies are read as JSON whatever the request's
-content type (`application/vnd.schemaregistry.v1+json` or `application/json`).
+content type (`application/vnd.schemaregistry.v1+json` or `application/json`), in the
+charset it names (UTF-8 when none); what cannot be read is a 4xx, never a 500.
 """
 
 from __future__ import annotations
@@ -17,7 +18,12 @@ from aiohttp import web
 from streams.exceptions import RegistryError
 from streams.registry.compatibility import CompatibilityLevel
 from streams.registry.core import SchemaRegistry, parse_version
-from streams.registry.exceptions import BadRequest, InvalidSchema, SchemaNotFound
+from streams.registry.exceptions import (
+    BadRequest,
+    InvalidSchema,
+    SchemaNotFound,
+    UnsupportedMediaType,
+)
 from streams.registry.state import SchemaVersion
 
 log = logging.getLogger(__name__)
@@ -61,9 +67,23 @@ def _flag(request: web.Request, name: str) -> bool:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    text = await request.text()
+    """The JSON object of the body: a bad charset, bad bytes or bad JSON is a 4xx, never 500."""
+    raw = await request.read()
+    charset = request.charset or "utf-8"
+    try:
+        text = raw.decode(charset)
+    except LookupError:
+        raise UnsupportedMediaType(
+            f"Unsupported charset {charset[:40]!r} in Content-Type; send UTF-8 JSON"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise BadRequest(
+            f"Unrecognized request body: not valid {charset} at byte {exc.start} ({exc.reason})"
+        ) from None
     try:
         document = json.loads(text) if text.strip() else {}
+    except RecursionError:
+        raise BadRequest("Unrecognized request body: JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise BadRequest(f"Unrecognized request body: {exc}") from exc
     if not isinstance(document, dict):

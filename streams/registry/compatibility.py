@@ -17,6 +17,7 @@ import avro.errors
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
+from streams.avro_schema import MAX_SCHEMA_DEPTH, UnusableSchema, load_document, usable_schema
 from streams.registry.exceptions import InvalidCompatibilityLevel, InvalidSchema
 
 
@@ -66,17 +67,31 @@ class ParsedSchema:
     avro: avro.schema.Schema
 
 
-def parse_schema(text: object) -> ParsedSchema:
-    """Parse an Avro schema text; invalid input is 42201 with the parser's message."""
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidSchema("Empty schema")
+def parse_schema(text: object, *, strict: bool = True) -> ParsedSchema:
+    """Parse an Avro schema text; invalid input is 42201 with the parser's message.
+
+    `strict` (every request) demands what the codec demands too (`streams.avro_schema`),
+    so the registry never hands out an id its consumers cannot decode with. Replaying
+    `_schemas` is lenient (the `avro` package alone), so a version registered before a
+    rule existed keeps its id rather than vanish on restart.
+    """
     try:
-        parsed = avro.schema.parse(text)
-    except (avro.errors.AvroException, json.JSONDecodeError, TypeError, ValueError) as exc:
-        raise InvalidSchema(f"Invalid schema {text!r}: {exc}") from exc
+        if strict:
+            usable = usable_schema(text)
+            document, parsed = usable.document, usable.avro
+        else:
+            document = load_document(text)
+            parsed = avro.schema.parse(str(text))
+    except UnusableSchema as exc:
+        raise InvalidSchema(f"Invalid schema: {exc}") from exc
+    except RecursionError:
+        raise InvalidSchema(f"Invalid schema: nested more than {MAX_SCHEMA_DEPTH} levels deep"
+                            ) from None
+    except (avro.errors.AvroException, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise InvalidSchema(f"Invalid schema: {type(exc).__name__}: {str(exc)[:500]}") from exc
     return ParsedSchema(
         # The author's JSON, compacted: keeps their key order for people reading it.
-        text=json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False),
+        text=json.dumps(document, separators=(",", ":"), ensure_ascii=False),
         identity=json.dumps(
             parsed.to_json(), separators=(",", ":"), sort_keys=True, ensure_ascii=False
         ),

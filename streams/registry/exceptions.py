@@ -117,3 +117,10 @@ class StoreError(RegistryError):
 class BadRequest(RegistryError):
     def __init__(self, message: str):
         super().__init__(message, status=400, error_code=400)
+
+
+class UnsupportedMediaType(RegistryError):
+    """A body in a charset Python cannot decode text with (as Jersey answers: 415)."""
+
+    def __init__(self, message: str):
+        super().__init__(message, status=415, error_code=415)

@@ -126,7 +126,7 @@ class RegistryState:
             log.warning("skipping %s v%s: only AVRO is served", subject, number)
             return
         try:
-            parsed = parse_schema(value["schema"])
+            parsed = parse_schema(value["schema"], strict=False)
         except InvalidSchema as exc:
             log.warning("skipping %s v%s: %s", subject, number, exc)
             return
