@@ -9,15 +9,17 @@ a retry.
 from __future__ import annotations
 
 import asyncio
+import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4, uuid5
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError
+from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
 
 from streams.cloudevents import headers_for
@@ -29,11 +31,18 @@ from streams.exceptions import (
     PublishForbidden,
 )
 from streams.kinds import POLICIES, EventKind, System
+from streams.limits import Limits, violations
 from streams.metrics import events_published_total
 from streams.models import EVENT_MODELS, HotelEvent, record_key
 from streams.settings import HubSettings, get_settings
 
+log = logging.getLogger(__name__)
+
 _FIXED_BY_KIND = ("priority", "sync_mode", "delivery_guarantee", "targets")
+
+DOCUMENT_ID_NAMESPACE = UUID("5d0c4d39-53c5-4b0e-9a8f-0f7f3e5a1c61")
+"""uuid5 namespace of event ids derived from documents (`document_event_id`); never change it,
+or a re-published file would get new ids."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +68,31 @@ def _millis(moment: datetime) -> datetime:
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
+def document_event_id(
+    document: Mapping[str, Any], *, publisher: System, default_hotel_id: str
+) -> UUID:
+    """A deterministic event id for a JSON document that states none.
+
+    uuid5 over the canonical JSON of the document as it will be published (its hotel
+    and publishing system filled in), so publishing the same file again, e.g. after a
+    timeout, repeats the same events and the hub's dedupe drops them. Two identical
+    documents are one event; state an `event_id` to publish twin events.
+    """
+    canonical = json.dumps(
+        {**document, "hotel_id": document.get("hotel_id") or default_hotel_id,
+         "updated_by_system": publisher.value},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str,
+    )
+    return uuid5(DOCUMENT_ID_NAMESPACE, canonical)
+
+
 def build_event(
     document: Mapping[str, Any],
     *,
     publisher: System,
     default_hotel_id: str,
     now: datetime | None = None,
+    limits: Limits | None = None,
 ) -> HotelEvent:
     """Validate and enrich an event document; raise before anything is sent.
 
@@ -72,7 +100,8 @@ def build_event(
     `event_id`, `occurred_at`, `origin_system`, `correlation_id`, `causation_id`.
     Priority, sync mode, delivery guarantee and targets are fixed by the kind;
     a document that states other values is refused, so nobody downgrades a
-    CRITICAL event.
+    CRITICAL event. An event beyond the hotel's `limits` (default: the settings')
+    is refused the same way, naming the field.
     """
     raw_kind = document.get("type")
     try:
@@ -118,6 +147,9 @@ def build_event(
         event = EVENT_MODELS[kind].model_validate(enriched)
     except ValidationError as exc:
         raise EventValidationError(f"invalid {kind} event", errors=field_errors(exc)) from exc
+    beyond = violations(event, limits or get_settings().limits())
+    if beyond:
+        raise EventValidationError(f"invalid {kind} event", errors=beyond)
     return event.model_copy(update={"occurred_at": _millis(event.occurred_at)})
 
 
@@ -185,9 +217,14 @@ class HotelEventPublisher:
     ) -> None:
         await self.stop()
 
+    def encode(self, event: HotelEvent) -> bytes:
+        """The record `send` would write; lets a caller check a batch before sending any."""
+        return self._codec.encode(event)
+
     def build(self, document: Mapping[str, Any]) -> HotelEvent:
         return build_event(
-            document, publisher=self.system, default_hotel_id=self.settings.default_hotel_id
+            document, publisher=self.system, default_hotel_id=self.settings.default_hotel_id,
+            limits=self.settings.limits(),
         )
 
     async def publish(
@@ -212,25 +249,37 @@ class HotelEventPublisher:
         return await self.send(self.build(document))
 
     async def send(self, event: HotelEvent) -> PublishedEvent:
-        """Send an already validated event (the offline outbox replays these)."""
+        """Send an already validated event (the offline outbox replays these).
+
+        A send the broker does not acknowledge in time is repeated with the same
+        record, event_id included, up to `publish_attempts` times: if an earlier
+        attempt did land after all, the hub drops the copy by its event_id.
+        """
         producer = self._producer
         if producer is None:
             raise PublishError("publisher is not started")
         topic = self.settings.topic(POLICIES[EventKind(event.type)].topic)
-        value = self._codec.encode(event)
-        try:
-            metadata = await asyncio.wait_for(
-                producer.send_and_wait(
-                    topic, value, key=record_key(event), headers=headers_for(event)
-                ),
-                timeout=self.settings.publish_timeout_s,
-            )
-        except TimeoutError as exc:
-            raise PublishError(
-                f"Kafka did not acknowledge event {event.event_id} within "
-                f"{self.settings.publish_timeout_s:g} s"
-            ) from exc
-        except KafkaError as exc:
-            raise PublishError(f"Kafka refused event {event.event_id}: {exc}") from exc
+        value = self.encode(event)
+        key, headers = record_key(event), headers_for(event)
+        timeout_s, attempts = self.settings.publish_timeout_s, self.settings.publish_attempts
+        attempt = 1
+        while True:
+            try:
+                async with asyncio.timeout(timeout_s):
+                    metadata = await producer.send_and_wait(topic, value, key=key,
+                                                            headers=headers)
+                break
+            except (TimeoutError, KafkaTimeoutError) as exc:
+                if attempt >= attempts:
+                    raise PublishError(
+                        f"Kafka did not acknowledge event {event.event_id} within "
+                        f"{timeout_s:g} s, {attempt} time(s); publishing it again with the "
+                        "same event_id is safe"
+                    ) from exc
+                log.warning("event %s not acknowledged within %g s (attempt %d of %d); "
+                            "sending it again", event.event_id, timeout_s, attempt, attempts)
+                attempt += 1
+            except KafkaError as exc:
+                raise PublishError(f"Kafka refused event {event.event_id}: {exc}") from exc
         events_published_total.labels(kind=str(event.type), system=self.system.value).inc()
         return PublishedEvent(event, topic, metadata.partition, metadata.offset)

@@ -7,14 +7,31 @@ hub runs its embedded default on loopback. Everything else is `HOTELHUB_*`.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+if TYPE_CHECKING:
+    from streams.limits import Limits
+
 EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
 EMBEDDED_REGISTRY_URL = "http://127.0.0.1:8081"
+_USERINFO = re.compile(r"//[^\s,]*@")
+
+
+def redacted_url(url: str) -> str:
+    """`url` fit for logs, errors and output: credentials (`user:secret@`) become `***@`.
+
+    Every place that prints or raises with a registry URL uses this, so a
+    SCHEMA_REGISTRY_URL with credentials never shows them.
+    """
+    # Up to the last '@' of each comma-separated URL: a password may hold '/' or '@'
+    # unencoded, and a list of URLs may name several users. Over-redacting is harmless.
+    return _USERINFO.sub("//***@", url)
 
 
 class HubSettings(BaseSettings):
@@ -30,7 +47,10 @@ class HubSettings(BaseSettings):
     schema_registry_url: str | None = Field(
         default=None,
         validation_alias=AliasChoices("SCHEMA_REGISTRY_URL", "HOTELHUB_SCHEMA_REGISTRY_URL"),
-        description="External Confluent-compatible registry; unset means the embedded one.",
+        description="External Confluent-compatible registry; unset means the embedded one. "
+        "May hold credentials (http://user:secret@host:8081): sent as HTTP Basic auth, "
+        "never printed (see `redacted_url`).",
+        repr=False,
     )
     home: Path = Field(
         default=Path.home() / ".cache" / "hotelhub",
@@ -52,6 +72,11 @@ class HubSettings(BaseSettings):
     default_hotel_id: str = "HTL-TYO-01"
     default_currency: str = "JPY"
     timezone: str = "Asia/Tokyo"
+    max_stay_nights: int = Field(
+        default=366, ge=1,
+        description="Longest stay a booking may hold; longer ones are refused at the publisher "
+        "and by the hub (`streams.limits`).",
+    )
 
     pms_customer_fields: list[str] = Field(
         default=["email", "phone"],
@@ -72,6 +97,10 @@ class HubSettings(BaseSettings):
     )
     worker_data_dir: Path | None = None
     publish_timeout_s: float = 10.0
+    publish_attempts: int = Field(
+        default=3, ge=1,
+        description="Sends of one event (same event_id) before a publish gives up on a timeout.",
+    )
     connect_timeout_s: float = 5.0
 
     @property
@@ -80,7 +109,18 @@ class HubSettings(BaseSettings):
 
     @property
     def registry_url(self) -> str:
+        """The registry to call; may hold credentials, so print `registry_url_redacted`."""
         return self.schema_registry_url or f"http://127.0.0.1:{self.registry_port}"
+
+    @property
+    def registry_url_redacted(self) -> str:
+        return redacted_url(self.registry_url)
+
+    def limits(self) -> Limits:
+        """The event limits these settings set (`streams.limits`), for publisher and rules."""
+        from streams.limits import Limits  # settings stay importable without the models
+
+        return Limits(max_stay_nights=self.max_stay_nights)
 
     def topic(self, base: str) -> str:
         """The topic this deployment uses for a hub topic (`hotel.room` -> `staging.hotel.room`)."""
