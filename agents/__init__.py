@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from agents.analytics import collect_reports
-from agents.availability import count_availability
-from agents.customer import track_customers
-from agents.room import track_rooms
-from agents.stay import track_stays
+from agents.hotel import mirror_hotel_state, track_hotels
 
-EVENT_AGENTS = (track_stays, track_customers, track_rooms, collect_reports)
-"""The agents that consume the public event topics and yield each event they processed."""
+EVENT_AGENTS = (track_hotels, collect_reports)
+"""What consumes the public event topics and hands each processed event to its sinks."""
 
-__all__ = ["EVENT_AGENTS", "count_availability"]
+__all__ = ["EVENT_AGENTS", "mirror_hotel_state", "track_hotels"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import faust
 
 from streams.app import app
-from streams.effects import delta_topic, stays_topic
+from streams.effects import state_topic
 from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
 from streams.settings import get_settings
 
@@ -27,8 +27,6 @@ def _of(kind: EventKind) -> str:
     return _settings.topic(POLICIES[kind].topic)
 
 
-customer_topic = _topic(_of(EventKind.CUSTOMER), partitions=_partitions)
-room_topic = _topic(_of(EventKind.ROOM), partitions=_partitions)
 analytics_topic = _topic(_of(EventKind.ANALYTICS), partitions=_partitions)
 deadletter_topic = _topic(_settings.topic(DEADLETTER_TOPIC), partitions=1)
 
@@ -39,11 +37,6 @@ def _internal(name: str, *, compacting: bool = False) -> faust.TopicT:
                      partitions=_partitions, internal=True, compacting=compacting)
 
 
-inventory_delta_topic = _internal(delta_topic(_settings))
-"""Availability changes, keyed `hotel_id:room_type` for the partition that owns that type.
-
-Named per app id (`hotelhub.inventory-deltas` by default): every app on the cluster sends
-deltas for the events it processes, so a shared topic would count each event once per app."""
-
-stays_log_topic = _internal(stays_topic(_settings), compacting=True)
-"""The stay processor's committed state log (`streams.stay_processor`), compacted."""
+hotel_state_topic = _internal(state_topic(_settings), compacting=True)
+"""The hotel processor's committed state log (`streams.hotel_processor`), compacted, one
+partition per hotel; mirrored into the queryable tables."""

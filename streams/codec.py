@@ -17,7 +17,7 @@ from pydantic import ValidationError
 
 from schemas import schema_text
 from streams.avro_schema import UnusableSchema, usable_schema
-from streams.exceptions import CodecError
+from streams.exceptions import CodecError, RegistryError, RegistryUnavailable
 from streams.kinds import CONTRACT_TOPICS, EventKind, subject_of
 from streams.models import CONTRACT_MODELS, EVENT_MODELS, HotelEvent, Refusal
 
@@ -130,9 +130,20 @@ class ConfluentAvroCodec:
         if writer is None:
             try:
                 text = await self._registry.schema_by_id(schema_id)
-            except Exception as exc:
-                raise CodecError(
-                    f"schema id {schema_id} is unknown to the registry: {exc}"
+            except RegistryError as exc:
+                if exc.status is not None and exc.status < 500:
+                    raise CodecError(
+                        f"schema id {schema_id} is unknown to the registry: {exc}"
+                    ) from exc
+                raise RegistryUnavailable(
+                    f"the schema registry did not give schema id {schema_id}: {exc}"
                 ) from exc
-            writer = self._writers_by_id[schema_id] = parse_schema(text)
+            try:
+                writer = parse_schema(text)
+            except Exception as exc:  # fastavro raises many types on schemas it cannot use
+                raise CodecError(
+                    f"schema id {schema_id} cannot be used by the codec: "
+                    f"{type(exc).__name__}: {exc}"
+                ) from exc
+            self._writers_by_id[schema_id] = writer
         return writer

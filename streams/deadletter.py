@@ -1,33 +1,15 @@
-"""Dead letters: a record an agent cannot decode is kept, with where it came from and why.
-
-Header names follow Kafka Connect's `__connect.errors.*` so operators recognise them.
-"""
+"""Dead letters of the Faust agents: a record an agent cannot decode is kept, with where it
+came from and why (the header layout is `streams.deadletters`)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 
 from faust.types import EventT
 
 from streams.channels import deadletter_topic
+from streams.deadletters import deadletter_headers
 from streams.metrics import events_deadlettered_total
-
-HEADER_PREFIX = "hub.errors."
-
-
-def deadletter_headers(
-    *, topic: str, partition: int, offset: int, error: BaseException
-) -> list[tuple[str, bytes]]:
-    fields = {
-        "topic": topic,
-        "partition": str(partition),
-        "offset": str(offset),
-        "exception.class": type(error).__name__,
-        "exception.message": str(error)[:4000],
-        "timestamp": datetime.now(UTC).isoformat(),
-    }
-    return [(HEADER_PREFIX + name, value.encode()) for name, value in fields.items()]
 
 
 async def dead_letter(event: EventT[bytes], error: BaseException) -> None:

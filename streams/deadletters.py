@@ -1,12 +1,11 @@
-"""Reading dead letters back: parse their headers, select them, rebuild the original record.
+"""Dead letters: the headers that say where a record came from and why it failed, written
+and read back here; selecting them and rebuilding the original record for a replay.
 
-Pure functions, no Kafka client and no Faust, so `hotelhub deadletter` and its tests stay
-light. The header layout is the one `streams.deadletter` writes: the original record's
+Pure functions, no Kafka client and no Faust, so the hotel processor, the Faust agents'
+`streams.deadletter` and `hotelhub deadletter` share one layout: the original record's
 headers first, then `hub.errors.topic`, `.partition`, `.offset`, `.exception.class`,
-`.exception.message`, `.timestamp`; key and value are the original bytes.
-
-The names are repeated here rather than imported because `streams.deadletter` imports
-Faust (its channels) at module level; keep `HEADER_PREFIX` equal to the one there.
+`.exception.message`, `.timestamp` (named like Kafka Connect's `__connect.errors.*`);
+key and value are the original bytes.
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 HEADER_PREFIX = "hub.errors."
-"""Same value as `streams.deadletter.HEADER_PREFIX` (a test keeps them equal)."""
 
 TOPIC_HEADER = HEADER_PREFIX + "topic"
 PARTITION_HEADER = HEADER_PREFIX + "partition"
@@ -30,6 +28,21 @@ REPLAYED_FROM_HEADER = "hub.replayed-from"
 """Added to a replayed record: `<dead-letter topic>:<partition>:<offset>` it came from."""
 
 Headers = Sequence[tuple[str, bytes]]
+
+
+def deadletter_headers(
+    *, topic: str, partition: int, offset: int, error: BaseException
+) -> list[tuple[str, bytes]]:
+    """The headers a dead letter carries besides its original ones."""
+    fields = {
+        TOPIC_HEADER: topic,
+        PARTITION_HEADER: str(partition),
+        OFFSET_HEADER: str(offset),
+        CLASS_HEADER: type(error).__name__,
+        MESSAGE_HEADER: str(error)[:4000],
+        TIMESTAMP_HEADER: datetime.now(UTC).isoformat(),
+    }
+    return [(name, value.encode()) for name, value in fields.items()]
 
 
 @dataclass(frozen=True)

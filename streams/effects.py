@@ -1,23 +1,25 @@
-"""What a rule's outcome publishes: refusals, derived room events, availability deltas.
+"""What a step publishes: its state changes, refusals and derived room events, as records.
 
-One mapping from an outcome to records, used by both senders: the Faust agents
-(`publish_outcome`, at least once, idempotent downstream) and the stay processor
-(inside its Kafka transaction).
+The hotel processor sends these inside the transaction of the record that caused
+them, so a state change and what it announces are visible together or not at all.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from streams.cloudevents import Headers, headers_for, refusal_headers
 from streams.codec import ConfluentAvroCodec
+from streams.exceptions import RecordTooLarge
 from streams.kinds import POLICIES, REFUSAL_TOPIC, EventKind
-from streams.metrics import refusals_total
 from streams.models import record_key
-from streams.rules import Outcome
-from streams.settings import HubSettings, get_settings
+from streams.settings import HubSettings
 from streams.state import table_key
+from streams.step import Step
+
+DERIVED_BY = "hub.derived-by"
+"""Header on the room events a hub app derived and already applied (value: its app id)."""
+STATE_KEY_SEPARATOR = b"|"
 
 
 @dataclass(frozen=True)
@@ -26,48 +28,55 @@ class OutRecord:
     key: bytes
     value: bytes
     headers: Headers = field(default_factory=list)
+    partition: int | None = None
+    """None lets the producer's partitioner (murmur2 of the key) choose."""
+
+    @property
+    def size(self) -> int:
+        return len(self.key) + len(self.value) + sum(
+            len(name) + len(value) for name, value in self.headers)
 
 
-def delta_topic(settings: HubSettings) -> str:
-    """Availability deltas, named for the app: another deployment replaying the same
-    events keeps its own deltas instead of adding to these."""
-    return f"{settings.app_id}.inventory-deltas"
+def state_topic(settings: HubSettings) -> str:
+    """The hotel processor's committed state log (compacted), partitioned by hotel."""
+    return f"{settings.app_id}.hotel-state"
 
 
-def stays_topic(settings: HubSettings) -> str:
-    """The stay processor's committed state log (compacted)."""
-    return f"{settings.app_id}.stays"
+def hotel_events_topic(settings: HubSettings) -> str:
+    """Every event re-keyed to its hotel's partition, whichever partitioner produced it."""
+    return f"{settings.app_id}.hotel-events"
 
 
-def outcome_records(outcome: Outcome[Any], *, settings: HubSettings,
-                    codec: ConfluentAvroCodec) -> list[OutRecord]:
-    """The records an outcome publishes, in order; counts its refusals."""
-    records = []
-    for refusal in outcome.refusals:
+def state_key(tag: str, key: bytes) -> bytes:
+    """State log key: the kind of state, then `hotel_id:entity_id` (ids may hold any byte)."""
+    return tag.encode() + STATE_KEY_SEPARATOR + key
+
+
+def split_state_key(raw: bytes) -> tuple[str, bytes]:
+    tag, _, key = raw.partition(STATE_KEY_SEPARATOR)
+    return tag.decode(), key
+
+
+def step_records(step: Step, *, partition: int, settings: HubSettings,
+                 codec: ConfluentAvroCodec) -> list[OutRecord]:
+    """The records a step publishes, in order; raises RecordTooLarge before any is sent."""
+    records = [
+        OutRecord(state_topic(settings), state_key(tag, key),
+                  state.model_dump_json().encode(), partition=partition)
+        for (tag, key), state in step.changes.items()
+    ]
+    for refusal in step.refusals:
         records.append(OutRecord(
             settings.topic(REFUSAL_TOPIC), table_key(refusal.hotel_id, refusal.entity_id).encode(),
             codec.encode(refusal), refusal_headers(refusal)))
-        refusals_total.labels(reason=refusal.reason_code.value).inc()
-    for room_event in outcome.room_events:
+    for room_event in step.room_events:
         records.append(OutRecord(
             settings.topic(POLICIES[EventKind.ROOM].topic), record_key(room_event),
-            codec.encode(room_event), headers_for(room_event)))
-    for delta in outcome.deltas:
-        records.append(OutRecord(
-            delta_topic(settings), table_key(delta.hotel_id, delta.room_type).encode(),
-            delta.model_dump_json().encode()))
+            codec.encode(room_event),
+            [*headers_for(room_event), (DERIVED_BY, settings.app_id.encode())]))
+    for record in records:
+        if record.size > settings.max_record_bytes:
+            raise RecordTooLarge(
+                f"{record.topic} record of {record.size} bytes for {record.key[:200]!r} is over "
+                f"{settings.max_record_bytes} bytes (HOTELHUB_MAX_RECORD_BYTES)")
     return records
-
-
-async def publish_outcome(outcome: Outcome[Any]) -> None:
-    """Send an agent's outcome through the Faust app's producer."""
-    if not (outcome.refusals or outcome.room_events or outcome.deltas):
-        return
-    from streams.app import app
-    from streams.runtime import shared_codec
-
-    codec = shared_codec()
-    await codec.ensure_registered()
-    for record in outcome_records(outcome, settings=get_settings(), codec=codec):
-        await app.send(record.topic, key=record.key, value=record.value,
-                       headers=record.headers, key_serializer="raw", value_serializer="raw")

@@ -5,11 +5,13 @@ HubError
 ├── BrokerUnavailable        Kafka did not answer in time
 ├── EmbeddedServiceError     the embedded broker or registry could not start or stop
 ├── RegistryError            the schema registry refused or failed a request
-│   └── SchemaIncompatible   a schema breaks the subject's compatibility level
+│   ├── SchemaIncompatible   a schema breaks the subject's compatibility level
+│   └── RegistryUnavailable  the registry did not answer: wait and retry, never dead-letter
 ├── CodecError               bytes are not a valid Confluent-framed Avro record
 ├── EventValidationError     an event payload is invalid; names every bad field
 ├── PublishForbidden         this system may not publish this kind of event
-└── PublishError             the broker did not acknowledge the event
+├── PublishError             the broker did not acknowledge the event
+└── RecordTooLarge           an output record is larger than the broker accepts
 """
 
 from __future__ import annotations
@@ -42,8 +44,16 @@ class SchemaIncompatible(RegistryError):
     pass
 
 
+class RegistryUnavailable(RegistryError):
+    """The schema registry is down or failing; records wait for it rather than be dead-lettered."""
+
+
 class CodecError(HubError):
     pass
+
+
+class RecordTooLarge(HubError):
+    """Raise `HOTELHUB_MAX_RECORD_BYTES` together with the broker's `message.max.bytes`."""
 
 
 class EventValidationError(HubError):

@@ -296,6 +296,8 @@ class RefusalReason(StrEnum):
     NOT_UPDATABLE_BY_PMS = "not_updatable_by_pms"
     FIELD_NOT_ALLOWED = "field_not_allowed"
     OWNER_ONLY = "owner_only"
+    OVERBOOKED = "overbooked"
+    INVALID_VALUE = "invalid_value"
 
 
 class Refusal(_Record):

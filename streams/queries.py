@@ -21,10 +21,8 @@ worker answers from its own active partitions only and never forwards again.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, ClassVar, TypeVar
 
@@ -38,7 +36,9 @@ from yarl import URL
 
 from streams.app import app
 from streams.exceptions import HubError
+from streams.health import health_problem
 from streams.models import RoomStatus
+from streams.partitioning import hotel_partition
 from streams.state import AvailabilityState, CustomerState, ReservationState, RoomState, table_key
 from streams.tables import (
     customer_to_state,
@@ -101,8 +101,12 @@ def not_serving_reason() -> str | None:
     """Why this worker's tables may be incomplete right now, or None when they are current.
 
     `recovery.completed` is set once the first recovery finished (Faust never clears it);
-    `in_recovery` and `rebalancing` cover every later rebalance and restore.
+    `in_recovery` and `rebalancing` cover every later rebalance and restore; the checks
+    in `streams.health` say whether processing is stuck or has died.
     """
+    problem = health_problem()
+    if problem is not None:
+        return problem
     recovery = getattr(app.tables, "recovery", None)
     if recovery is None or not recovery.completed.is_set():
         return "tables are being restored from their changelogs"
@@ -127,9 +131,10 @@ def _partition_count(table: Table) -> int:
     return int(table.partitions or app.conf.topic_partitions)
 
 
-def partition_of(table: Table, key: bytes) -> int:
-    """The table partition holding `key`: the changelog partition its events were written to."""
-    return int(app.producer.key_partition(_changelog(table), key).partition)
+def partition_of(table: Table, hotel_id: str) -> int:
+    """The table partition holding a hotel's keys: every table is mirrored from the hotel
+    processor's state log, one partition per hotel (`streams.partitioning`)."""
+    return hotel_partition(hotel_id, _partition_count(table))
 
 
 def active_partitions(table: Table) -> set[int]:
@@ -207,22 +212,31 @@ async def _forward(view: web.View, request: web.Request, owner: URL) -> web.Resp
 # --- lookups ---------------------------------------------------------------------------------
 
 
-async def _entity(view: web.View, request: web.Request, table: Table, key: bytes,
-                  model: type[M], missing: str) -> M | web.Response:
-    """The state at `key` if this worker owns it, else the owner's answer, forwarded."""
+async def _elsewhere(view: web.View, request: web.Request, table: Table, hotel_id: str
+                     ) -> web.Response | None:
+    """None when this worker owns the hotel's partition of `table`, else the owner's answer."""
     _require_serving()
-    partition = partition_of(table, key)
+    partition = partition_of(table, hotel_id)
     if partition in active_partitions(table):
-        state = read(table, key, model)
-        if state is None:
-            raise EntityNotFound(missing)
-        return state
+        return None
     if _local_query(request):
         raise NotServing(f"partition {partition} of {table.name} is moving to another worker")
     owner = _owners(table).get(partition)
     if owner is None or _is_me(owner):
         raise NotServing(f"partition {partition} of {table.name} has no active owner yet")
     return await _forward(view, request, owner)
+
+
+async def _entity(view: web.View, request: web.Request, table: Table, hotel_id: str,
+                  entity_id: str, model: type[M], missing: str) -> M | web.Response:
+    """The state of one entity if this worker owns its hotel, else the owner's answer."""
+    forwarded = await _elsewhere(view, request, table, hotel_id)
+    if forwarded is not None:
+        return forwarded
+    state = read(table, table_key(hotel_id, entity_id).encode(), model)
+    if state is None:
+        raise EntityNotFound(missing)
+    return state
 
 
 _ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -264,58 +278,24 @@ def _room_filters(request: web.Request) -> tuple[str | None, str | None]:
 
 def _room_number_order(room: Mapping[str, Any]) -> tuple[Any, ...]:
     """Numeric parts compare as numbers: 99 before 101, 2A before 10."""
-    parts = re.split(r"(\d+)", str(room["room_number"]))
-    return (tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in parts if p),
+    parts = re.split(r"([0-9]+)", str(room["room_number"]))
+    return (tuple((0, int(p), "") if p.isdecimal() else (1, 0, p) for p in parts if p),
             str(room["room_id"]))
 
 
-def _local_rooms(hotel_id: str, partitions: set[int], status: str | None,
-                 room_type: str | None) -> list[dict[str, Any]]:
-    """Rooms of `hotel_id` in the given partitions, which this worker must own as active."""
-    missing = partitions - active_partitions(room_to_state)
-    if missing:
-        raise NotServing(f"partitions {sorted(missing)} of {room_to_state.name} "
-                         "are not owned by this worker now")
+def _local_rooms(hotel_id: str, status: str | None, room_type: str | None
+                 ) -> list[dict[str, Any]]:
+    """The hotel's rooms, filtered; this worker owns the hotel's partition."""
     prefix = f"{hotel_id}:".encode()
     rooms = []
     for key, raw in list(room_to_state.items()):
-        if not key.startswith(prefix) or partition_of(room_to_state, key) not in partitions:
+        if not key.startswith(prefix):
             continue
         room = RoomState.model_validate(raw)
         if (status is None or room.status == status) and (
                 room_type is None or room.room_type == room_type):
             rooms.append(room.to_json())
-    return rooms
-
-
-def _partitions_param(request: web.Request) -> set[int]:
-    raw = request.url.query.get("partitions", "")
-    try:
-        partitions = {int(part) for part in raw.split(",") if part}
-    except ValueError:
-        raise BadQuery(f"query parameter 'partitions' is not a list of integers: {raw!r}"
-                       ) from None
-    if not partitions or any(not 0 <= p < _partition_count(room_to_state) for p in partitions):
-        raise BadQuery(f"query parameter 'partitions' names no valid partition: {raw!r}")
-    return partitions
-
-
-async def _rooms_from(owner: URL, partitions: Iterable[int], request: web.Request
-                      ) -> list[dict[str, Any]]:
-    status, body, headers = await _get(
-        owner, request, {"partitions": ",".join(map(str, sorted(partitions)))})
-    if status != 200:
-        raise _Relayed(status, body, headers)
-    rooms: list[dict[str, Any]] = json.loads(body)["rooms"]
-    return rooms
-
-
-class _Relayed(QueryError):
-    """Another worker's refusal during a fan-out, passed on as it was."""
-
-    def __init__(self, status: int, body: bytes, headers: Mapping[str, str]) -> None:
-        super().__init__(f"worker answered {status}")
-        self.answer = (status, body, dict(headers))
+    return sorted(rooms, key=_room_number_order)
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -327,9 +307,6 @@ class _Query(web.View):
     async def get(self, request: web.Request, **params: str) -> web.Response:
         try:
             return await self.answer(request, params)
-        except _Relayed as relayed:
-            status, body, headers = relayed.answer
-            return self.bytes(body, status=status, headers=headers)
         except QueryError as exc:
             return _error(self, exc)
 
@@ -341,48 +318,26 @@ class _Query(web.View):
 class RoomQuery(_Query):
     async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
         hotel_id, room_id = params["hotel_id"], params["room_id"]
-        found = await _entity(self, request, room_to_state, table_key(hotel_id, room_id).encode(),
-                              RoomState, f"no room {room_id} at hotel {hotel_id}")
+        found = await _entity(self, request, room_to_state, hotel_id, room_id, RoomState,
+                              f"no room {room_id} at hotel {hotel_id}")
         return found if not isinstance(found, BaseModel) else _json(self, found.to_json())
 
 
 @app.page("/rooms/{hotel_id}")
 class RoomsQuery(_Query):
-    """Rooms of a hotel: each worker lists its active partitions, this one merges them."""
+    """Rooms of a hotel, from the worker that owns the hotel."""
 
     async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
         hotel_id = params["hotel_id"]
         status, room_type = _room_filters(request)
-        if _local_query(request):
-            partitions = _partitions_param(request)
-            _require_serving()
-            rooms = _local_rooms(hotel_id, partitions, status, room_type)
-            return _json(self, {"partitions": sorted(partitions), "rooms": rooms})
-        _require_serving()
-        owners = _owners(room_to_state)
-        unowned = set(range(_partition_count(room_to_state))) - owners.keys()
-        if unowned:
-            raise NotServing(f"partitions {sorted(unowned)} of {room_to_state.name} "
-                             "have no active owner yet")
-        by_owner: dict[URL, set[int]] = {}
-        for partition, owner in owners.items():
-            by_owner.setdefault(owner, set()).add(partition)
-        parts = await asyncio.gather(*(
-            self._rooms(owner, partitions, request, hotel_id, status, room_type)
-            for owner, partitions in by_owner.items()
-        ))
-        rooms = sorted((room for part in parts for room in part), key=_room_number_order)
+        forwarded = await _elsewhere(self, request, room_to_state, hotel_id)
+        if forwarded is not None:
+            return forwarded
+        rooms = _local_rooms(hotel_id, status, room_type)
         return _json(self, {
             "hotel_id": hotel_id, "filters": {"status": status, "type": room_type},
             "count": len(rooms), "rooms": rooms,
         })
-
-    async def _rooms(self, owner: URL, partitions: set[int], request: web.Request,
-                     hotel_id: str, status: str | None, room_type: str | None
-                     ) -> list[dict[str, Any]]:
-        if _is_me(owner):
-            return _local_rooms(hotel_id, partitions, status, room_type)
-        return await _rooms_from(owner, partitions, request)
 
 
 @app.page("/availability/{hotel_id}/{room_type}")
@@ -391,8 +346,8 @@ class AvailabilityQuery(_Query):
         hotel_id, room_type = params["hotel_id"], params["room_type"]
         nights = _nights(request)
         found = await _entity(
-            self, request, room_type_to_availability, table_key(hotel_id, room_type).encode(),
-            AvailabilityState, f"no availability for room type {room_type} at hotel {hotel_id}")
+            self, request, room_type_to_availability, hotel_id, room_type, AvailabilityState,
+            f"no availability for room type {room_type} at hotel {hotel_id}")
         if not isinstance(found, AvailabilityState):
             return found
         return _json(self, {
@@ -406,9 +361,8 @@ class AvailabilityQuery(_Query):
 class CustomerQuery(_Query):
     async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
         hotel_id, customer_id = params["hotel_id"], params["customer_id"]
-        found = await _entity(
-            self, request, customer_to_state, table_key(hotel_id, customer_id).encode(),
-            CustomerState, f"no customer {customer_id} at hotel {hotel_id}")
+        found = await _entity(self, request, customer_to_state, hotel_id, customer_id,
+                              CustomerState, f"no customer {customer_id} at hotel {hotel_id}")
         return found if not isinstance(found, BaseModel) else _json(self, found.to_json())
 
 
@@ -417,8 +371,8 @@ class ReservationQuery(_Query):
     async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
         hotel_id, reservation_id = params["hotel_id"], params["reservation_id"]
         found = await _entity(
-            self, request, reservation_to_state, table_key(hotel_id, reservation_id).encode(),
-            ReservationState, f"no reservation {reservation_id} at hotel {hotel_id}")
+            self, request, reservation_to_state, hotel_id, reservation_id, ReservationState,
+            f"no reservation {reservation_id} at hotel {hotel_id}")
         return found if not isinstance(found, BaseModel) else _json(self, found.to_json())
 
 

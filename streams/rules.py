@@ -9,14 +9,16 @@ from the event that caused them.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, timedelta
+from decimal import Decimal
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
 from streams.cloudevents import event_type
 from streams.kinds import POLICIES, EventKind, System
+from streams.limits import Limits
 from streams.models import (
     CheckinCheckoutAction,
     CheckinCheckoutEvent,
@@ -39,6 +41,7 @@ from streams.state import (
     ReservationState,
     RoomState,
     StatusSource,
+    Versioned,
     remember,
 )
 
@@ -56,6 +59,30 @@ class RuleSettings:
     timezone: str = "Asia/Tokyo"
     pms_customer_fields: frozenset[str] = frozenset({"email", "phone"})
     """Customer fields hotel-pms may change, where the customer allows it."""
+    overbooking: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Rooms a hotel may sell beyond what it has, per hotel and room type: a count ("2")
+    or a share of the rooms of that type ("5%"); "*" stands for any hotel or type."""
+    limits: Limits = field(default_factory=Limits)
+
+    def allowance(self, hotel_id: str, room_type: str, in_house: int) -> int:
+        """How far below zero `room_type`'s free count may go at `hotel_id`."""
+        by_type = self.overbooking.get(hotel_id) or self.overbooking.get("*") or {}
+        raw = by_type.get(room_type) or by_type.get("*")
+        if raw is None:
+            return 0
+        return parse_allowance(raw, in_house)
+
+
+def parse_allowance(raw: str, in_house: int) -> int:
+    """"2" -> 2 rooms; "5%" -> 5 % of the rooms in the house, rounded down."""
+    text = raw.strip()
+    try:
+        if text.endswith("%"):
+            return int(Decimal(text[:-1]) * in_house / 100)
+        return int(text)
+    except (ArithmeticError, ValueError):
+        raise ValueError(f"overbooking allowance {raw!r} is neither a count nor a percent"
+                         ) from None
 
 
 @dataclass
@@ -68,6 +95,8 @@ class Outcome(Generic[S]):
     refusals: list[Refusal] = field(default_factory=list)
     room_events: list[RoomEvent] = field(default_factory=list)
     deltas: list[InventoryDelta] = field(default_factory=list)
+    released: list[CheckinCheckoutEvent] = field(default_factory=list)
+    """Movements that waited for this booking and are to be applied now."""
 
 
 def derived_id(event_id: object, purpose: str) -> uuid.UUID:
@@ -94,6 +123,31 @@ def _refused(event: HotelEvent, code: RefusalReason, reason: str, current: objec
     return Outcome(refusals=[refuse(event, code, reason, current)])
 
 
+def _already_applied(current: Versioned | None, event: HotelEvent, version: int
+                     ) -> Outcome[S] | None:
+    """A resend (silent) or a stale update (refused), judged by the sender's own versions.
+
+    Each system's versions order only that system's changes, so one system's counter
+    can never lock another system out; the high-water mark is exact however long ago
+    the event was first applied.
+    """
+    if current is None:
+        return None
+    if current.applied.seen(event.event_id):  # type: ignore[attr-defined]
+        return Outcome(duplicate=True)
+    system = event.updated_by_system
+    seen = current.version_of(system)
+    if seen is not None and version <= seen:
+        return _refused(event, RefusalReason.STALE_VERSION,
+                        f"version {version} from {system} is not newer than version {seen} "
+                        f"already applied from {system}", current)
+    return None
+
+
+def _versions(current: Versioned | None, event: HotelEvent, version: int) -> dict[str, int]:
+    return {**(current.versions if current else {}), event.updated_by_system: version}
+
+
 # --- reservations and stay movements -------------------------------------------------
 
 _RANK = {
@@ -113,6 +167,13 @@ _ARRIVABLE = frozenset({ReservationStatus.TENTATIVE, ReservationStatus.CONFIRMED
 _HOLDS_INVENTORY = frozenset({ReservationStatus.TENTATIVE, ReservationStatus.CONFIRMED,
                               ReservationStatus.GUARANTEED, ReservationStatus.CHECKED_IN,
                               ReservationStatus.CHECKED_OUT})
+GUEST_MOVES = frozenset({ReservationStatus.CHECKED_IN, ReservationStatus.CHECKED_OUT,
+                         ReservationStatus.NO_SHOW})
+"""Statuses only the front desk sets, with a check-in/out event from hotel-pms."""
+FINISHED = frozenset({ReservationStatus.CHECKED_OUT, ReservationStatus.CANCELLED,
+                      ReservationStatus.NO_SHOW})
+HISTORY_FIELDS = ("checkin_date", "checkout_date", "room_type", "total_amount", "currency")
+"""What a finished stay keeps as it was: a late folio charge is a check-out charge."""
 
 LIFECYCLE: dict[ReservationStatus | None, frozenset[ReservationStatus]] = {
     None: _BOOKED,
@@ -136,17 +197,21 @@ LIFECYCLE: dict[ReservationStatus | None, frozenset[ReservationStatus]] = {
 A status may repeat (an update that changes amount or dates keeps its status)."""
 
 
-def _held_nights(state: ReservationState | None) -> dict[tuple[str, date], int]:
+def held_nights(state: ReservationState | None) -> dict[tuple[str, date], int]:
+    """The nights a stay takes from its room type; after an early departure only those stayed."""
     if (state is None or state.status not in _HOLDS_INVENTORY or state.room_type is None
             or state.checkin_date is None or state.checkout_date is None):
         return {}
-    nights = (state.checkout_date - state.checkin_date).days
+    end = state.checkout_date
+    if state.status is ReservationStatus.CHECKED_OUT and state.departure_date is not None:
+        end = max(min(end, state.departure_date), state.checkin_date)
+    nights = (end - state.checkin_date).days
     return {(state.room_type, state.checkin_date + timedelta(days=n)): 1 for n in range(nights)}
 
 
-def _sold_deltas(before: ReservationState | None, after: ReservationState,
-                 cause: object) -> list[InventoryDelta]:
-    old, new = _held_nights(before), _held_nights(after)
+def sold_deltas(before: ReservationState | None, after: ReservationState,
+                cause: object) -> list[InventoryDelta]:
+    old, new = held_nights(before), held_nights(after)
     by_type: dict[str, dict[date, int]] = {}
     for key in {*old, *new}:
         change = new.get(key, 0) - old.get(key, 0)
@@ -163,19 +228,27 @@ def _sold_deltas(before: ReservationState | None, after: ReservationState,
 def apply_reservation(
     current: ReservationState | None, event: ReservationEvent, rules: RuleSettings
 ) -> Outcome[ReservationState]:
-    """A reservation event from any system; versions order them, the lifecycle guards them."""
-    if current is not None and current.applied.seen(event.event_id):
-        return Outcome(duplicate=True)
+    """A booking or booking change from any system; the front desk alone moves guests."""
     data = event.data
+    done: Outcome[ReservationState] | None = _already_applied(current, event, data.version)
+    if done is not None:
+        return done
     known = current is not None and current.known
-    if current is not None and known and data.version <= current.version:
-        return _refused(event, RefusalReason.STALE_VERSION,
-                        f"version {data.version} is not newer than version {current.version} "
-                        "already applied", current)
-    status = data.status
-    source = StatusSource.RESERVATION
     previous = current.status if current is not None and known else None
-    if previous is not None and current is not None and status not in LIFECYCLE[previous]:
+    status, source = data.status, StatusSource.RESERVATION
+    if status in GUEST_MOVES and status is not previous:
+        return _refused(event, RefusalReason.ILLEGAL_TRANSITION,
+                        f"only the front desk moves guests: {status} comes from hotel-pms as a "
+                        f"check-in/out event, not as a reservation {event.action}", current)
+    if current is not None and previous in FINISHED:
+        changed = [name for name in HISTORY_FIELDS
+                   if getattr(data, name) != getattr(current, name)]
+        if changed or status is not previous:
+            what = ", ".join(changed) if changed else f"status {status}"
+            return _refused(event, RefusalReason.ILLEGAL_TRANSITION,
+                            f"a {previous} stay is history: its {what} no longer change",
+                            current)
+    elif previous is not None and current is not None and status not in LIFECYCLE[previous]:
         if current.status_source is StatusSource.MOVEMENT and _RANK[status] < _RANK[previous]:
             # The front desk moved the stay on before this older news arrived: keep the
             # status the movement set, take the booking's other changes.
@@ -190,28 +263,45 @@ def apply_reservation(
         "room_type": data.room_type, "room_number": data.room_number or base.room_number,
         "checkin_date": data.checkin_date, "checkout_date": data.checkout_date,
         "total_amount": data.total_amount, "currency": data.currency, "origin": data.origin,
-        "version": data.version, "pending_movements": [],
+        "version": data.version, "versions": _versions(current, event, data.version),
+        "pending_movements": [],
         "applied": remember(base.applied, event.event_id, event_type(event.type, event.action),
                             event.occurred_at),
     })
-    outcome = Outcome(state=state, deltas=_sold_deltas(current if known else None, state,
-                                                       event.event_id))
-    for movement in base.pending_movements:
-        step = apply_movement(outcome.state, movement, rules)
-        outcome.refusals += step.refusals
-        outcome.room_events += step.room_events
-        outcome.deltas += step.deltas
-        if step.state is not None:
-            outcome.state = step.state
-    return outcome
+    return Outcome(state=state, released=list(base.pending_movements),
+                   deltas=sold_deltas(current if known else None, state, event.event_id))
+
+
+_MOVE_TO = {
+    CheckinCheckoutAction.CHECKED_IN: ReservationStatus.CHECKED_IN,
+    CheckinCheckoutAction.CHECKED_OUT: ReservationStatus.CHECKED_OUT,
+    CheckinCheckoutAction.NO_SHOW: ReservationStatus.NO_SHOW,
+}
+_MOVE_FROM = {
+    ReservationStatus.CHECKED_IN: _ARRIVABLE,
+    ReservationStatus.CHECKED_OUT: frozenset({ReservationStatus.CHECKED_IN}),
+    ReservationStatus.NO_SHOW: _ARRIVABLE,
+}
 
 
 def apply_movement(
-    current: ReservationState | None, event: CheckinCheckoutEvent, rules: RuleSettings
+    current: ReservationState | None, room: RoomState | None, event: CheckinCheckoutEvent,
+    rules: RuleSettings,
 ) -> Outcome[ReservationState]:
-    """A check-in, check-out or no-show; one that overtakes its reservation waits for it."""
-    if current is not None and current.applied.seen(event.event_id):
+    """A check-in, check-out or no-show; one that overtakes its booking waits for it.
+
+    `room` is the hub's state of the room the guest moves in or out of (None when the
+    hub has never seen it): a check-in to an unknown room is refused, and a check-out
+    vacates the room only while this stay still occupies it.
+    """
+    action = str(event.action)
+    if current is not None and (current.movement_ids.get(action) == str(event.event_id)
+                                or current.applied.seen(event.event_id)):
         return Outcome(duplicate=True)
+    if event.updated_by_system != System.HOTEL_PMS.value:
+        return _refused(event, RefusalReason.OWNER_ONLY,
+                        f"only hotel-pms moves guests; {event.updated_by_system} may not "
+                        f"record {action}", current)
     if current is None or not current.known:
         base = current or ReservationState(hotel_id=event.hotel_id,
                                            reservation_id=event.data.reservation_id)
@@ -220,40 +310,36 @@ def apply_movement(
         return Outcome(state=base.model_copy(
             update={"pending_movements": [*base.pending_movements, event]}))
 
-    data, status = event.data, current.status
-    assert status is not None
-    target = {
-        CheckinCheckoutAction.CHECKED_IN: ReservationStatus.CHECKED_IN,
-        CheckinCheckoutAction.CHECKED_OUT: ReservationStatus.CHECKED_OUT,
-        CheckinCheckoutAction.NO_SHOW: ReservationStatus.NO_SHOW,
-    }[event.action]
-    allowed = {
-        ReservationStatus.CHECKED_IN: _ARRIVABLE,
-        ReservationStatus.CHECKED_OUT: frozenset({ReservationStatus.CHECKED_IN}),
-        ReservationStatus.NO_SHOW: _ARRIVABLE,
-    }[target]
-    # A reservation event may already have said what this movement records: fill in
-    # the movement's details rather than calling the move impossible.
-    caught_up = status is target and current.status_source is StatusSource.RESERVATION
-    if status not in allowed and not caught_up:
+    data, status, target = event.data, current.status, _MOVE_TO[event.action]
+    if status not in _MOVE_FROM[target]:
         return _refused(event, RefusalReason.ILLEGAL_TRANSITION,
-                        f"cannot record {event.action} for a {status} stay", current)
+                        f"cannot record {action} for a {status} stay", current)
+    if target is ReservationStatus.CHECKED_IN and room is None:
+        return _refused(event, RefusalReason.UNKNOWN_ENTITY,
+                        f"room {data.room_id} is not known at hotel {event.hotel_id}; "
+                        "hotel-pms sends the room before guests check into it", current)
 
     update: dict[str, object] = {
         "status": target, "status_source": StatusSource.MOVEMENT,
         "payment_status": data.payment_status,
-        "applied": remember(current.applied, event.event_id,
-                            event_type(event.type, event.action), event.occurred_at),
+        "movement_ids": {**current.movement_ids, action: str(event.event_id)},
+        "applied": remember(current.applied, event.event_id, event_type(event.type, action),
+                            event.occurred_at),
     }
     if target is ReservationStatus.CHECKED_IN:
         update |= {"actual_checkin_time": data.actual_checkin_time,
                    "room_number": data.room_number, "room_id": data.room_id}
     if target is ReservationStatus.CHECKED_OUT:
+        assert data.actual_checkout_time is not None
         update |= {"actual_checkout_time": data.actual_checkout_time,
-                   "additional_charges": data.additional_charges}
+                   "additional_charges": data.additional_charges,
+                   "departure_date": data.actual_checkout_time.astimezone(
+                       ZoneInfo(rules.timezone)).date()}
     state = current.model_copy(update=update)
-    outcome = Outcome(state=state, deltas=_sold_deltas(current, state, event.event_id))
-    if target is not ReservationStatus.NO_SHOW:
+    outcome = Outcome(state=state, deltas=sold_deltas(current, state, event.event_id))
+    vacates = room is not None and room.current_reservation_id in (None, state.reservation_id)
+    if target is ReservationStatus.CHECKED_IN or (
+            target is ReservationStatus.CHECKED_OUT and vacates):
         outcome.room_events.append(_room_status_from(event, state, rules))
     return outcome
 
@@ -301,14 +387,25 @@ def is_derived(event: HotelEvent) -> bool:
 
 
 def apply_room(current: RoomState | None, event: RoomEvent) -> Outcome[RoomState]:
-    """Room changes from hotel-pms (versioned) and from the hub's own check-in/out (not)."""
-    if current is not None and current.applied.seen(event.event_id):
-        return Outcome(duplicate=True)
+    """Room changes from hotel-pms and the hub's own status after check-in/out.
+
+    hotel-pms's versions order its own changes. The status is ordered by when it
+    changed, whoever changed it: a status older than the one the room has (a
+    housekeeping update sent before a check-in but delivered after it, or a derived
+    status after the PMS reported a later one) never overrides it.
+    """
     data, derived = event.data, is_derived(event)
-    if current is not None and not derived and data.version <= current.version:
-        return _refused(event, RefusalReason.STALE_VERSION,
-                        f"version {data.version} is not newer than version {current.version} "
-                        "already applied", current)
+    if derived:
+        if current is not None and current.applied.seen(event.event_id):
+            return Outcome(duplicate=True)
+    else:
+        done: Outcome[RoomState] | None = _already_applied(current, event, data.version)
+        if done is not None:
+            return done
+    newer = (current is None or current.status_at is None
+             or event.occurred_at >= current.status_at)
+    if derived and (current is None or not newer):
+        return Outcome()  # no phantom room; the PMS already reported a later status
     applied = remember(current.applied if current else _NO_HISTORY.applied, event.event_id,
                        event_type(event.type, event.action), event.occurred_at)
     if current is None:
@@ -317,24 +414,30 @@ def apply_room(current: RoomState | None, event: RoomEvent) -> Outcome[RoomState
             room_type=data.room_type, status=data.status,
             availability_date=data.availability_date, base_price=data.base_price,
             currency=data.currency, maintenance_notes=data.maintenance_notes,
-            current_reservation_id=data.reservation_id, version=data.version, applied=applied,
+            current_reservation_id=data.reservation_id, version=data.version,
+            versions=_versions(None, event, data.version), status_at=event.occurred_at,
+            applied=applied,
         )
     elif derived:
         state = current.model_copy(update={
             "status": data.status, "availability_date": data.availability_date,
-            "current_reservation_id": data.reservation_id, "applied": applied,
+            "current_reservation_id": data.reservation_id, "status_at": event.occurred_at,
+            "applied": applied,
         })
     else:
-        reservation = data.reservation_id or (
-            None if data.status in _VACANT | _OUT else current.current_reservation_id)
-        state = current.model_copy(update={
+        update: dict[str, object] = {
             "room_number": data.room_number, "room_type": data.room_type,
-            "status": data.status, "availability_date": data.availability_date,
             "base_price": data.base_price if data.base_price is not None else current.base_price,
             "currency": data.currency or current.currency,
-            "maintenance_notes": data.maintenance_notes, "current_reservation_id": reservation,
-            "version": data.version, "applied": applied,
-        })
+            "maintenance_notes": data.maintenance_notes, "version": data.version,
+            "versions": _versions(current, event, data.version), "applied": applied,
+        }
+        if newer:
+            reservation = data.reservation_id or (
+                None if data.status in _VACANT | _OUT else current.current_reservation_id)
+            update |= {"status": data.status, "availability_date": data.availability_date,
+                       "current_reservation_id": reservation, "status_at": event.occurred_at}
+        state = current.model_copy(update=update)
     state, deltas = _out_of_order(current, state, str(event.event_id))
     return Outcome(state=state, deltas=deltas)
 
@@ -390,10 +493,9 @@ def apply_customer(
     if unknown_fields:
         return _refused(event, RefusalReason.FIELD_NOT_ALLOWED,
                         f"unknown customer fields {unknown_fields}", current)
-    if current is not None and data.version <= current.version:
-        return _refused(event, RefusalReason.STALE_VERSION,
-                        f"version {data.version} is not newer than version {current.version} "
-                        "already applied", current)
+    done: Outcome[CustomerState] | None = _already_applied(current, event, data.version)
+    if done is not None:
+        return done
     changing = set(data.updated_fields)
     if system != System.HOTEL_MEMBER.value:
         if current is None:
@@ -423,7 +525,7 @@ def apply_customer(
                          at=event.occurred_at)
     state = base.model_copy(update={
         **{name: getattr(data, name) for name in changing},
-        "version": data.version,
+        "version": data.version, "versions": _versions(current, event, data.version),
         "field_sources": {**base.field_sources, **dict.fromkeys(sorted(changing), source)},
         "applied": remember(base.applied, event.event_id, event_type(event.type, event.action),
                             event.occurred_at),

@@ -14,7 +14,8 @@ from streams.settings import get_settings
 def rule_settings() -> RuleSettings:
     settings = get_settings()
     return RuleSettings(
-        timezone=settings.timezone, pms_customer_fields=frozenset(settings.pms_customer_fields)
+        timezone=settings.timezone, pms_customer_fields=frozenset(settings.pms_customer_fields),
+        overbooking=settings.overbooking, limits=settings.limits(),
     )
 
 

@@ -83,6 +83,17 @@ class HubSettings(BaseSettings):
         description="Customer fields hotel-pms may change, where allowed (a JSON list).",
     )
 
+    overbooking: dict[str, dict[str, str]] = Field(
+        default={},
+        description="Rooms each hotel may sell beyond what it has, per room type: a count or a "
+        'percent, "*" for any hotel or type, e.g. {"HTL-TYO-01": {"DBL": "2", "*": "5%"}}.',
+    )
+    max_record_bytes: int = Field(
+        default=1_000_000,
+        description="Largest record the hub writes; keep it under the broker's message.max.bytes. "
+        "An event whose outputs are larger goes to the dead-letter topic.",
+    )
+
     app_id: str = "hotelhub"
     processing_guarantee: str = Field(
         default="at_least_once",

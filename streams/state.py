@@ -21,8 +21,12 @@ from streams.models import (
     RoomStatus,
 )
 
-RECENT_EVENT_IDS = 32
-"""Event ids remembered per entity to recognise a redelivery (same event_id)."""
+RECENT_EVENT_IDS = 8
+"""Event ids remembered per entity, so that a resent event is passed over silently.
+
+Whether an event changes anything is decided by each system's version high-water
+mark (`Versioned.versions`), which is exact however long ago an event was first
+applied; these ids only tell a resend (silent) from a stale update (refused)."""
 
 
 class _State(BaseModel):
@@ -53,7 +57,16 @@ def remember(applied: Applied, event_id: object, event_type: str, at: datetime) 
     )
 
 
-class RoomState(_State):
+class Versioned(_State):
+    """Each system's newest applied version: one system's counter never locks out another's."""
+
+    versions: dict[str, int] = Field(default_factory=dict)
+
+    def version_of(self, system: str) -> int | None:
+        return self.versions.get(system)
+
+
+class RoomState(Versioned):
     hotel_id: str
     room_id: str
     room_number: str
@@ -65,6 +78,8 @@ class RoomState(_State):
     maintenance_notes: str | None = None
     current_reservation_id: str | None = None
     version: int
+    status_at: datetime | None = None
+    """When the status last changed (PMS or check-in/out): an older change never overrides it."""
     out_of_order_dates: list[date] = Field(default_factory=list)
     applied: Applied = Field(default_factory=Applied)
 
@@ -78,7 +93,7 @@ class FieldSource(_State):
     at: datetime
 
 
-class CustomerState(_State):
+class CustomerState(Versioned):
     hotel_id: str
     customer_id: str
     name: str | None = None
@@ -99,7 +114,7 @@ class StatusSource(StrEnum):
     MOVEMENT = "movement"
 
 
-class ReservationState(_State):
+class ReservationState(Versioned):
     """A stay. `status` is None while only movements that arrived first are known."""
 
     hotel_id: str
@@ -120,6 +135,11 @@ class ReservationState(_State):
     actual_checkout_time: datetime | None = None
     additional_charges: Decimal | None = None
     payment_status: PaymentStatus | None = None
+    departure_date: date | None = None
+    """The hotel-local day the guest actually left: nights from it on were not stayed."""
+    movement_ids: dict[str, str] = Field(default_factory=dict)
+    """Event id of each movement applied (checked_in, checked_out, no_show): a resent
+    movement is recognised however long ago it was first applied."""
     pending_movements: list[CheckinCheckoutEvent] = Field(default_factory=list)
     applied: Applied = Field(default_factory=Applied)
 
@@ -140,8 +160,10 @@ class AvailabilityState(_State):
     room_type: str
     in_house: int = 0
     nights: dict[date, NightCounts] = Field(default_factory=dict)
-    recent_causes: list[str] = Field(default_factory=list)
-    """Events whose deltas were applied lately: rooms send theirs at least once."""
+
+    def free(self, night: date) -> int:
+        counts = self.nights.get(night, NightCounts())
+        return self.in_house - counts.sold - counts.out_of_order
 
     def night(self, night: date) -> dict[str, Any]:
         counts = self.nights.get(night, NightCounts())
@@ -155,10 +177,11 @@ class AvailabilityState(_State):
 
 
 class InventoryDelta(_State):
-    """A change to availability, sent to the partition that owns the room type.
+    """A change to one room type's availability, caused by one event.
 
-    Rooms and stays are keyed by their own ids, availability by room type, so
-    their agents send deltas rather than write another partition's table.
+    Stays, rooms and availability of a hotel are decided in one place (the hotel's
+    partition, `streams.hotel_processor`), so a delta is applied in the same
+    transaction as its cause and never needs deduplicating.
     """
 
     hotel_id: str
@@ -173,14 +196,8 @@ class InventoryDelta(_State):
         return not (self.in_house or any(self.sold.values()) or any(self.out_of_order.values()))
 
 
-RECENT_CAUSES = 1024
-
-
 def apply_delta(state: AvailabilityState | None, delta: InventoryDelta) -> AvailabilityState:
-    """Add a delta once: a redelivered one (same cause event) changes nothing."""
     current = state or AvailabilityState(hotel_id=delta.hotel_id, room_type=delta.room_type)
-    if delta.cause_event_id in current.recent_causes:
-        return current
     nights = dict(current.nights)
     for night in {*delta.sold, *delta.out_of_order}:
         counts = nights.get(night, NightCounts())
@@ -188,10 +205,8 @@ def apply_delta(state: AvailabilityState | None, delta: InventoryDelta) -> Avail
             sold=counts.sold + delta.sold.get(night, 0),
             out_of_order=counts.out_of_order + delta.out_of_order.get(night, 0),
         )
-    causes = [*current.recent_causes, delta.cause_event_id][-RECENT_CAUSES:]
-    return current.model_copy(update={
-        "in_house": current.in_house + delta.in_house, "nights": nights, "recent_causes": causes,
-    })
+    return current.model_copy(update={"in_house": current.in_house + delta.in_house,
+                                      "nights": nights})
 
 
 def table_key(hotel_id: str, entity_id: str) -> str:

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 import faust
 
+from streams import health
 from streams.codec import ConfluentAvroCodec
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import HubSettings, get_settings
@@ -35,6 +36,16 @@ def run_worker(settings: HubSettings, *, loglevel: str = "info") -> None:
     asyncio.run(prepare(settings))
     app = load_app()
     worker = faust.Worker(app, loglevel=loglevel, override_logging=False)
+
+    stopping: list[asyncio.Future[None]] = []
+
+    def crash(error: BaseException) -> None:
+        # Re-raised when the worker shuts down, so the process exits non-zero and a
+        # supervisor restarts it rather than leave a worker that processes nothing.
+        worker.crash_reason = error
+        stopping.append(asyncio.ensure_future(worker.stop()))
+
+    health.on_fatal(crash)
     worker.execute_from_commandline()
 
 

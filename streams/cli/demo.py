@@ -58,11 +58,15 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
                           timezone=settings.timezone, currency=settings.default_currency)
     published: set[str] = set()
     derived: set[str] = set()
+    house: set[str] = set()
     processed: Counter[str] = Counter()
-    all_published, all_derived = asyncio.Event(), asyncio.Event()
+    all_published, all_derived, house_ready = asyncio.Event(), asyncio.Event(), asyncio.Event()
 
     def count(event: Any) -> None:
         event_id = str(event.event_id)
+        house.discard(event_id)
+        if not house:
+            house_ready.set()
         for waiting, finished in ((published, all_published), (derived, all_derived)):
             if event_id in waiting:
                 processed[str(event.type)] += 1
@@ -85,18 +89,25 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
             if (isinstance(event, CheckinCheckoutEvent)
                     and event.action is not CheckinCheckoutAction.NO_SHOW):
                 derived.add(str(derived_id(event.event_id, "room-status")))
+        # The house first: a booking for a room type the hub has not seen is refused, and
+        # events of different rooms and stays have no order between their partitions.
+        first = next(index for index, (_, event) in enumerate(events)
+                     if event.type not in (EventKind.ROOM, EventKind.CUSTOMER))
+        house.update(str(event.event_id) for _, event in events[:first])
         try:
             for publisher in publishers.values():
                 await publisher.start()
-            for publisher, event in events:
+            for publisher, event in events[:first]:
+                await publisher.send(event)
+            await asyncio.wait_for(house_ready.wait(), timeout=timeout_s)
+            for publisher, event in events[first:]:
                 await publisher.send(event)
             console.print(f"published {len(simulated)} events of {the_day}; waiting for agents")
             await asyncio.wait_for(all_published.wait(), timeout=timeout_s)
-            # Room status follows each check-in; a rerun of the same day refuses the
-            # check-ins as already done and derives nothing, so this wait is short.
+            # Room status follows each check-in in the same transaction; a rerun of the
+            # same day refuses the check-ins as already done and derives nothing.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(all_derived.wait(), timeout=5)
-            await asyncio.sleep(1)  # availability follows its deltas a moment later
+                await asyncio.wait_for(all_derived.wait(), timeout=2)
         except TimeoutError as exc:
             raise HubError(f"the agents did not process the day within {timeout_s:g} s; "
                            "is the worker's broker healthy (hotelhub broker status)?") from exc

@@ -1,0 +1,70 @@
+"""Hotels: stays, rooms, customers and inventory decided in transactions, mirrored for queries.
+
+The rules run in `streams.hotel_processor` (exactly-once, one transactional producer
+per partition, every hotel in the partition its id hashes to); this agent copies its
+committed state log into the queryable tables. Last value wins, so a redelivery
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from faust.types import StreamT
+from mode import Service
+
+from streams import health
+from streams.app import app
+from streams.channels import hotel_state_topic
+from streams.effects import split_state_key
+from streams.hotel_processor import HotelProcessor
+from streams.runtime import rule_settings, shared_codec
+from streams.settings import get_settings
+from streams.step import AVAILABILITY, CUSTOMER, ROOM, STAY
+from streams.tables import (
+    customer_to_state,
+    reservation_to_state,
+    room_to_state,
+    room_type_to_availability,
+)
+
+track_hotels = HotelProcessor(get_settings(), shared_codec(), rule_settings())
+track_hotels.on_failure(health.fatal)
+
+
+def _processing_problem() -> str | None:
+    if track_hotels.failure is not None:
+        return f"hotel processing stopped: {track_hotels.failure!r}"
+    return track_hotels.waiting
+
+
+health.register(_processing_problem)
+
+TABLE_BY_TAG = {
+    STAY: reservation_to_state, ROOM: room_to_state, CUSTOMER: customer_to_state,
+    AVAILABILITY: room_type_to_availability,
+}
+
+
+@app.service
+class HotelProcessing(Service):
+    """Runs the hotel processor for as long as the worker runs."""
+
+    async def on_start(self) -> None:
+        await track_hotels.start()
+
+    async def on_stop(self) -> None:
+        await track_hotels.stop()
+
+
+@app.agent(hotel_state_topic)
+async def mirror_hotel_state(states: StreamT[Any]) -> AsyncIterator[bytes]:
+    async for state in states.events():
+        if not isinstance(state.key, bytes):
+            continue
+        tag, key = split_state_key(state.key)
+        table = TABLE_BY_TAG.get(tag)
+        if table is not None:
+            table[key] = state.value
+            yield key

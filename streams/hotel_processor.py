@@ -1,0 +1,405 @@
+"""Each hotel's stays, rooms, customers and inventory, decided in Kafka transactions.
+
+The design's rules span entities (a booking takes a night from its room type; a
+check-in needs its room; a late check-out must not vacate the next guest's room), so
+a hotel is decided in one place: the partition its id hashes to (murmur2, as Kafka's
+Java clients place keys). The loop is the classic consume-transform-produce:
+
+- one consumer group reads the four event topics and this app's `<app>.hotel-events`
+  with the range assignor, so partition p of every one lands on one worker;
+- a record from an event topic is decoded (to learn its hotel; what cannot be read is
+  dead-lettered here) and forwarded to its hotel's partition of `<app>.hotel-events`,
+  whichever partitioner its producer used;
+- a record from `<app>.hotel-events` goes through the pure step (`streams.step`); the
+  new states (compacted log `<app>.hotel-state`), refusals and derived room events
+  are sent in the same transaction as the consumed offsets;
+- partition p has its own transactional producer (`<app>-hotels-<p>`): whoever owns p
+  next fences the old owner and aborts its open transaction, then restores p's state
+  from the log (read_committed) before it reads an event.
+
+Any error while handling one record sends that record to the dead-letter topic and
+the loop goes on; a registry that does not answer pauses the loop until it does (the
+records are not bad, the registry is away); if the loop itself ever dies, `failure`
+says why and the worker stops with a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
+from aiokafka.errors import KafkaError, ProducerFenced, TopicAlreadyExistsError
+from aiokafka.structs import ConsumerRecord
+from pydantic import ValidationError
+
+from streams.cloudevents import header_map
+from streams.codec import ConfluentAvroCodec
+from streams.deadletters import deadletter_headers
+from streams.effects import (
+    DERIVED_BY,
+    OutRecord,
+    hotel_events_topic,
+    split_state_key,
+    state_topic,
+    step_records,
+)
+from streams.exceptions import RegistryUnavailable
+from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
+from streams.metrics import events_consumed_total, events_deadlettered_total, refusals_total
+from streams.models import HotelEvent, record_key
+from streams.partitioning import hotel_partition
+from streams.rules import RuleSettings
+from streams.settings import HubSettings
+from streams.step import MODELS, Step, apply_event
+
+log = logging.getLogger(__name__)
+
+Sink = Callable[[HotelEvent], Awaitable[None] | None]
+State = dict[tuple[str, bytes], Any]
+
+SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = (
+    "hub.source.topic", "hub.source.partition", "hub.source.offset")
+"""Headers of a re-keyed record: where its producer wrote it."""
+KINDS = (EventKind.RESERVATION, EventKind.CHECKIN_CHECKOUT, EventKind.ROOM, EventKind.CUSTOMER)
+REGISTRY_RETRY_S = (0.5, 1.0, 2.0, 5.0)
+
+
+class HotelProcessor:
+    """Runs inside every worker; scales out with the partitions (hotels spread over them)."""
+
+    def __init__(self, settings: HubSettings, codec: ConfluentAvroCodec, rules: RuleSettings,
+                 ) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.rules = rules
+        self.group_id = f"{settings.app_id}-hotels"
+        self.sources = {settings.topic(POLICIES[kind].topic): kind for kind in KINDS}
+        self.hotel_events = hotel_events_topic(settings)
+        self.failure: BaseException | None = None
+        """Why the loop stopped; set only if it died, which the worker reports and exits on."""
+        self.waiting: str | None = None
+        """Why records are waiting right now (the registry is away), for /health."""
+        self._consumer: AIOKafkaConsumer | None = None
+        self._producers: dict[int, AIOKafkaProducer] = {}
+        self._states: dict[int, State] = {}
+        self._lock = asyncio.Lock()
+        self._task: asyncio.Task[None] | None = None
+        self._sinks: list[Sink] = []
+        self._on_failure: list[Callable[[BaseException], None]] = []
+
+    def add_sink(self, sink: Sink) -> None:
+        """Called with each event, and each room event derived from it, after its
+        transaction committed (tests, the demo)."""
+        self._sinks.append(sink)
+
+    def on_failure(self, callback: Callable[[BaseException], None]) -> None:
+        """Called once if the processing loop dies (the worker exits non-zero)."""
+        self._on_failure.append(callback)
+
+    async def start(self) -> None:
+        await self._ensure_own_topics()
+        await self.codec.ensure_registered()
+        consumer = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=self.group_id,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            partition_assignment_strategy=(RangePartitionAssignor,),
+        )
+        await consumer.start()
+        consumer.subscribe([*self.sources, self.hotel_events], listener=_Rebalance(self))
+        self._consumer = consumer
+        self._task = asyncio.create_task(self._guarded(), name="hotel-processor")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        async with self._lock:
+            for partition in list(self._producers):
+                await self._release(partition)
+        if self._consumer is not None:
+            await self._consumer.stop()
+
+    def state(self, tag: str, key: bytes) -> Any:
+        """Current state this worker owns (None if unknown or owned elsewhere)."""
+        for states in self._states.values():
+            if (tag, key) in states:
+                return states[tag, key]
+        return None
+
+    # --- partitions come and go ------------------------------------------------------
+
+    async def assign(self, assigned: Iterable[TopicPartition]) -> None:
+        async with self._lock:
+            for partition in sorted({tp.partition for tp in assigned} - set(self._producers)):
+                await self._acquire(partition)
+
+    async def revoke(self, revoked: Iterable[TopicPartition]) -> None:
+        async with self._lock:
+            for partition in {tp.partition for tp in revoked}:
+                await self._release(partition)
+
+    async def _acquire(self, partition: int) -> None:
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            transactional_id=f"{self.group_id}-{partition}",
+            enable_idempotence=True,
+            acks="all",
+            linger_ms=5,
+            max_request_size=self.settings.max_record_bytes + 64 * 1024,
+        )
+        await producer.start()  # fences the previous owner, aborts its transaction
+        self._producers[partition] = producer
+        self._states[partition] = await self._restore(partition)
+        log.info("hotel partition %d ready: %d states restored", partition,
+                 len(self._states[partition]))
+
+    async def _release(self, partition: int) -> None:
+        producer = self._producers.pop(partition, None)
+        self._states.pop(partition, None)
+        if producer is not None:
+            await producer.stop()
+
+    async def _restore(self, partition: int) -> State:
+        """Everything committed to the state log of this partition, last value per key.
+
+        A record that no longer validates is reported with its offset and skipped; the
+        next change of that entity writes it whole again.
+        """
+        reader = AIOKafkaConsumer(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        await reader.start()
+        try:
+            tp = TopicPartition(state_topic(self.settings), partition)
+            reader.assign([tp])
+            await reader.seek_to_beginning(tp)
+            end = (await reader.end_offsets([tp]))[tp]
+            states: State = {}
+            while await reader.position(tp) < end:
+                batch = await reader.getmany(tp, timeout_ms=1000, max_records=10_000)
+                for record in batch.get(tp, []):
+                    if record.key is None:
+                        continue
+                    tag, key = split_state_key(record.key)
+                    if record.value is None:
+                        states.pop((tag, key), None)
+                        continue
+                    model = MODELS.get(tag)
+                    try:
+                        if model is None:
+                            raise ValueError(f"unknown state tag {tag!r}")
+                        states[tag, key] = model.model_validate_json(record.value)
+                    except (ValidationError, ValueError) as exc:
+                        log.error("state log %s offset %d (%r) does not validate, skipped: %s",
+                                  tp, record.offset, record.key, exc)
+            return states
+        finally:
+            await reader.stop()
+
+    # --- the loop --------------------------------------------------------------------
+
+    async def _guarded(self) -> None:
+        try:
+            await self._run()
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:
+            self.failure = exc
+            log.critical("the hotel processor stopped: %r", exc, exc_info=exc)
+            for callback in self._on_failure:
+                callback(exc)
+            raise
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        retry = 0
+        while True:
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
+            by_partition: dict[int, list[ConsumerRecord[bytes, bytes]]] = {}
+            for tp, records in batches.items():
+                by_partition.setdefault(tp.partition, []).extend(records)
+            for records in by_partition.values():
+                # Across topics in the order they were produced: a room sent before a
+                # booking of its type reaches the hotel first when both are in one fetch.
+                records.sort(key=lambda record: record.timestamp)
+            try:
+                for partition, records in by_partition.items():
+                    await self._process(partition, records)
+            except RegistryUnavailable as exc:
+                self.waiting = f"waiting for the schema registry: {exc}"
+                log.warning("%s; records wait and are read again", self.waiting)
+                await asyncio.sleep(REGISTRY_RETRY_S[min(retry, len(REGISTRY_RETRY_S) - 1)])
+                retry += 1
+                continue
+            retry, self.waiting = 0, None
+
+    async def _process(self, partition: int, records: list[ConsumerRecord[bytes, bytes]]
+                       ) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        async with self._lock:
+            producer = self._producers.get(partition)
+            if producer is None:
+                return  # revoked meanwhile; its new owner reads these from the committed offsets
+            overlay: State = {}
+            steps: list[Step] = []
+            offsets: dict[TopicPartition, int] = {}
+            try:
+                async with producer.transaction():
+                    sends = []
+                    for record in records:
+                        offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                        for out in await self._handle(record, partition, overlay, steps):
+                            sends.append(await producer.send(
+                                out.topic, key=out.key, value=out.value, headers=out.headers,
+                                partition=out.partition))
+                    await asyncio.gather(*sends)
+                    await producer.send_offsets_to_transaction(offsets, self.group_id)
+            except ProducerFenced:
+                log.warning("hotel partition %d was fenced: giving it up and taking it again",
+                            partition)
+                await self._release(partition)
+                await self._rewind(offsets)
+                if any(tp.partition == partition for tp in consumer.assignment()):
+                    await self._acquire(partition)
+                return
+            except RegistryUnavailable:
+                await self._rewind(offsets)
+                raise
+            except KafkaError as exc:
+                # Aborted: nothing of this batch is visible. Read it again.
+                log.warning("transaction on hotel partition %d aborted: %s", partition, exc)
+                await self._rewind(offsets)
+                return
+            self._states[partition].update(overlay)
+        for step in steps:
+            events_consumed_total.labels(kind=str(step.event.type)).inc()
+            for refusal in step.refusals:
+                refusals_total.labels(reason=refusal.reason_code.value).inc()
+            for event in (step.event, *step.room_events):
+                for sink in self._sinks:
+                    result = sink(event)
+                    if asyncio.iscoroutine(result):
+                        await result
+
+    async def _rewind(self, offsets: Iterable[TopicPartition]) -> None:
+        """Back to the committed offsets, so an aborted batch is read again."""
+        consumer = self._consumer
+        assert consumer is not None
+        for tp in offsets:
+            if tp not in consumer.assignment():
+                continue
+            committed = await consumer.committed(tp)
+            if committed is None:
+                await consumer.seek_to_beginning(tp)
+            else:
+                consumer.seek(tp, committed)
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes], partition: int,
+                      overlay: State, steps: list[Step]) -> list[OutRecord]:
+        """The records one consumed record sends; a record that fails is a dead letter."""
+        try:
+            if record.topic == self.hotel_events:
+                return await self._apply(record, partition, overlay, steps)
+            return await self._forward(record)
+        except (RegistryUnavailable, asyncio.CancelledError):
+            raise
+        except Exception as exc:
+            log.warning("dead-lettering %s[%d]@%d: %r", record.topic, record.partition,
+                        record.offset, exc)
+            return [self._dead_letter(record, exc)]
+
+    async def _forward(self, record: ConsumerRecord[bytes, bytes]) -> list[OutRecord]:
+        """Re-key to the hotel's partition; our own derived room events are applied already."""
+        event = await self.codec.decode(self.sources[record.topic], record.value or b"")
+        headers = list(record.headers or ())
+        if header_map(headers).get(DERIVED_BY) == self.settings.app_id:
+            return []
+        return [OutRecord(
+            self.hotel_events, record_key(event), record.value or b"",
+            [*headers, (SOURCE_TOPIC, record.topic.encode()),
+             (SOURCE_PARTITION, str(record.partition).encode()),
+             (SOURCE_OFFSET, str(record.offset).encode())],
+            partition=hotel_partition(event.hotel_id, self.settings.topic_partitions))]
+
+    async def _apply(self, record: ConsumerRecord[bytes, bytes], partition: int,
+                     overlay: State, steps: list[Step]) -> list[OutRecord]:
+        source = header_map(record.headers).get(SOURCE_TOPIC, "")
+        if source not in self.sources:
+            raise ValueError(f"re-keyed record names no event topic of this hub: {source!r}")
+        event = await self.codec.decode(self.sources[source], record.value or b"")
+        states = self._states[partition]
+
+        def read(tag: str, key: bytes) -> Any:
+            return overlay[tag, key] if (tag, key) in overlay else states.get((tag, key))
+
+        step = apply_event(event, read, self.rules)
+        records = step_records(step, partition=partition, settings=self.settings,
+                               codec=self.codec)
+        overlay.update(step.changes)  # only once every output is known to fit
+        steps.append(step)
+        return records
+
+    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: BaseException
+                     ) -> OutRecord:
+        """The original bytes and headers, plus where the record was first written and why."""
+        headers = list(record.headers or ())
+        found = header_map(headers)
+        topic = found.get(SOURCE_TOPIC, record.topic)
+        partition = int(found.get(SOURCE_PARTITION, record.partition))
+        offset = int(found.get(SOURCE_OFFSET, record.offset))
+        kept = [(name, value) for name, value in headers
+                if name not in (SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET)]
+        events_deadlettered_total.labels(topic=topic).inc()
+        return OutRecord(
+            self.settings.topic(DEADLETTER_TOPIC), record.key or b"", record.value or b"",
+            [*kept, *deadletter_headers(topic=topic, partition=partition, offset=offset,
+                                        error=error)])
+
+    async def _ensure_own_topics(self) -> None:
+        """The state log and the re-keyed events, before the first transaction writes to them."""
+        wanted = {state_topic(self.settings): {"cleanup.policy": "compact"},
+                  self.hotel_events: {"cleanup.policy": "delete",
+                                      "retention.ms": str(7 * 24 * 3600 * 1000)}}
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(name, num_partitions=self.settings.topic_partitions,
+                         replication_factor=self.settings.replication_factor,
+                         topic_configs=config)
+                for name, config in wanted.items() if name not in existing
+            ]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(missing)
+        finally:
+            await admin.close()
+
+
+class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, processor: HotelProcessor) -> None:
+        self.processor = processor
+
+    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
+        await self.processor.revoke(revoked)
+
+    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
+        await self.processor.assign(assigned)
