@@ -270,6 +270,11 @@ class HotelEventPublisher:
                                                             headers=headers)
                 break
             except (TimeoutError, KafkaTimeoutError) as exc:
+                if producer.client.cluster.partitions_for_topic(topic) is None:
+                    raise PublishError(
+                        f"topic {topic} does not exist on the broker, which creates none by "
+                        "itself; start a worker (it creates the hub's topics), then publish again"
+                    ) from exc
                 if attempt >= attempts:
                     raise PublishError(
                         f"Kafka did not acknowledge event {event.event_id} within "

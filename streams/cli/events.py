@@ -16,10 +16,10 @@ from rich.console import Console
 
 from streams.cloudevents import header_map
 from streams.codec import ConfluentAvroCodec
-from streams.exceptions import EventValidationError, HubError
+from streams.exceptions import CodecError, EventValidationError, HubError
 from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, System
 from streams.models import HotelEvent
-from streams.publisher import HotelEventPublisher, build_event
+from streams.publisher import HotelEventPublisher, build_event, document_event_id
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import get_settings
 
@@ -49,20 +49,25 @@ def publish(
 ) -> None:
     """Publish events from JSON: one object, a list, or one object per line.
 
-    Every event is validated before the first is sent, so a file with a bad event
-    sends nothing.
+    Every event is validated and encoded before the first is sent, so a file with a
+    bad event sends nothing. A document without `event_id` gets one derived from its
+    content, so publishing the same file again (after a timeout, say) repeats the same
+    events, which the hub recognises, rather than doubling them.
     """
-    text = sys.stdin.read() if source == "-" else Path(source).read_text(encoding="utf-8")
-    documents = _documents(text)
     settings = get_settings()
 
     def validate() -> list[HotelEvent]:
+        documents = _documents(_read(source))
         events: list[HotelEvent] = []
         errors: dict[str, str] = {}
         for index, document in enumerate(documents):
+            if not document.get("event_id"):
+                document = {**document, "event_id": document_event_id(
+                    document, publisher=system, default_hotel_id=settings.default_hotel_id)}
             try:
                 events.append(build_event(document, publisher=system,
-                                          default_hotel_id=settings.default_hotel_id))
+                                          default_hotel_id=settings.default_hotel_id,
+                                          limits=settings.limits()))
             except EventValidationError as exc:
                 errors |= {f"#{index}.{path}": why for path, why in exc.errors.items()}
         if errors:
@@ -77,6 +82,16 @@ def publish(
             SchemaRegistryClient(settings.registry_url) as registry,
             HotelEventPublisher(system=system, registry=registry, settings=settings) as publisher,
         ):
+            unencodable: dict[str, str] = {}
+            for index, event in enumerate(events):
+                try:
+                    publisher.encode(event)
+                except CodecError as exc:
+                    unencodable[f"#{index}"] = str(exc)
+            if unencodable:
+                raise EventValidationError(
+                    f"{len(events)} event(s) read, none sent; not encodable", errors=unencodable
+                )
             for event in events:
                 published = await publisher.send(event)
                 typer.echo(json.dumps({
@@ -145,18 +160,55 @@ async def _render(codec: ConfluentAvroCodec, topic: str, record: Any) -> str:
     return event.model_dump_json()
 
 
+class InputError(HubError):
+    """The events to publish cannot be read: said in one line, nothing is sent."""
+
+
+def _read(source: str) -> str:
+    """The text of `source` (a path, or - for stdin): UTF-8 (a BOM is fine) and not empty."""
+    name = "stdin" if source == "-" else source
+    try:
+        if source == "-":
+            stream = sys.stdin
+            raw = stream.buffer.read() if hasattr(stream, "buffer") else stream.read().encode()
+        else:
+            raw = Path(source).read_bytes()
+    except OSError as exc:
+        raise InputError(f"cannot read {name}: {exc.strerror or exc}") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InputError(
+            f"{name} is not UTF-8 text (byte {exc.start}: {exc.reason}); save it as UTF-8"
+        ) from None
+    if not text.strip():
+        raise InputError(f"{name} is empty: no events to publish")
+    return text
+
+
+def _parse(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise InputError(f"not JSON{where}: nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"not JSON{where or f' (line {exc.lineno})'}: {exc.msg}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise InputError(f"not JSON{where}: {exc}") from None
+
+
 def _documents(text: str) -> list[dict[str, Any]]:
     try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError:
-        try:
-            parsed = [json.loads(line) for line in text.splitlines() if line.strip()]
-        except json.JSONDecodeError as exc:
-            raise typer.BadParameter(f"not JSON (line {exc.lineno}): {exc.msg}") from exc
+        parsed = _parse(text, "")
+    except InputError:
+        parsed = [_parse(line, f" at line {number}")
+                  for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
     items = parsed if isinstance(parsed, list) else [parsed]
+    if not items:
+        raise InputError("no events to publish (an empty list)")
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            raise typer.BadParameter(f"event #{index} is {type(item).__name__}, not an object")
+            raise InputError(f"event #{index} is {type(item).__name__}, not an object")
     return items
 
 
