@@ -248,6 +248,18 @@ class HotelEventPublisher:
         """Publish a whole event document (as `hotelhub publish` reads it from JSON)."""
         return await self.send(self.build(document))
 
+    async def _topic_missing(self, producer: AIOKafkaProducer, topic: str) -> bool:
+        """True only when the broker says `topic` does not exist (retrying cannot help);
+        False when it exists or the broker cannot tell us in time."""
+        if producer.client.cluster.partitions_for_topic(topic) is not None:
+            return False
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout_s):
+                cluster = await producer.client.fetch_all_metadata()
+        except (TimeoutError, KafkaError):
+            return False
+        return topic not in cluster.topics()
+
     async def send(self, event: HotelEvent) -> PublishedEvent:
         """Send an already validated event (the offline outbox replays these).
 
@@ -270,7 +282,7 @@ class HotelEventPublisher:
                                                             headers=headers)
                 break
             except (TimeoutError, KafkaTimeoutError) as exc:
-                if producer.client.cluster.partitions_for_topic(topic) is None:
+                if await self._topic_missing(producer, topic):
                     raise PublishError(
                         f"topic {topic} does not exist on the broker, which creates none by "
                         "itself; start a worker (it creates the hub's topics), then publish again"

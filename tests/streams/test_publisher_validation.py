@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.exceptions import EventValidationError, PublishForbidden
-from streams.kinds import Priority, System
-from streams.publisher import build_event
+from streams.exceptions import EventValidationError, PublishError, PublishForbidden
+from streams.kinds import EventKind, Priority, System
+from streams.publisher import HotelEventPublisher, build_event
+from streams.registry_client import SchemaRegistryClient
+from streams.settings import HubSettings
+from streams.topics import ensure_topics
+from tests.support.events import sample
 
 
 def reservation(**data: Any) -> dict[str, Any]:
@@ -107,3 +115,136 @@ def test_updated_by_cannot_be_spoofed() -> None:
     with pytest.raises(EventValidationError) as caught:
         build({**reservation(), "updated_by_system": "hotel-member"})
     assert "updated_by_system" in caught.value.errors
+
+
+# -- a send that times out is retried with the same event (real broker) ----------------------
+
+
+@pytest.fixture
+async def slow_publisher(hub_settings: HubSettings) -> AsyncIterator[HotelEventPublisher]:
+    """A publisher that waits 1 s per attempt, 3 attempts, on the session's topics."""
+    await ensure_topics(hub_settings)
+    settings = hub_settings.model_copy(update={"publish_timeout_s": 1.0, "publish_attempts": 3})
+    async with (
+        SchemaRegistryClient(hub_settings.registry_url) as registry,
+        HotelEventPublisher(system=System.HOTEL_PMS, registry=registry,
+                            settings=settings) as publisher,
+    ):
+        yield publisher
+
+
+class Flaky:
+    """Stands in for `send_and_wait`: the first `unanswered` calls get no acknowledgement
+    (after really sending when `deliver_late`), later calls go through."""
+
+    def __init__(self, real: Callable[..., Awaitable[Any]], *, unanswered: int,
+                 deliver_late: bool = False) -> None:
+        self.real, self.unanswered, self.deliver_late = real, unanswered, deliver_late
+        self.sent: list[tuple[bytes, bytes]] = []
+        self.late: list[asyncio.Task[Any]] = []
+
+    async def __call__(self, topic: str, value: bytes, *, key: bytes, headers: Any) -> Any:
+        self.sent.append((key, value))
+        if len(self.sent) <= self.unanswered:
+            if self.deliver_late:
+                self.late.append(asyncio.ensure_future(
+                    self.real(topic, value, key=key, headers=headers)))
+            await asyncio.sleep(3600)  # the acknowledgement never comes in time
+        return await self.real(topic, value, key=key, headers=headers)
+
+
+async def records_with_id(settings: HubSettings, topic: str, partition: int,
+                          event_id: str, until: int) -> list[int]:
+    """Offsets in [0, until] of `partition` whose CloudEvents id is `event_id`."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                enable_auto_commit=False)
+    await consumer.start()
+    try:
+        where = TopicPartition(topic, partition)
+        consumer.assign([where])
+        await consumer.seek_to_beginning(where)
+        found: list[int] = []
+        position = -1
+        while position < until:
+            batch = await consumer.getmany(where, timeout_ms=2000)
+            if not batch:
+                break
+            for record in batch[where]:
+                position = record.offset
+                if dict(record.headers).get("ce_id") == event_id.encode():
+                    found.append(record.offset)
+        return found
+    finally:
+        await consumer.stop()
+
+
+def room_event() -> Any:
+    system, document = sample(EventKind.ROOM, f"R-retry-{uuid.uuid4().hex[:8]}")
+    return build_event(document, publisher=system, default_hotel_id="HTL-1")
+
+
+@pytest.mark.integration
+async def test_a_timed_out_send_is_retried_with_the_same_event(
+    slow_publisher: HotelEventPublisher, hub_settings: HubSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    producer = slow_publisher._producer
+    assert producer is not None
+    flaky = Flaky(producer.send_and_wait, unanswered=1)
+    monkeypatch.setattr(producer, "send_and_wait", flaky)
+    event = room_event()
+    published = await slow_publisher.send(event)
+    assert published.event.event_id == event.event_id
+    assert len(flaky.sent) == 2 and flaky.sent[0] == flaky.sent[1]  # same key, same bytes
+    assert await records_with_id(hub_settings, published.topic, published.partition,
+                                 str(event.event_id), published.offset) == [published.offset]
+
+
+@pytest.mark.integration
+async def test_a_late_acknowledgement_and_its_retry_carry_one_event_id(
+    slow_publisher: HotelEventPublisher, hub_settings: HubSettings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first send lands after its timeout: the retry is a copy with the same id, which
+    the hub's dedupe recognises, never a second event."""
+    producer = slow_publisher._producer
+    assert producer is not None
+    flaky = Flaky(producer.send_and_wait, unanswered=1, deliver_late=True)
+    monkeypatch.setattr(producer, "send_and_wait", flaky)
+    event = room_event()
+    published = await slow_publisher.send(event)
+    late = await asyncio.gather(*flaky.late)
+    offsets = await records_with_id(hub_settings, published.topic, published.partition,
+                                    str(event.event_id), max(published.offset, late[0].offset))
+    assert sorted(offsets) == sorted({published.offset, late[0].offset})
+    assert len(offsets) == 2
+
+
+@pytest.mark.integration
+async def test_no_acknowledgement_at_all_is_a_publish_error_after_the_attempts(
+    slow_publisher: HotelEventPublisher, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    producer = slow_publisher._producer
+    assert producer is not None
+    flaky = Flaky(producer.send_and_wait, unanswered=10)
+    monkeypatch.setattr(producer, "send_and_wait", flaky)
+    event = room_event()
+    with pytest.raises(PublishError) as caught:
+        await slow_publisher.send(event)
+    assert len(flaky.sent) == 3
+    assert str(event.event_id) in str(caught.value) and "3 time(s)" in str(caught.value)
+
+
+@pytest.mark.integration
+async def test_a_missing_topic_is_named_not_retried(
+    hub_settings: HubSettings, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    settings = hub_settings.model_copy(update={
+        "publish_timeout_s": 1.0, "topic_prefix": f"test-missing-{uuid.uuid4().hex[:8]}."})
+    async with (
+        SchemaRegistryClient(hub_settings.registry_url) as registry,
+        HotelEventPublisher(system=System.HOTEL_PMS, registry=registry,
+                            settings=settings) as publisher,
+    ):
+        with pytest.raises(PublishError, match="does not exist"):
+            await publisher.send(room_event())
