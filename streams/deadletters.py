@@ -15,6 +15,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
+from streams.settings import redacted_url
+
 HEADER_PREFIX = "hub.errors."
 
 TOPIC_HEADER = HEADER_PREFIX + "topic"
@@ -39,7 +41,7 @@ def deadletter_headers(
         PARTITION_HEADER: str(partition),
         OFFSET_HEADER: str(offset),
         CLASS_HEADER: type(error).__name__,
-        MESSAGE_HEADER: str(error)[:4000],
+        MESSAGE_HEADER: redacted_url(str(error))[:4000],  # no registry credentials
         TIMESTAMP_HEADER: datetime.now(UTC).isoformat(),
     }
     return [(name, value.encode()) for name, value in fields.items()]

@@ -2,6 +2,8 @@
 
 Every HTTP failure becomes a `RegistryError` (or `SchemaIncompatible` for 409) in
 `_request`, the one place that talks HTTP; callers never see httpx exceptions.
+Credentials in the URL (`http://user:secret@host:8081`, as SCHEMA_REGISTRY_URL may
+hold them) are sent as HTTP Basic auth and never appear in an error.
 
 Example:
     async with SchemaRegistryClient(settings.registry_url) as registry:
@@ -13,11 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
 from streams.exceptions import RegistryError, SchemaIncompatible
+from streams.settings import redacted_url
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 SUBJECT_NOT_FOUND = 40401
@@ -44,18 +47,37 @@ def _subject(subject: str) -> str:
     return quote(subject, safe="")
 
 
+def split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
+    """`url` without its userinfo, and that userinfo as HTTP Basic auth (None without one).
+
+    Credentials then travel in a header only, so no URL the client keeps, logs or puts
+    into an error carries them.
+    """
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, host = parts.netloc.rsplit("@", 1)
+    user, _, password = userinfo.partition(":")
+    return urlunsplit(parts._replace(netloc=host)), httpx.BasicAuth(unquote(user),
+                                                                    unquote(password))
+
+
 class SchemaRegistryClient:
     """Client of the registry at `url`.
 
     Args:
-        url: base URL, e.g. `settings.registry_url` (`http://127.0.0.1:8081`).
+        url: base URL, e.g. `settings.registry_url` (`http://127.0.0.1:8081`); userinfo
+            (`http://user:secret@host`) is sent as HTTP Basic auth.
         timeout_s: per-request timeout in seconds (default 10).
     """
 
     def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
-        self.url = url.rstrip("/")
+        base, auth = split_credentials(url.rstrip("/"))
+        self.url = redacted_url(base)
+        """Where the registry is, fit for messages: never credentials."""
         self._http = httpx.AsyncClient(
-            base_url=self.url,
+            base_url=base,
+            auth=auth,
             timeout=timeout_s,
             headers={"Accept": CONTENT_TYPE, "Content-Type": CONTENT_TYPE},
         )
@@ -74,8 +96,8 @@ class SchemaRegistryClient:
         except httpx.HTTPError as exc:
             raise RegistryError(
                 f"schema registry at {self.url} is unreachable ({exc.__class__.__name__}: "
-                f"{exc}); start the embedded one with `hotelhub registry up` or set "
-                "SCHEMA_REGISTRY_URL to a running registry"
+                f"{redacted_url(str(exc))}); start the embedded one with `hotelhub registry "
+                "up` or set SCHEMA_REGISTRY_URL to a running registry"
             ) from exc
         if response.is_success:
             try:

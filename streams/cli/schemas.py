@@ -13,7 +13,7 @@ from streams.contracts import ContractCheck, check_contracts, register_contracts
 from streams.exceptions import HubError
 from streams.kinds import CONTRACT_TOPICS
 from streams.registry_client import SchemaRegistryClient
-from streams.settings import get_settings
+from streams.settings import get_settings, redacted_url
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="The Avro contracts and the registry."
@@ -60,7 +60,7 @@ def check(schema_dir: Path = _SCHEMA_DIR) -> None:
             _out.print(f"    {message}")
     if broken:
         _err.print(
-            f"[red]{len(broken)} contract(s) incompatible with {url}:[/red] "
+            f"[red]{len(broken)} contract(s) incompatible with {redacted_url(url)}:[/red] "
             + ", ".join(c.subject for c in broken)
         )
         raise typer.Exit(code=1)

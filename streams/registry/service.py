@@ -13,12 +13,14 @@ import httpx
 
 from streams.exceptions import EmbeddedServiceError
 from streams.processes import Daemon
-from streams.settings import HubSettings, get_settings
+from streams.registry_client import split_credentials
+from streams.settings import HubSettings, get_settings, redacted_url
 
 
 @dataclass(frozen=True)
 class RegistryStatus:
     url: str
+    """Redacted (`redacted_url`): a status is for printing."""
     external: bool
     pid: int | None
     healthy: bool
@@ -44,20 +46,20 @@ def daemon(settings: HubSettings) -> Daemon:
 
 def healthy(url: str, *, timeout_s: float = 1.0) -> bool:
     """True when `GET /` answers 200 (what Confluent's clients treat as alive)."""
+    base, auth = split_credentials(url.rstrip("/"))
     try:
-        return httpx.get(f"{url}/", timeout=timeout_s).status_code == 200
-    except httpx.HTTPError:
+        return httpx.get(f"{base}/", auth=auth, timeout=timeout_s).status_code == 200
+    except (httpx.HTTPError, httpx.InvalidURL, ValueError):
         return False
 
 
 def status(settings: HubSettings | None = None) -> RegistryStatus:
     settings = settings or get_settings()
+    shown = settings.registry_url_redacted
     if not settings.uses_embedded_registry:
-        return RegistryStatus(settings.registry_url, True, None, healthy(settings.registry_url))
+        return RegistryStatus(shown, True, None, healthy(settings.registry_url))
     pid = daemon(settings).pid()
-    return RegistryStatus(
-        settings.registry_url, False, pid, pid is not None and healthy(settings.registry_url)
-    )
+    return RegistryStatus(shown, False, pid, pid is not None and healthy(settings.registry_url))
 
 
 def _child_env(settings: HubSettings) -> dict[str, str]:
@@ -81,7 +83,7 @@ def up(settings: HubSettings | None = None, *, timeout_s: float = 60.0) -> Regis
     if healthy(settings.registry_url):
         raise EmbeddedServiceError(
             f"something not started by `hotelhub registry up` already serves "
-            f"{settings.registry_url}; stop it or set HOTELHUB_REGISTRY_PORT"
+            f"{redacted_url(settings.registry_url)}; stop it or set HOTELHUB_REGISTRY_PORT"
         )
     daemon(settings).start(
         [sys.executable, "-m", "streams.registry"],
