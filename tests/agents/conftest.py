@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
@@ -20,7 +23,11 @@ from streams.publisher import HotelEventPublisher
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import HubSettings, get_settings
 from tests.support.collector import ProcessedEvents, Refusals
+from tests.support.http import Answer, get
 from tests.support.tables import HubTables, hub_tables
+
+ALLOWANCE_HOTEL = f"HTL-ALLOW-{uuid.uuid4().hex[:6].upper()}"
+"""The one hotel of the in-process hub that may sell one DBL room more than it has."""
 
 
 def free_port() -> int:
@@ -44,6 +51,7 @@ def hub_env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory)
         "HOTELHUB_WEB_PORT": str(free_port()),
         "HOTELHUB_WORKER_DATA_DIR": str(Path(tmp_path_factory.mktemp("worker"))),
         "HOTELHUB_TOPIC_PARTITIONS": str(hub_settings.topic_partitions),
+        "HOTELHUB_OVERBOOKING": json.dumps({ALLOWANCE_HOTEL: {"DBL": "1"}}),
     })
     get_settings.cache_clear()
     return get_settings()
@@ -107,6 +115,17 @@ async def refusals(hub_env: HubSettings, processed: ProcessedEvents) -> AsyncIte
         with contextlib.suppress(asyncio.CancelledError):
             await task
     await consumer.stop()
+
+
+@pytest.fixture
+async def ask(hub_env: HubSettings, processed: ProcessedEvents) -> AsyncIterator[Any]:
+    """GET a path of the in-process hub's web port (the app runs: `processed` started it)."""
+    base = f"http://127.0.0.1:{hub_env.web_port}"
+    async with aiohttp.ClientSession() as session:
+        async def ask(path: str) -> Answer:
+            return await get(session, base + path)
+
+        yield ask
 
 
 @pytest.fixture(scope="session")

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import pytest
 
 from streams.kinds import EventKind, System
@@ -14,20 +12,9 @@ from streams.settings import HubSettings
 from tests.support.collector import ProcessedEvents
 from tests.support.events import sample
 from tests.support.hotel import new_hotel_id
-from tests.support.http import Answer, floats_in, get, money, poll
+from tests.support.http import Answer, floats_in, money, poll
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def ask(hub_env: HubSettings, processed: ProcessedEvents) -> AsyncIterator[Any]:
-    """GET a path of the in-process hub's web port (the app runs: `processed` started it)."""
-    base = f"http://127.0.0.1:{hub_env.web_port}"
-    async with aiohttp.ClientSession() as session:
-        async def ask(path: str) -> Answer:
-            return await get(session, base + path)
-
-        yield ask
 
 
 async def _publish(publishers: dict[System, HotelEventPublisher], processed: ProcessedEvents,
@@ -61,7 +48,10 @@ async def test_one_room_customer_and_reservation_after_publishing(
     hotel = new_hotel_id()
     await _publish(publishers, processed, hotel,
                    sample(EventKind.ROOM, "R1", base_price="15800.5"),
-                   sample(EventKind.CUSTOMER, "C1", total_points=4321),
+                   _room("R2", "201", "DBL", "vacant_clean"),
+                   sample(EventKind.CUSTOMER, "C1", total_points=4321))
+    # A booking takes a room type the hub knows: the rooms come first.
+    await _publish(publishers, processed, hotel,
                    sample(EventKind.RESERVATION, "B1", total_amount="29000.500"))
 
     room = await _served(ask, f"/rooms/{hotel}/R1")
@@ -127,7 +117,8 @@ async def test_availability_per_night_over_a_range(
     hotel = new_hotel_id()
     await _publish(publishers, processed, hotel,
                    _room("R1", "101", "DBL", "vacant_clean"),
-                   _room("R2", "102", "DBL", "out_of_order", night="2026-11-24"),
+                   _room("R2", "102", "DBL", "out_of_order", night="2026-11-24"))
+    await _publish(publishers, processed, hotel,
                    sample(EventKind.RESERVATION, "B1", room_type="DBL",
                           checkin_date="2026-11-23", checkout_date="2026-11-25"))
     expected = [
@@ -137,7 +128,7 @@ async def test_availability_per_night_over_a_range(
         {"date": "2026-11-25", "in_house": 2, "sold": 0, "out_of_order": 0, "free": 2},
     ]
     path = f"/availability/{hotel}/DBL?from=2026-11-22&to=2026-11-25"
-    # Availability is summed from deltas the room and stay agents send: poll until it settles.
+    # The mirror table follows the hotel's state log a moment after the event: poll.
     answer = await _served(ask, path, lambda answer: answer.status == 200
                            and answer.body["nights"] == expected)
     assert answer.body["hotel_id"] == hotel and answer.body["room_type"] == "DBL"
@@ -197,3 +188,17 @@ async def test_health_and_metrics(ask: Any, hub_env: HubSettings) -> None:
     assert metrics.status == 200
     assert metrics.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     assert "# HELP hotelhub_events_consumed" in metrics.body
+
+
+async def test_room_numbers_of_any_script_list_without_error(
+    ask: Any, processed: ProcessedEvents, publishers: dict[System, HotelEventPublisher]
+) -> None:
+    hotel = new_hotel_id()
+    await _publish(publishers, processed, hotel,
+                   _room("R-sup", "²", "TWN", "vacant_clean"),
+                   _room("R-ara", "٣٠١", "TWN", "vacant_clean"),
+                   _room("R-lat", "12", "TWN", "vacant_clean"))
+    listing = await _served(ask, f"/rooms/{hotel}", lambda answer: answer.status != 200
+                            or answer.body["count"] == 3)
+    assert listing.status == 200
+    assert [room["room_number"] for room in listing.body["rooms"]] == ["12", "²", "٣٠١"]

@@ -1,7 +1,14 @@
-"""The hub's tables for tests that run the app in process, imported only once it is set up."""
+"""The hub's committed state for tests that run the app in process.
+
+Read from the hotel processor (what its transactions committed), not from the query
+tables, which mirror the same state a moment later: a test that waited for an event's
+sink sees exactly what that event decided.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -10,32 +17,51 @@ from pydantic import BaseModel
 M = TypeVar("M", bound=BaseModel)
 
 
-@dataclass(frozen=True)
-class HubTables:
-    rooms: Any
-    customers: Any
-    stays: Any
-    availability: Any
+class Committed:
+    """One kind of hotel state, shaped like a table: `.get(key)` gives the stored JSON form."""
 
-    @staticmethod
-    def read(table: Any, key: bytes, model: type[M]) -> M | None:
-        raw = table.get(key)
-        return None if raw is None else model.model_validate(raw)
-
-
-class CommittedStays:
-    """Stays as the stay processor committed them (the queryable table copies these a moment
-    later), shaped like a table: `.get(key)` gives the stored JSON form or None."""
+    def __init__(self, tag: str) -> None:
+        self.tag = tag
 
     def get(self, key: bytes) -> Any:
-        from agents.stay import track_stays
+        from agents.hotel import track_hotels
 
-        state = track_stays.state(key)
+        state = track_hotels.state(self.tag, key)
         return None if state is None else state.model_dump(mode="json")
 
 
-def hub_tables() -> HubTables:
-    from streams import tables
+@dataclass(frozen=True)
+class HubTables:
+    rooms: Committed
+    customers: Committed
+    stays: Committed
+    availability: Committed
 
-    return HubTables(tables.room_to_state, tables.customer_to_state, CommittedStays(),
-                     tables.room_type_to_availability)
+    @staticmethod
+    def read(table: Committed, key: bytes, model: type[M]) -> M | None:
+        raw = table.get(key)
+        return None if raw is None else model.model_validate(raw)
+
+    @staticmethod
+    async def mirrored(*, timeout_s: float = 30) -> None:
+        """Until the query tables hold every state the processor committed (they follow
+        the state log a moment later), so an HTTP answer shows what was decided."""
+        from agents.hotel import TABLE_BY_TAG, track_hotels
+
+        def behind() -> bool:
+            for states in list(track_hotels._states.values()):
+                for (tag, key), state in list(states.items()):
+                    if TABLE_BY_TAG[tag].get(key) != json.loads(state.model_dump_json()):
+                        return True
+            return False
+
+        async with asyncio.timeout(timeout_s):
+            while behind():
+                await asyncio.sleep(0.05)
+
+
+def hub_tables() -> HubTables:
+    from streams.step import AVAILABILITY, CUSTOMER, ROOM, STAY
+
+    return HubTables(Committed(ROOM), Committed(CUSTOMER), Committed(STAY),
+                     Committed(AVAILABILITY))
