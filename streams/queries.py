@@ -22,6 +22,7 @@ worker answers from its own active partitions only and never forwards again.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping
 from datetime import date, timedelta
 from typing import Any, ClassVar, TypeVar
@@ -239,7 +240,8 @@ async def _entity(view: web.View, request: web.Request, table: Table, hotel_id: 
     return state
 
 
-_ISO_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+"""ASCII digits only: a date is never written in another script's digits."""
 
 
 def _day(request: web.Request, name: str) -> date:
@@ -276,11 +278,33 @@ def _room_filters(request: web.Request) -> tuple[str | None, str | None]:
     return status, request.url.query.get("type") or None
 
 
+_DIGIT_RUN = re.compile(r"(\d+)")  # decimal digits of any script (Unicode Nd)
+_KeyPart = tuple[int, int, str, str] | tuple[int, str, str]
+
+
+def natural_key(text: str) -> tuple[_KeyPart, ...]:
+    """Sort key in which digit runs compare as numbers (99 before 101, 2A before 10).
+
+    Total and never raising, whatever the text holds: runs of decimal digits of any script
+    are read digit by digit through `unicodedata.decimal` and compared by length then
+    digits, never through `int()` (which refuses '²' and over 4300 digits); anything else,
+    '²' included, is text compared case-insensitively, then exactly.
+    """
+    parts: list[_KeyPart] = []
+    for index, part in enumerate(_DIGIT_RUN.split(text)):
+        if not part:
+            continue
+        if index % 2:  # a captured run of decimal digits
+            digits = "".join(str(unicodedata.decimal(char, 0)) for char in part).lstrip("0")
+            parts.append((0, len(digits), digits, part))
+        else:
+            parts.append((1, part.casefold(), part))
+    return tuple(parts)
+
+
 def _room_number_order(room: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Numeric parts compare as numbers: 99 before 101, 2A before 10."""
-    parts = re.split(r"([0-9]+)", str(room["room_number"]))
-    return (tuple((0, int(p), "") if p.isdecimal() else (1, 0, p) for p in parts if p),
-            str(room["room_id"]))
+    """Rooms by number in natural order (see `natural_key`), then by id."""
+    return natural_key(str(room.get("room_number", ""))), str(room.get("room_id", ""))
 
 
 def _local_rooms(hotel_id: str, status: str | None, room_type: str | None
