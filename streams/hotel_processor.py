@@ -123,8 +123,8 @@ class HotelProcessor:
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # A loop that died has said why already (`failure`); stopping is not an error.
+            await asyncio.gather(self._task, return_exceptions=True)
         async with self._lock:
             for partition in list(self._producers):
                 await self._release(partition)

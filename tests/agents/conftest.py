@@ -26,6 +26,8 @@ from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.http import Answer, get
 from tests.support.tables import HubTables, hub_tables
 
+MAX_RECORD_BYTES = 12_000
+"""Small enough that a 300-night booking's availability record is too large to write."""
 ALLOWANCE_HOTEL = f"HTL-ALLOW-{uuid.uuid4().hex[:6].upper()}"
 """The one hotel of the in-process hub that may sell one DBL room more than it has."""
 
@@ -52,6 +54,7 @@ def hub_env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory)
         "HOTELHUB_WORKER_DATA_DIR": str(Path(tmp_path_factory.mktemp("worker"))),
         "HOTELHUB_TOPIC_PARTITIONS": str(hub_settings.topic_partitions),
         "HOTELHUB_OVERBOOKING": json.dumps({ALLOWANCE_HOTEL: {"DBL": "1"}}),
+        "HOTELHUB_MAX_RECORD_BYTES": str(MAX_RECORD_BYTES),
     })
     get_settings.cache_clear()
     return get_settings()

@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from streams.codec import ConfluentAvroCodec
-from streams.exceptions import CodecError
+from streams.exceptions import CodecError, RegistryError, RegistryUnavailable
 from streams.kinds import EventKind
 from streams.publisher import build_event
 from tests.support.events import sample
@@ -27,6 +27,8 @@ class SchemasById:
         return len(self.texts)
 
     async def schema_by_id(self, schema_id: int) -> str:
+        if schema_id not in self.texts:  # as the registry client reports a 404
+            raise RegistryError(f"Schema {schema_id} not found", status=404, error_code=40403)
         return self.texts[schema_id]
 
 
@@ -71,3 +73,19 @@ async def test_record_that_violates_the_model_is_a_codec_error(codec: ConfluentA
         update={"checkout_date": event.data.checkin_date})})
     with pytest.raises(CodecError, match="violates its contract"):
         await codec.decode(EventKind.RESERVATION, codec.encode(broken))
+
+
+class RegistryAway(SchemasById):
+    async def schema_by_id(self, schema_id: int) -> str:
+        raise RegistryError("cannot reach http://***@127.0.0.1:8081", status=None)
+
+
+async def test_a_registry_that_does_not_answer_is_not_a_bad_record() -> None:
+    """Records wait for the registry (the worker pauses); they are never dead-lettered."""
+    writer = ConfluentAvroCodec(SchemasById())
+    await writer.register()
+    system, document = sample(EventKind.RESERVATION)
+    value = writer.encode(build_event(document, publisher=system, default_hotel_id="HTL-1"))
+    reader = ConfluentAvroCodec(RegistryAway())
+    with pytest.raises(RegistryUnavailable, match="did not give schema id"):
+        await reader.decode(EventKind.RESERVATION, value)
