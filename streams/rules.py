@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
@@ -99,6 +99,12 @@ class Outcome(Generic[S]):
     """Movements that waited for this booking and are to be applied now."""
 
 
+def published_at(event: HotelEvent) -> datetime:
+    """When the publisher sent the event (`synced_at`, stamped by the publisher, not chosen
+    by the sender), else when it says it happened."""
+    return event.synced_at or event.occurred_at
+
+
 def derived_id(event_id: object, purpose: str) -> uuid.UUID:
     return uuid.uuid5(_DERIVED, f"{event_id}:{purpose}")
 
@@ -140,7 +146,8 @@ def _already_applied(current: Versioned | None, event: HotelEvent, version: int
     if seen is not None and version <= seen:
         return _refused(event, RefusalReason.STALE_VERSION,
                         f"version {version} from {system} is not newer than version {seen} "
-                        f"already applied from {system}", current)
+                        f"already applied from {system}; nothing changed (an event sent "
+                        "again long after it was applied is answered this way too)", current)
     return None
 
 
@@ -241,13 +248,18 @@ def apply_reservation(
                         f"only the front desk moves guests: {status} comes from hotel-pms as a "
                         f"check-in/out event, not as a reservation {event.action}", current)
     if current is not None and previous in FINISHED:
-        changed = [name for name in HISTORY_FIELDS
-                   if getattr(data, name) != getattr(current, name)]
-        if changed or status is not previous:
-            what = ", ".join(changed) if changed else f"status {status}"
-            return _refused(event, RefusalReason.ILLEGAL_TRANSITION,
-                            f"a {previous} stay is history: its {what} no longer change",
-                            current)
+        if current.finished_at is not None and published_at(event) < current.finished_at:
+            # Made before the stay ended, delivered after (the end came on another
+            # topic): the booking's own changes count, the stay stays finished.
+            status, source = previous, current.status_source or source
+        else:
+            changed = [name for name in HISTORY_FIELDS
+                       if getattr(data, name) != getattr(current, name)]
+            if changed or status is not previous:
+                what = ", ".join(changed) if changed else f"status {status}"
+                return _refused(event, RefusalReason.ILLEGAL_TRANSITION,
+                                f"a {previous} stay is history: its {what} no longer change",
+                                current)
     elif previous is not None and current is not None and status not in LIFECYCLE[previous]:
         if current.status_source is StatusSource.MOVEMENT and _RANK[status] < _RANK[previous]:
             # The front desk moved the stay on before this older news arrived: keep the
@@ -264,6 +276,8 @@ def apply_reservation(
         "checkin_date": data.checkin_date, "checkout_date": data.checkout_date,
         "total_amount": data.total_amount, "currency": data.currency, "origin": data.origin,
         "version": data.version, "versions": _versions(current, event, data.version),
+        "finished_at": (base.finished_at if previous in FINISHED else
+                        published_at(event) if status is ReservationStatus.CANCELLED else None),
         "pending_movements": [],
         "applied": remember(base.applied, event.event_id, event_type(event.type, event.action),
                             event.occurred_at),
@@ -311,6 +325,12 @@ def apply_movement(
             update={"pending_movements": [*base.pending_movements, event]}))
 
     data, status, target = event.data, current.status, _MOVE_TO[event.action]
+    if status is ReservationStatus.WAITLISTED and target is not ReservationStatus.CHECKED_OUT:
+        # The version that confirms the booking may still be on its way (another topic).
+        if any(pending.event_id == event.event_id for pending in current.pending_movements):
+            return Outcome(duplicate=True)
+        return Outcome(state=current.model_copy(
+            update={"pending_movements": [*current.pending_movements, event]}))
     if status not in _MOVE_FROM[target]:
         return _refused(event, RefusalReason.ILLEGAL_TRANSITION,
                         f"cannot record {action} for a {status} stay", current)
@@ -334,7 +354,10 @@ def apply_movement(
         update |= {"actual_checkout_time": data.actual_checkout_time,
                    "additional_charges": data.additional_charges,
                    "departure_date": data.actual_checkout_time.astimezone(
-                       ZoneInfo(rules.timezone)).date()}
+                       ZoneInfo(rules.timezone)).date(),
+                   "finished_at": published_at(event)}
+    if target is ReservationStatus.NO_SHOW:
+        update["finished_at"] = published_at(event)
     state = current.model_copy(update=update)
     outcome = Outcome(state=state, deltas=sold_deltas(current, state, event.event_id))
     vacates = room is not None and room.current_reservation_id in (None, state.reservation_id)
@@ -379,6 +402,7 @@ def _room_status_from(
 
 _OUT = frozenset({RoomStatus.OUT_OF_ORDER, RoomStatus.OUT_OF_SERVICE})
 _VACANT = frozenset({RoomStatus.VACANT_CLEAN, RoomStatus.VACANT_DIRTY, RoomStatus.INSPECTED})
+_OCCUPIED = frozenset({RoomStatus.OCCUPIED_CLEAN, RoomStatus.OCCUPIED_DIRTY})
 
 
 def is_derived(event: HotelEvent) -> bool:
@@ -404,8 +428,20 @@ def apply_room(current: RoomState | None, event: RoomEvent) -> Outcome[RoomState
             return done
     newer = (current is None or current.status_at is None
              or event.occurred_at >= current.status_at)
-    if derived and (current is None or not newer):
-        return Outcome()  # no phantom room; the PMS already reported a later status
+    if derived and current is None:
+        return Outcome()  # no phantom room
+    if derived and not newer:
+        assert current is not None
+        # The PMS already reported a later status; only who occupies the room, which
+        # its status does not say, is taken from the check-in.
+        if (data.reservation_id is not None and current.current_reservation_id is None
+                and current.status in _OCCUPIED):
+            return Outcome(state=current.model_copy(update={
+                "current_reservation_id": data.reservation_id,
+                "applied": remember(current.applied, event.event_id,
+                                    event_type(event.type, event.action), event.occurred_at),
+            }))
+        return Outcome()
     applied = remember(current.applied if current else _NO_HISTORY.applied, event.event_id,
                        event_type(event.type, event.action), event.occurred_at)
     if current is None:
@@ -438,7 +474,8 @@ def apply_room(current: RoomState | None, event: RoomEvent) -> Outcome[RoomState
             update |= {"status": data.status, "availability_date": data.availability_date,
                        "current_reservation_id": reservation, "status_at": event.occurred_at}
         state = current.model_copy(update=update)
-    state, deltas = _out_of_order(current, state, str(event.event_id))
+    state, deltas = _out_of_order(current, state, None if derived else event,
+                                  str(event.event_id))
     return Outcome(state=state, deltas=deltas)
 
 
@@ -447,13 +484,15 @@ _NO_HISTORY = RoomState(hotel_id="", room_id="", room_number="", room_type="",
 
 
 def _out_of_order(
-    before: RoomState | None, after: RoomState, cause: str
+    before: RoomState | None, after: RoomState, report: RoomEvent | None, cause: str
 ) -> tuple[RoomState, list[InventoryDelta]]:
+    """Nights out of order, as hotel-pms reports each (whatever order its reports arrive
+    in), and the availability deltas of the change; the hub's own events report none."""
     dates = set(before.out_of_order_dates) if before else set()
-    if after.status in _OUT:
-        dates.add(after.availability_date)
-    else:
-        dates.discard(after.availability_date)
+    if report is not None and report.data.status in _OUT:
+        dates.add(report.data.availability_date)
+    elif report is not None:
+        dates.discard(report.data.availability_date)
     after = after.model_copy(update={"out_of_order_dates": sorted(dates)})
     old_type = before.room_type if before else None
     old_dates = set(before.out_of_order_dates) if before else set()

@@ -137,6 +137,10 @@ class ReservationState(Versioned):
     payment_status: PaymentStatus | None = None
     departure_date: date | None = None
     """The hotel-local day the guest actually left: nights from it on were not stayed."""
+    finished_at: datetime | None = None
+    """When the event that ended the stay (check-out, cancellation, no-show) was published
+    (its `synced_at`): booking news published before it may still arrive from another
+    topic and is taken; anything published later is refused."""
     movement_ids: dict[str, str] = Field(default_factory=dict)
     """Event id of each movement applied (checked_in, checked_out, no_show): a resent
     movement is recognised however long ago it was first applied."""

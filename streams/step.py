@@ -179,5 +179,6 @@ def _movement(view: _View, step: Step, event: CheckinCheckoutEvent, rules: RuleS
         changed = apply_room(room, room_event)
         if changed.state is not None:
             _settle(view, step, ROOM, room_key, changed)
-            step.room_events.append(room_event)
+            if changed.state.status_at == room_event.occurred_at:
+                step.room_events.append(room_event)  # announced only when it is the status
     return duplicate
