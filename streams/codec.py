@@ -22,6 +22,12 @@ from streams.kinds import CONTRACT_TOPICS, EventKind, subject_of
 from streams.models import CONTRACT_MODELS, EVENT_MODELS, HotelEvent, Refusal
 
 MAGIC_BYTE = 0
+_REGISTRY_RETRY_S = (0.5, 1.0, 2.0, 5.0)
+
+
+def registry_backoff_s(attempt: int) -> float:
+    """How long to wait before asking a registry that did not answer again (attempt 0, 1…)."""
+    return _REGISTRY_RETRY_S[min(attempt, len(_REGISTRY_RETRY_S) - 1)]
 _HEADER = struct.Struct(">bI")
 
 

@@ -2,18 +2,37 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
 from faust.types import StreamT
 
+from streams.codec import ConfluentAvroCodec, registry_backoff_s
 from streams.deadletter import dead_letter
-from streams.exceptions import CodecError
-from streams.kinds import POLICIES
+from streams.exceptions import CodecError, RegistryUnavailable
+from streams.kinds import POLICIES, EventKind
 from streams.metrics import event_consume_delay_seconds, events_consumed_total
 from streams.models import HotelEvent
 from streams.runtime import shared_codec
 from streams.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+async def _decode_when_registry_answers(codec: ConfluentAvroCodec, kind: EventKind,
+                                        payload: bytes) -> HotelEvent:
+    """A registry that is away holds the stream here (the record is not bad, so it is
+    neither dead-lettered nor acknowledged) until it answers again."""
+    for attempt in itertools.count():
+        try:
+            return await codec.decode(kind, payload)
+        except RegistryUnavailable as exc:
+            log.warning("waiting for the schema registry: %s", exc)
+            await asyncio.sleep(registry_backoff_s(attempt))
+    raise AssertionError("unreachable")
 
 
 async def decoded(records: StreamT[bytes]) -> AsyncIterator[HotelEvent]:
@@ -30,7 +49,7 @@ async def decoded(records: StreamT[bytes]) -> AsyncIterator[HotelEvent]:
         try:
             if not isinstance(payload, bytes):
                 raise CodecError(f"expected bytes, got {type(payload).__name__}")
-            hotel_event = await codec.decode(kind, payload)
+            hotel_event = await _decode_when_registry_answers(codec, kind, payload)
         except CodecError as exc:
             await dead_letter(event, exc)
             continue

@@ -39,7 +39,7 @@ from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
 from streams.cloudevents import header_map
-from streams.codec import ConfluentAvroCodec
+from streams.codec import ConfluentAvroCodec, registry_backoff_s
 from streams.deadletters import deadletter_headers
 from streams.effects import (
     DERIVED_BY,
@@ -67,7 +67,6 @@ SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = (
     "hub.source.topic", "hub.source.partition", "hub.source.offset")
 """Headers of a re-keyed record: where its producer wrote it."""
 KINDS = (EventKind.RESERVATION, EventKind.CHECKIN_CHECKOUT, EventKind.ROOM, EventKind.CUSTOMER)
-REGISTRY_RETRY_S = (0.5, 1.0, 2.0, 5.0)
 
 
 class HotelProcessor:
@@ -244,7 +243,7 @@ class HotelProcessor:
             except RegistryUnavailable as exc:
                 self.waiting = f"waiting for the schema registry: {exc}"
                 log.warning("%s; records wait and are read again", self.waiting)
-                await asyncio.sleep(REGISTRY_RETRY_S[min(retry, len(REGISTRY_RETRY_S) - 1)])
+                await asyncio.sleep(registry_backoff_s(retry))
                 retry += 1
                 continue
             retry, self.waiting = 0, None
