@@ -8,11 +8,13 @@ changes nothing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
 from faust.types import StreamT
 from mode import Service
+from pydantic import ValidationError
 
 from streams import health
 from streams.app import app
@@ -21,13 +23,15 @@ from streams.effects import split_state_key
 from streams.hotel_processor import HotelProcessor
 from streams.runtime import rule_settings, shared_codec
 from streams.settings import get_settings
-from streams.step import AVAILABILITY, CUSTOMER, ROOM, STAY
+from streams.step import AVAILABILITY, CUSTOMER, MODELS, ROOM, STAY
 from streams.tables import (
     customer_to_state,
     reservation_to_state,
     room_to_state,
     room_type_to_availability,
 )
+
+log = logging.getLogger(__name__)
 
 track_hotels = HotelProcessor(get_settings(), shared_codec(), rule_settings())
 track_hotels.on_failure(health.fatal)
@@ -65,6 +69,14 @@ async def mirror_hotel_state(states: StreamT[Any]) -> AsyncIterator[bytes]:
             continue
         tag, key = split_state_key(state.key)
         table = TABLE_BY_TAG.get(tag)
-        if table is not None:
-            table[key] = state.value
-            yield key
+        try:
+            if table is None:
+                raise KeyError(f"unknown state tag {tag!r}")
+            MODELS[tag].model_validate(state.value)
+        except (KeyError, ValidationError) as exc:
+            # Never serve what the queries could not read; the processor skips it too.
+            log.error("state log %s offset %d (%r) is not a valid %s, not mirrored: %s",
+                      state.message.topic, state.message.offset, state.key, tag, exc)
+            continue
+        table[key] = state.value
+        yield key

@@ -259,9 +259,9 @@ class HotelProcessor:
             overlay: State = {}
             steps: list[Step] = []
             offsets: dict[TopicPartition, int] = {}
+            sends: list[asyncio.Future[Any]] = []
             try:
                 async with producer.transaction():
-                    sends = []
                     for record in records:
                         offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
                         for out in await self._handle(record, partition, overlay, steps):
@@ -271,6 +271,7 @@ class HotelProcessor:
                     await asyncio.gather(*sends)
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
             except ProducerFenced:
+                _forget(sends)
                 log.warning("hotel partition %d was fenced: giving it up and taking it again",
                             partition)
                 await self._release(partition)
@@ -279,9 +280,11 @@ class HotelProcessor:
                     await self._acquire(partition)
                 return
             except RegistryUnavailable:
+                _forget(sends)
                 await self._rewind(offsets)
                 raise
             except KafkaError as exc:
+                _forget(sends)
                 # Aborted: nothing of this batch is visible. Read it again.
                 log.warning("transaction on hotel partition %d aborted: %s", partition, exc)
                 await self._rewind(offsets)
@@ -391,6 +394,12 @@ class HotelProcessor:
                     await admin.create_topics(missing)
         finally:
             await admin.close()
+
+
+def _forget(sends: list[asyncio.Future[Any]]) -> None:
+    """Sends of an aborted transaction fail with it; their outcome is the abort's."""
+    for send in sends:
+        send.add_done_callback(lambda done: done.cancelled() or done.exception())
 
 
 class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]

@@ -23,7 +23,12 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 
+import hypothesis  # noqa: F401  (see below)
 import pytest
+
+# hypothesis is imported above, before any test runs: its pytest plugin otherwise imports
+# it lazily at the terminal summary, where CPython 3.11 can fail compiling it ("AST
+# constructor recursion depth mismatch") while finalizers of unclosed clients run.
 
 os.environ.setdefault("HOTELHUB_TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.")
 
