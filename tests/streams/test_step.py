@@ -48,17 +48,21 @@ class Hotel:
         return step
 
     def event(self, kind: EventKind, entity: str, *, system: System | None = None,
-              action: str | None = None, when: str | None = None, limits: Limits | None = None,
-              **data: Any) -> Any:
-        """A valid event; each one made later than the last unless `when` says otherwise."""
+              action: str | None = None, when: str | None = None, sent: str | None = None,
+              limits: Limits | None = None, **data: Any) -> Any:
+        """A valid event; each one made later than the last unless `when` says otherwise, and
+        published (`synced_at`, stamped by the publisher) a second after it happened unless
+        `sent` says otherwise."""
         default_system, document = sample(kind, entity, **data)
         if action:
             document["action"] = action
         self.minutes += 1
         document["occurred_at"] = when or (START + timedelta(minutes=self.minutes)).isoformat()
         document["hotel_id"] = self.hotel_id
+        published = (datetime.fromisoformat(sent) if sent else
+                     datetime.fromisoformat(document["occurred_at"]) + timedelta(seconds=1))
         return build_event(document, publisher=system or default_system,
-                           default_hotel_id=self.hotel_id, limits=limits)
+                           default_hotel_id=self.hotel_id, limits=limits, now=published)
 
     # what the hotel does
 
@@ -567,13 +571,9 @@ def test_hotels_with_the_same_ids_keep_apart_in_one_partition() -> None:
     assert one.stay("B1").checkin_date == night(23) and two.stay("B1").checkin_date == night(24)
 
 
-# --- order-dependence found while writing these tests --------------------------------
+# --- whichever topic delivers first -------------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a booking update made before the check-out but delivered after it (the check-out is "
-    "on another topic) is refused as history (illegal_transition), so the stay's dates "
-    "and availability depend on delivery order"))
 def test_a_booking_update_sent_before_check_out_but_delivered_after_it_is_applied() -> None:
     def day(reordered: bool) -> Hotel:
         hotel = Hotel()
@@ -595,11 +595,9 @@ def test_a_booking_update_sent_before_check_out_but_delivered_after_it_is_applie
     assert reordered.free(23, 27) == in_order.free(23, 27) == [0, 0, 0, 1]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a PMS status that names no reservation (occupied_dirty at 19:00) and arrives before "
-    "the derived check-in of 15:00 leaves the room with no current_reservation_id: the "
-    "older derived event is dropped entirely, so the room forgets who occupies it"))
 def test_a_room_knows_its_guest_whichever_arrives_first() -> None:
+    """A PMS status that names no guest (occupied_dirty at 19:00) delivered before the
+    15:00 check-in: the older check-in still names the room's guest."""
     def day(reordered: bool) -> RoomState:
         hotel = Hotel()
         hotel.room("RM-DBL0")
@@ -616,12 +614,9 @@ def test_a_room_knows_its_guest_whichever_arrives_first() -> None:
     assert reordered.current_reservation_id == in_order.current_reservation_id
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a PMS out_of_order for a later night, older than the room's status (a check-out "
-    "delivered first), is not recorded: _out_of_order reads the status and "
-    "availability_date the room kept, so the out-of-order night is lost and that night's "
-    "free count is one too high"))
 def test_an_out_of_order_night_is_kept_whichever_arrives_first() -> None:
+    """hotel-pms marks the room out of order for the 24th while the guest is still in; the
+    check-out that follows is delivered first. The night stays out of order."""
     def day(reordered: bool) -> Hotel:
         hotel = Hotel()
         hotel.rooms(1)
@@ -643,11 +638,9 @@ def test_an_out_of_order_night_is_kept_whichever_arrives_first() -> None:
             == in_order.room_state("RM-DBL0").out_of_order_dates)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "a check-in that overtook a booking whose first version is waitlisted is released "
-    "and refused (illegal_transition) when that first version arrives, instead of waiting "
-    "for the version that confirms it; the guest is never checked in"))
 def test_a_check_in_waits_for_the_booking_version_it_needs() -> None:
+    """A check-in that overtook a booking whose first version is waitlisted waits for the
+    version that confirms it."""
     def day(reordered: bool) -> Hotel:
         hotel = Hotel()
         hotel.rooms(1)
@@ -684,3 +677,94 @@ def test_the_stays_room_is_the_one_checked_into_whichever_arrives_first() -> Non
     assert (in_order.room_number, in_order.room_id) == ("DBL0", "RM-DBL0")
     assert (reordered.room_number, reordered.room_id) == (in_order.room_number,
                                                           in_order.room_id)
+
+
+def test_booking_news_published_after_the_stay_ended_is_refused_whatever_it_claims() -> None:
+    hotel = Hotel()
+    hotel.rooms(1)
+    hotel.book("B1", 23, 25)
+    hotel.move("B1", "checked_in")
+    hotel.move("B1", "checked_out")
+    before = dict(hotel.state)
+    # Says it happened on the 2nd; its publisher sent it after the check-out.
+    late = hotel.booking("B1", 23, 27, version=2, when=clock(2, 9), sent=clock(25, 11))
+    reason = refused(hotel.apply(late), RefusalReason.ILLEGAL_TRANSITION)
+    assert "checkout_date" in reason and "history" in reason
+    assert hotel.state == before
+
+
+def test_a_late_booking_update_keeps_the_stay_finished_and_its_departure() -> None:
+    hotel = Hotel()
+    hotel.rooms(1)
+    hotel.book("B1", 23, 25)
+    longer = hotel.booking("B1", 23, 27, version=2, status="guaranteed", total_amount="50000",
+                           when=clock(2, 9))
+    hotel.move("B1", "checked_in")
+    hotel.move("B1", "checked_out", actual_checkout_time=clock(24, 9))  # left early
+    step = hotel.apply(longer)
+    assert not step.refusals and not step.room_events
+    stay = hotel.stay("B1")
+    assert stay.status is ReservationStatus.CHECKED_OUT
+    assert (stay.checkout_date, stay.departure_date, stay.total_amount) == (
+        night(27), night(24), Decimal("50000"))
+    assert hotel.free(23, 27) == [0, 1, 1, 1]
+
+
+@pytest.mark.parametrize("release", ["cancelled", "no_show"])
+def test_a_late_booking_update_of_a_cancelled_or_no_show_stay_holds_no_nights(
+        release: str) -> None:
+    hotel = Hotel()
+    hotel.rooms(1)
+    hotel.book("B1", 23, 25)
+    longer = hotel.booking("B1", 23, 27, version=2, when=clock(2, 9))
+    if release == "cancelled":
+        hotel.apply(hotel.booking("B1", 23, 25, version=2, status="cancelled",
+                                  system=System.HOTEL_MEMBER, when=clock(3, 9)))
+    else:
+        hotel.move("B1", "no_show", when=clock(24, 2))
+    hotel.apply(longer)
+    assert hotel.stay("B1").status is ReservationStatus(release)
+    assert hotel.free(23, 27) == [1, 1, 1, 1]
+
+
+def test_a_no_show_waits_while_the_booking_is_waitlisted() -> None:
+    hotel = Hotel()
+    hotel.rooms(1)
+    hotel.book("B1", 23, 25, status="waitlisted")
+    waiting = hotel.move("B1", "no_show", when=clock(24, 2))
+    assert not waiting.refusals and hotel.stay("B1").status is ReservationStatus.WAITLISTED
+    assert len(hotel.stay("B1").pending_movements) == 1
+    hotel.book("B1", 23, 25, version=2)
+    assert hotel.stay("B1").status is ReservationStatus.NO_SHOW
+    assert hotel.free(23, 25) == [1, 1]
+
+
+def test_a_check_out_of_a_waitlisted_stay_is_refused() -> None:
+    hotel = Hotel()
+    hotel.rooms(1)
+    hotel.book("B1", 23, 25, status="waitlisted")
+    refused(hotel.move("B1", "checked_out"), RefusalReason.ILLEGAL_TRANSITION)
+
+
+def test_an_older_check_in_names_the_guest_but_announces_no_status() -> None:
+    hotel = Hotel()
+    hotel.room("RM-DBL0")
+    hotel.book("B1", 23, 25)
+    hotel.apply(hotel.room_event("RM-DBL0", version=2, status="occupied_dirty",
+                                 when=clock(23, 19)))
+    step = hotel.move("B1", "checked_in", when=clock(23, 15))
+    assert not step.refusals and not step.room_events
+    room = hotel.room_state("RM-DBL0")
+    assert room.status is RoomStatus.OCCUPIED_DIRTY and room.current_reservation_id == "B1"
+
+
+def test_an_older_check_in_does_not_name_a_guest_in_a_vacant_room() -> None:
+    hotel = Hotel()
+    hotel.room("RM-DBL0")
+    hotel.book("B1", 23, 25)
+    hotel.apply(hotel.room_event("RM-DBL0", version=2, status="vacant_dirty",
+                                 when=clock(24, 12)))
+    step = hotel.move("B1", "checked_in", when=clock(23, 15))
+    assert not step.refusals and not step.room_events
+    room = hotel.room_state("RM-DBL0")
+    assert room.status is RoomStatus.VACANT_DIRTY and room.current_reservation_id is None
