@@ -7,12 +7,13 @@ sink sees exactly what that event decided.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
+
+from tests.support.collector import eventually
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -55,9 +56,7 @@ class HubTables:
                         return True
             return False
 
-        async with asyncio.timeout(timeout_s):
-            while behind():
-                await asyncio.sleep(0.05)
+        await eventually(lambda: not behind(), timeout_s=timeout_s, interval_s=0.05)
 
 
 def hub_tables() -> HubTables:
