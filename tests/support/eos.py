@@ -2,8 +2,9 @@
 
 The exactly-once claim is about what other processes see, so everything here
 looks from the outside: a worker subprocess (tests.support.workers) that can be
-killed without warning, and plain aiokafka consumers that read topics and table
-changelogs as any downstream system would.
+killed without warning, and plain aiokafka consumers that read topics, the hotel
+processor's state log (`<app>.hotel-state`) and consumer groups as any downstream
+system or operator would.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
+from streams.effects import split_state_key, state_topic
 from streams.settings import HubSettings
 from tests.support.workers import WorkerProcess, worker_env
 
@@ -162,13 +165,36 @@ async def committed_offsets(settings: HubSettings, group: str) -> dict[TopicPart
         await admin.close()
 
 
+async def group_assignment(settings: HubSettings, group: str) -> dict[str, set[TopicPartition]]:
+    """Member id -> the partitions the group's last assignment gave it ({} while empty)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await asyncio.wait_for(admin.start(), timeout=settings.connect_timeout_s)
+    try:
+        responses = await asyncio.wait_for(admin.describe_consumer_groups([group]),
+                                           timeout=settings.connect_timeout_s)
+    finally:
+        await admin.close()
+    members: dict[str, set[TopicPartition]] = {}
+    for response in responses:
+        for described in response.to_object()["groups"]:
+            if described["group"] != group or described["state"] != "Stable":
+                continue
+            for member in described["members"]:
+                raw = member["member_assignment"]
+                members[member["member_id"]] = set(
+                    ConsumerProtocolMemberAssignment.decode(raw).partitions()) if raw else set()
+    return members
+
+
 async def delete_app_topics(settings: HubSettings, app_id: str) -> list[str]:
-    """Best effort: the changelog and assignor topics Faust created for this app id."""
+    """Best effort: the app's own topics (`<app>.hotel-state`, `<app>.hotel-events`) and the
+    changelog and assignor topics Faust created for it."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
     await asyncio.wait_for(admin.start(), timeout=settings.connect_timeout_s)
     try:
         names = await asyncio.wait_for(admin.list_topics(), timeout=settings.connect_timeout_s)
-        ours = sorted(name for name in names if name.startswith(f"{app_id}-"))
+        ours = sorted(name for name in names
+                      if name.startswith((f"{app_id}-", f"{app_id}.")))
         if ours:
             await asyncio.wait_for(admin.delete_topics(ours), timeout=settings.connect_timeout_s)
         return ours
@@ -182,4 +208,49 @@ def last_values(records: Iterable[ConsumerRecord[bytes, bytes]]) -> dict[bytes, 
     for record in records:
         if record.key is not None:
             latest[record.key] = record.value
+    return latest
+
+
+def header(record: ConsumerRecord[bytes, bytes], name: str) -> str | None:
+    """The last value of header `name` on `record`, decoded, or None."""
+    found = None
+    for key, value in record.headers or ():
+        if key == name:
+            found = value.decode(errors="replace")
+    return found
+
+
+def of_hotel(record: ConsumerRecord[bytes, bytes], hotel_id: str) -> bool:
+    """A hub record about `hotel_id`: its CloudEvents hotel header, else its key."""
+    named = header(record, "ce_hotelid")
+    if named is not None:
+        return named == hotel_id
+    return (record.key or b"").startswith(f"{hotel_id}:".encode())
+
+
+async def hotel_state_records(
+    settings: HubSettings, app_id: str, *, isolation_level: str = "read_committed"
+) -> list[tuple[str, bytes, bytes | None]]:
+    """Every record of the app's state log `<app>.hotel-state`, in log order per partition, as
+    (tag, `hotel_id:entity_id`, JSON value or None for a tombstone)."""
+    settings_app = settings.model_copy(update={"app_id": app_id})
+    records = await read_topic(settings, state_topic(settings_app),
+                               isolation_level=isolation_level)
+    found = []
+    for record in records:
+        if record.key is None:
+            continue
+        tag, key = split_state_key(record.key)
+        found.append((tag, key, record.value))
+    return found
+
+
+def last_states(records: Iterable[tuple[str, bytes, bytes | None]], hotel_id: str
+                ) -> dict[tuple[str, str], bytes | None]:
+    """The compacted view of `hotel_id`'s state: (tag, entity id) -> last value."""
+    prefix = f"{hotel_id}:".encode()
+    latest: dict[tuple[str, str], bytes | None] = {}
+    for tag, key, value in records:
+        if key.startswith(prefix):
+            latest[tag, key[len(prefix):].decode()] = value
     return latest
