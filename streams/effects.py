@@ -30,6 +30,8 @@ class OutRecord:
     headers: Headers = field(default_factory=list)
     partition: int | None = None
     """None lets the producer's partitioner (murmur2 of the key) choose."""
+    timestamp_ms: int | None = None
+    """None stamps the record when it is sent; a re-keyed record keeps its producer's."""
 
     @property
     def size(self) -> int:

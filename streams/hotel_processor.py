@@ -27,7 +27,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -51,7 +53,12 @@ from streams.effects import (
 )
 from streams.exceptions import RegistryUnavailable
 from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
-from streams.metrics import events_consumed_total, events_deadlettered_total, refusals_total
+from streams.metrics import (
+    event_apply_delay_seconds,
+    events_consumed_total,
+    events_deadlettered_total,
+    refusals_total,
+)
 from streams.models import HotelEvent, record_key
 from streams.partitioning import hotel_partition
 from streams.rules import RuleSettings
@@ -229,14 +236,12 @@ class HotelProcessor:
         assert consumer is not None
         retry = 0
         while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
-            by_partition: dict[int, list[ConsumerRecord[bytes, bytes]]] = {}
+            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            streams: dict[int, list[list[ConsumerRecord[bytes, bytes]]]] = {}
             for tp, records in batches.items():
-                by_partition.setdefault(tp.partition, []).extend(records)
-            for records in by_partition.values():
-                # Across topics in the order they were produced: a room sent before a
-                # booking of its type reaches the hotel first when both are in one fetch.
-                records.sort(key=lambda record: record.timestamp)
+                streams.setdefault(tp.partition, []).append(records)
+            by_partition = {partition: _in_time_order(parts)
+                            for partition, parts in streams.items()}
             try:
                 for partition, records in by_partition.items():
                     await self._process(partition, records)
@@ -267,7 +272,7 @@ class HotelProcessor:
                         for out in await self._handle(record, partition, overlay, steps):
                             sends.append(await producer.send(
                                 out.topic, key=out.key, value=out.value, headers=out.headers,
-                                partition=out.partition))
+                                partition=out.partition, timestamp_ms=out.timestamp_ms))
                     await asyncio.gather(*sends)
                     await producer.send_offsets_to_transaction(offsets, self.group_id)
             except ProducerFenced:
@@ -338,7 +343,8 @@ class HotelProcessor:
             [*headers, (SOURCE_TOPIC, record.topic.encode()),
              (SOURCE_PARTITION, str(record.partition).encode()),
              (SOURCE_OFFSET, str(record.offset).encode())],
-            partition=hotel_partition(event.hotel_id, self.settings.topic_partitions))]
+            partition=hotel_partition(event.hotel_id, self.settings.topic_partitions),
+            timestamp_ms=record.timestamp)]
 
     async def _apply(self, record: ConsumerRecord[bytes, bytes], partition: int,
                      overlay: State, steps: list[Step]) -> list[OutRecord]:
@@ -356,6 +362,8 @@ class HotelProcessor:
                                codec=self.codec)
         overlay.update(step.changes)  # only once every output is known to fit
         steps.append(step)
+        event_apply_delay_seconds.labels(kind=str(event.type)).observe(
+            max(time.time() - record.timestamp / 1000, 0.0))
         return records
 
     def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: BaseException
@@ -394,6 +402,14 @@ class HotelProcessor:
                     await admin.create_topics(missing)
         finally:
             await admin.close()
+
+
+def _in_time_order(streams: list[list[ConsumerRecord[bytes, bytes]]]
+                   ) -> list[ConsumerRecord[bytes, bytes]]:
+    """One partition's records of all its topics, merged by when they were produced: a room
+    sent before a booking of its type comes first when both are in one fetch. Each
+    topic-partition keeps its own order, whatever its producers' clocks say."""
+    return list(heapq.merge(*streams, key=lambda record: record.timestamp))
 
 
 def _forget(sends: list[asyncio.Future[Any]]) -> None:

@@ -21,6 +21,12 @@ event_consume_delay_seconds = Histogram(
     ["kind"],
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
 )
+event_apply_delay_seconds = Histogram(
+    "hotelhub_event_apply_delay_seconds",
+    "From the event's record being produced to its hotel's transaction deciding it.",
+    ["kind"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
 refusals_total = Counter(
     "hotelhub_refusals_total", "Events the rules refused, by reason.", ["reason"]
 )
