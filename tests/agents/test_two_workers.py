@@ -1,13 +1,11 @@
 """Two real worker processes in one group: either one answers for every key.
 
-Each worker owns some partitions; a query for a key the other owns is forwarded to it,
-and a room listing merges both workers' active partitions (never a standby copy).
-
-The workers run at_least_once: under exactly_once, faust-streaming 0.15.3 picks the
-transactional producer by the partition a record is sent TO (TransactionManager.send),
-so an agent sending an availability delta or a derived room event whose key lands in a
-partition the other worker owns crashes ("No transaction producer found") and its
-partition stalls. That is a processing bug, not a query one; this test is about queries.
+The tables mirror the hotel processor's state log, so they are partitioned by hotel:
+every key of a hotel (its rooms, customers, stays, availability) lives in partition
+`hotel_partition(hotel_id, n)`. The test spreads its keys over one hotel per partition,
+so both workers own some hotels however the partitions are split. A query for a key
+the other worker owns is forwarded to it, and a hotel's room listing comes from the
+worker that owns the hotel (never a standby copy).
 """
 
 from __future__ import annotations
@@ -20,19 +18,29 @@ import aiohttp
 import pytest
 
 from streams.kinds import System
+from streams.partitioning import hotel_partition
 from streams.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from tests.agents.conftest import free_port
-from tests.support.hotel import Entity, availability_of, new_hotel_id, publish_hotel, rooms_of
+from tests.support.hotel import (
+    Entity,
+    availability_of,
+    hotels_covering,
+    publish_hotel,
+    rooms_of,
+)
 from tests.support.http import Answer, get, get_or_none, poll
 from tests.support.workers import WorkerProcess, stopped_at_exit, worker_app_id, worker_env
 
 pytestmark = pytest.mark.integration
 
-KEYS_PER_KIND = 40
+KEYS_PER_HOTEL = 10
+"""Per kind and hotel; half while w1 is alone, half once both share the partitions."""
 T = TypeVar("T")
 TABLES = ("room_to_state", "customer_to_state", "reservation_to_state",
           "room_type_to_availability")
+Owners = dict[tuple[str, int], str]
+"""(table, partition) -> URL of the worker actively owning it."""
 
 
 @pytest.fixture
@@ -42,8 +50,7 @@ def two_workers(hub_settings: HubSettings, tmp_path: Path) -> Iterator[tuple[Wor
     workers = []
     for name in ("w1", "w2"):
         port = free_port()
-        env = worker_env(hub_settings, app_id=app_id, web_port=port, data_dir=tmp_path / name,
-                         processing_guarantee="at_least_once")
+        env = worker_env(hub_settings, app_id=app_id, web_port=port, data_dir=tmp_path / name)
         workers.append(WorkerProcess(name, env, port, tmp_path))
     with stopped_at_exit(*workers):
         yield tuple(workers)
@@ -84,15 +91,26 @@ async def test_either_worker_answers_for_every_key(
 ) -> None:
     """Half the keys are written while w1 is alone (w1 keeps copies of the partitions it
     then hands to w2), half after both share the partitions; every key from each worker."""
-    partitions, half = hub_settings.topic_partitions, KEYS_PER_KIND // 2
+    partitions, half = hub_settings.topic_partitions, KEYS_PER_HOTEL // 2
     first, second = two_workers
-    hotel_id = new_hotel_id()
+    hotels = hotels_covering(partitions)
     async with aiohttp.ClientSession() as session:
+
+        def rooms_applied(workers: tuple[WorkerProcess, ...]
+                          ) -> Callable[[list[Entity]], Awaitable[None]]:
+            async def wait(rooms: list[Entity]) -> None:
+                await _until(workers, lambda: _problems(session, first, rooms, None),
+                             lambda problems: not problems, "rooms applied before bookings")
+            return wait
+
         first.start()
         await _until((first,), lambda: _healths(session, (first,)),
                      lambda found: found[0] is not None and found[0].status == 200,
                      "w1 serving")
-        entities = await publish_hotel(publishers, hotel_id, count=half)
+        entities: list[Entity] = []
+        for hotel_id in hotels:
+            entities += await publish_hotel(publishers, hotel_id, count=half,
+                                            rooms_applied=rooms_applied((first,)))
         await _until((first,), lambda: _problems(session, first, entities, None),
                      lambda problems: not problems, "w1 answering every key")
 
@@ -100,37 +118,46 @@ async def test_either_worker_answers_for_every_key(
         healths = await _until(two_workers, lambda: _healths(session, two_workers),
                                lambda found: _split(found, partitions),
                                "two serving workers sharing partitions")
-        owner = {
+        owner: Owners = {
             (table, partition): worker.url
             for worker, health in zip(two_workers, healths, strict=True) if health
             for table, owned in health.body["active_partitions"].items()
             for partition in owned
         }
-        entities += await publish_hotel(publishers, hotel_id, count=half, first=half)
+        owning = {owner["room_to_state", hotel_partition(hotel_id, partitions)]
+                  for hotel_id in hotels}
+        assert owning == {first.url, second.url}, f"hotels owned by {owning} only"
+        for hotel_id in hotels:
+            entities += await publish_hotel(publishers, hotel_id, count=half, first=half,
+                                            rooms_applied=rooms_applied(two_workers))
         await _until(two_workers, lambda: _problems(session, first, entities, owner),
                      lambda problems: not problems, "state for every key")
 
         for worker in two_workers:
             await _every_key_from(session, worker, entities, owner)
-            await _listing_from(session, worker, hotel_id, rooms_of(entities))
-        await _same_availability_from_both(session, two_workers, hotel_id)
+            for hotel_id in hotels:
+                await _listing_from(session, worker, hotel_id, owner, partitions,
+                                    [room for room in rooms_of(entities)
+                                     if room.expected["hotel_id"] == hotel_id])
+        for hotel_id in hotels:
+            await _same_availability_from_both(session, two_workers, hotel_id, owner,
+                                               partitions)
 
 
 async def _problems(session: aiohttp.ClientSession, worker: WorkerProcess,
-                    entities: list[Entity], owner: dict[tuple[str, int], str] | None
-                    ) -> list[str]:
+                    entities: list[Entity], owner: Owners | None) -> list[str]:
     found = [entity.problem(await get(session, worker.url + entity.path))
              for entity in entities]
     return [_where(entity, owner, problem) if owner else problem
             for entity, problem in zip(entities, found, strict=True) if problem]
 
 
-def _where(entity: Entity, owner: dict[tuple[str, int], str], problem: str) -> str:
+def _where(entity: Entity, owner: Owners, problem: str) -> str:
     return f"{problem} [partition {entity.partition} at {owner[entity.table, entity.partition]}]"
 
 
 async def _every_key_from(session: aiohttp.ClientSession, worker: WorkerProcess,
-                          entities: list[Entity], owner: dict[tuple[str, int], str]) -> None:
+                          entities: list[Entity], owner: Owners) -> None:
     problems, forwarded = [], 0
     for entity in entities:
         answer = await get(session, worker.url + entity.path)
@@ -143,33 +170,43 @@ async def _every_key_from(session: aiohttp.ClientSession, worker: WorkerProcess,
         forwarded += answer.served_by != worker.url
     assert not problems, f"{worker.name}: {len(problems)} wrong answers: {problems[:5]}"
     assert forwarded, f"{worker.name} answered every key itself: nothing was routed"
+    assert forwarded < len(entities), f"{worker.name} answered no key itself"
 
 
 async def _listing_from(session: aiohttp.ClientSession, worker: WorkerProcess, hotel_id: str,
-                        rooms: list[Entity]) -> None:
+                        owner: Owners, partitions: int, rooms: list[Entity]) -> None:
+    """The hotel's rooms, every one once, sorted by number, from the worker owning the hotel."""
     answer = await get(session, f"{worker.url}/rooms/{hotel_id}")
     assert answer.status == 200, answer.body
     listed = [room["room_id"] for room in answer.body["rooms"]]
     assert sorted(listed) == sorted(room.expected["room_id"] for room in rooms), (
-        f"{worker.name} listed {len(listed)} rooms, {len(set(listed))} distinct")
+        f"{worker.name} listed {len(listed)} rooms of {hotel_id}, {len(set(listed))} distinct")
     numbers = [int(room["room_number"]) for room in answer.body["rooms"]]
     assert numbers == sorted(numbers)
     assert answer.body["count"] == len(rooms)
+    assert {room["hotel_id"] for room in answer.body["rooms"]} == {hotel_id}
+    hotel_owner = owner["room_to_state", hotel_partition(hotel_id, partitions)]
+    assert answer.served_by == hotel_owner, (
+        f"{worker.name}: listing of {hotel_id} served by {answer.served_by}, "
+        f"the hotel's owner is {hotel_owner}")
 
     dirty = await get(session, f"{worker.url}/rooms/{hotel_id}?status=vacant_dirty&type=TWN")
     assert dirty.status == 200 and dirty.body["rooms"] == [], dirty.body
 
 
-async def _same_availability_from_both(session: aiohttp.ClientSession,
-                                       workers: tuple[WorkerProcess, ...], hotel_id: str) -> None:
+async def _same_availability_from_both(
+    session: aiohttp.ClientSession, workers: tuple[WorkerProcess, ...], hotel_id: str,
+    owner: Owners, partitions: int,
+) -> None:
     """Each room type is one key: both workers give its owner's answer, with every room
-    and stay counted once (the deltas w1 applied before the scale-out included)."""
-    for entity in availability_of(hotel_id, KEYS_PER_KIND):
+    and stay counted once (those w1 applied before the scale-out included)."""
+    for entity in availability_of(hotel_id, KEYS_PER_HOTEL, partitions=partitions):
         answers = await _until(
             workers, lambda path=entity.path: _each(session, workers, path),
             lambda found, entity=entity: not any(entity.problem(answer) for answer in found),
             f"availability {entity.path} from both workers")
-        assert answers[0].served_by == answers[1].served_by
+        assert {answer.served_by for answer in answers} == {
+            owner[entity.table, entity.partition]}, [answer.served_by for answer in answers]
 
 
 async def _each(session: aiohttp.ClientSession, workers: tuple[WorkerProcess, ...], path: str

@@ -1,8 +1,15 @@
-"""A hotel's worth of rooms, customers and reservations, published, with what queries must say."""
+"""A hotel's worth of rooms, customers and reservations, published, with what queries must say.
+
+The hub decides and keeps each hotel in one partition (`streams.partitioning`): every
+table key of a hotel lives in partition `hotel_partition(hotel_id, n)`, which is what
+`Entity.partition` names, whatever partition its event was published to
+(`Entity.source_partition`).
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +17,9 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
+from streams.effects import hotel_events_topic, state_topic
 from streams.kinds import EventKind, System
+from streams.partitioning import hotel_partition
 from streams.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from tests.support.events import sample
@@ -19,19 +28,27 @@ from tests.support.http import Answer, money
 AVAILABILITY = "room_type_to_availability"
 TABLE_OF = {"rooms": "room_to_state", "customers": "customer_to_state",
             "reservations": "reservation_to_state"}
+ROOM_TYPE = "TWN"
+"""Every room `publish_hotel` sends is of this type, and every booking is for it."""
+NIGHT = "2026-11-24"
+"""A night every booking of `publish_hotel` holds (23-25 Nov)."""
 
 
 @dataclass(frozen=True)
 class Entity:
-    """One key: where to ask for it, the table partition it lives in, and what must come back."""
+    """One key: where to ask for it, the table partition it lives in (its hotel's), and what
+    must come back."""
 
     path: str
     table: str
     partition: int
+    """The table partition of the key: `hotel_partition(hotel_id, n)`, the same for every
+    key of one hotel; -1 when unknown."""
     expected: dict[str, Any]
     topic: str = ""
     offset: int = -1
-    """Where the entity's last event was written."""
+    """Where the entity's last event was written (`topic`, `source_partition`, `offset`)."""
+    source_partition: int = -1
 
     def problem(self, answer: Answer) -> str | None:
         """Why `answer` is not this entity's full current state, or None when it is."""
@@ -55,66 +72,96 @@ def new_hotel_id() -> str:
     return f"HTL-{uuid.uuid4().hex[:8].upper()}"
 
 
+def hotels_covering(partitions: int, *, per_partition: int = 1) -> list[str]:
+    """New hotel ids, `per_partition` in each partition, so every worker owns some hotels
+    however the partitions are split; ordered by partition."""
+    found: dict[int, list[str]] = {partition: [] for partition in range(partitions)}
+    while any(len(ids) < per_partition for ids in found.values()):
+        hotel_id = new_hotel_id()
+        ids = found[hotel_partition(hotel_id, partitions)]
+        if len(ids) < per_partition:
+            ids.append(hotel_id)
+    return [hotel_id for partition in sorted(found) for hotel_id in found[partition]]
+
+
+RoomsApplied = Callable[[list["Entity"]], Awaitable[None]]
+"""Waits until the hub serves these rooms (a booking needs its room type in the house)."""
+
+
 async def publish_hotel(
-    publishers: dict[System, HotelEventPublisher], hotel_id: str, *, count: int, first: int = 0
+    publishers: dict[System, HotelEventPublisher], hotel_id: str, *, count: int, first: int = 0,
+    rooms_applied: RoomsApplied | None = None,
 ) -> list[Entity]:
     """`count` rooms (each sent twice: v1 then v2), customers and reservations at `hotel_id`,
     numbered from `first`.
 
-    Every entity's values differ, so an answer for the wrong key cannot pass; rooms end
-    at version 2, so an answer from a half-restored table (version 1) cannot pass either.
+    The rooms go first; then `rooms_applied(rooms)` is awaited (the hub refuses a booking
+    for a room type it has no rooms of, and events of different topics may reach the hotel
+    in any order), then the customers and bookings, one booking per room, all of
+    `ROOM_TYPE`, 23-25 Nov. Every entity's values differ, so an answer for the wrong key
+    cannot pass; rooms end at version 2, so an answer from a half-restored table
+    (version 1) cannot pass either.
     """
-    entities: list[Entity] = []
+    publisher = next(iter(publishers.values()))
+    partition = hotel_partition(hotel_id, publisher.settings.topic_partitions)
+    rooms: list[Entity] = []
     for index in range(first, first + count):
-        room_id, customer_id, reservation_id = f"R{index}", f"C{index}", f"B{index}"
-        number = str(100 + index)
-        price = f"{10000 + index}.250"
+        room_id, number, price = f"R{index}", str(100 + index), f"{10000 + index}.250"
         for version, status in ((1, "vacant_dirty"), (2, "vacant_clean")):
             system, document = sample(
-                EventKind.ROOM, room_id, room_number=number, room_type="TWN", status=status,
+                EventKind.ROOM, room_id, room_number=number, room_type=ROOM_TYPE, status=status,
                 base_price=price, maintenance_notes=None, version=version)
             document.update(hotel_id=hotel_id, action="status_changed")
             room = await publishers[system].publish_document(document)
-        entities.append(Entity(f"/rooms/{hotel_id}/{room_id}", "room_to_state", room.partition, {
-            "hotel_id": hotel_id, "room_id": room_id, "room_number": number, "room_type": "TWN",
-            "status": "vacant_clean", "base_price": money(price), "version": 2,
-        }, room.topic, room.offset))
+        rooms.append(Entity(f"/rooms/{hotel_id}/{room_id}", "room_to_state", partition, {
+            "hotel_id": hotel_id, "room_id": room_id, "room_number": number,
+            "room_type": ROOM_TYPE, "status": "vacant_clean", "base_price": money(price),
+            "version": 2,
+        }, room.topic, room.offset, room.partition))
+    if rooms_applied is not None:
+        await rooms_applied(rooms)
 
+    entities: list[Entity] = []
+    for room_entity, index in zip(rooms, range(first, first + count), strict=True):
+        customer_id, reservation_id = f"C{index}", f"B{index}"
+        number = str(100 + index)
         system, document = sample(EventKind.CUSTOMER, customer_id, total_points=1000 + index,
                                   name=f"Guest {index}")
         document["hotel_id"] = hotel_id
         customer = await publishers[system].publish_document(document)
-        entities.append(Entity(
-            f"/customers/{hotel_id}/{customer_id}", "customer_to_state", customer.partition,
+        customer_entity = Entity(
+            f"/customers/{hotel_id}/{customer_id}", "customer_to_state", partition,
             {"hotel_id": hotel_id, "customer_id": customer_id, "name": f"Guest {index}",
-             "total_points": 1000 + index, "version": 3}, customer.topic, customer.offset))
+             "total_points": 1000 + index, "version": 3},
+            customer.topic, customer.offset, customer.partition)
 
         amount = f"{20000 + index}.500"
         system, document = sample(EventKind.RESERVATION, reservation_id, customer_id=customer_id,
-                                  total_amount=amount, room_number=number)
+                                  total_amount=amount, room_number=number, room_type=ROOM_TYPE)
         document["hotel_id"] = hotel_id
         reservation = await publishers[system].publish_document(document)
-        entities.append(Entity(
-            f"/reservations/{hotel_id}/{reservation_id}", "reservation_to_state",
-            reservation.partition,
+        entities += [room_entity, customer_entity, Entity(
+            f"/reservations/{hotel_id}/{reservation_id}", "reservation_to_state", partition,
             {"hotel_id": hotel_id, "reservation_id": reservation_id, "customer_id": customer_id,
-             "status": "confirmed", "checkin_date": "2026-11-23", "checkout_date": "2026-11-25",
-             "total_amount": money(amount), "room_number": number},
-            reservation.topic, reservation.offset))
+             "status": "confirmed", "room_type": ROOM_TYPE, "checkin_date": "2026-11-23",
+             "checkout_date": "2026-11-25", "total_amount": money(amount),
+             "room_number": number},
+            reservation.topic, reservation.offset, reservation.partition)]
     return entities
 
 
 async def uncommitted(settings: HubSettings, group_ids: list[str], entities: list[Entity]
                       ) -> list[str]:
-    """Positions no group of `group_ids` has committed past yet (empty: all committed).
+    """Positions of the entities' events no group of `group_ids` has committed past yet
+    (empty: all committed).
 
-    Several groups because a topic may be read by a processor of its own (stays are,
-    under `<app>-stays`). Offsets commit in the same transaction as the state they
-    produced, so this (with `changelogs_settled`) is when a restart can restore it all.
+    The event topics are read by the hotel processor (group `<app>-hotels`), which commits
+    their offsets in the transaction that forwards them to the hotel's partition; with
+    `changelogs_settled` this is when a restart restores rather than redoes.
     """
     wanted: dict[TopicPartition, int] = {}
     for entity in entities:
-        position = TopicPartition(entity.topic, entity.partition)
+        position = TopicPartition(entity.topic, entity.source_partition)
         wanted[position] = max(wanted.get(position, 0), entity.offset + 1)
     found: dict[TopicPartition, int] = {}
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
@@ -132,8 +179,11 @@ async def uncommitted(settings: HubSettings, group_ids: list[str], entities: lis
 
 
 async def changelogs_settled(settings: HubSettings, app_id: str) -> bool:
-    """No open transaction on any table changelog of `app_id`: all its state is committed."""
+    """No open transaction on the hotel processor's logs (`<app>.hotel-events`,
+    `<app>.hotel-state`) or any table changelog of `app_id`: all its state is committed."""
+    app = settings.model_copy(update={"app_id": app_id})
     topics = [f"{app_id}-{table}-changelog" for table in (*TABLE_OF.values(), AVAILABILITY)]
+    topics += [hotel_events_topic(app), state_topic(app)]
     positions = [TopicPartition(topic, partition)
                  for topic in topics for partition in range(settings.topic_partitions)]
     ends = []
@@ -148,16 +198,17 @@ async def changelogs_settled(settings: HubSettings, app_id: str) -> bool:
     return ends[0] == ends[1]
 
 
-def availability_of(hotel_id: str, count: int) -> list[Entity]:
-    """What `publish_hotel(count=...)` leaves: every room TWN, every stay DBL 23-25 Nov."""
-    night = "from=2026-11-24&to=2026-11-24"
+def availability_of(hotel_id: str, count: int, *, partitions: int | None = None
+                    ) -> list[Entity]:
+    """What `publish_hotel(count=...)` leaves on `NIGHT`: `count` rooms of `ROOM_TYPE`, every
+    one sold (no other type is in the house, so no booking of another type is accepted)."""
+    night = f"from={NIGHT}&to={NIGHT}"
+    partition = -1 if partitions is None else hotel_partition(hotel_id, partitions)
     return [
-        Entity(f"/availability/{hotel_id}/TWN?{night}", AVAILABILITY, -1, {"nights": [
-            {"date": "2026-11-24", "in_house": count, "sold": 0, "out_of_order": 0,
-             "free": count}]}),
-        Entity(f"/availability/{hotel_id}/DBL?{night}", AVAILABILITY, -1, {"nights": [
-            {"date": "2026-11-24", "in_house": 0, "sold": count, "out_of_order": 0,
-             "free": -count}]}),
+        Entity(f"/availability/{hotel_id}/{ROOM_TYPE}?{night}", AVAILABILITY, partition, {
+            "in_house": count, "nights": [
+                {"date": NIGHT, "in_house": count, "sold": count, "out_of_order": 0,
+                 "free": 0}]}),
     ]
 
 
