@@ -242,10 +242,15 @@ class HotelProcessor:
                 streams.setdefault(tp.partition, []).append(records)
             by_partition = {partition: _in_time_order(parts)
                             for partition, parts in streams.items()}
+            done: set[int] = set()
             try:
                 for partition, records in by_partition.items():
                     await self._process(partition, records)
+                    done.add(partition)
             except RegistryUnavailable as exc:
+                # Every record fetched and not committed is read again, not only those of
+                # the partition that was waiting.
+                await self._rewind(tp for tp in batches if tp.partition not in done)
                 self.waiting = f"waiting for the schema registry: {exc}"
                 log.warning("%s; records wait and are read again", self.waiting)
                 await asyncio.sleep(registry_backoff_s(retry))
@@ -264,6 +269,7 @@ class HotelProcessor:
             overlay: State = {}
             steps: list[Step] = []
             offsets: dict[TopicPartition, int] = {}
+            fetched = {TopicPartition(record.topic, record.partition) for record in records}
             sends: list[asyncio.Future[Any]] = []
             try:
                 async with producer.transaction():
@@ -280,19 +286,18 @@ class HotelProcessor:
                 log.warning("hotel partition %d was fenced: giving it up and taking it again",
                             partition)
                 await self._release(partition)
-                await self._rewind(offsets)
+                await self._rewind(fetched)
                 if any(tp.partition == partition for tp in consumer.assignment()):
                     await self._acquire(partition)
                 return
             except RegistryUnavailable:
                 _forget(sends)
-                await self._rewind(offsets)
-                raise
+                raise  # the loop rewinds everything of this fetch not committed
             except KafkaError as exc:
                 _forget(sends)
                 # Aborted: nothing of this batch is visible. Read it again.
                 log.warning("transaction on hotel partition %d aborted: %s", partition, exc)
-                await self._rewind(offsets)
+                await self._rewind(fetched)
                 return
             self._states[partition].update(overlay)
         for step in steps:

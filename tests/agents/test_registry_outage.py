@@ -8,8 +8,7 @@ registry is stopped: the worker must not dead-letter them, must say on /health w
 waits, and must apply every one of them once the registry answers again.
 
 Run twice: with every booking in one partition of `hotel.reservation`, and spread over
-every partition. The second is xfail (strict) for a bug in the hotel processor: waiting on
-one partition skips what was fetched for the others (see SKIPPED_PARTITIONS).
+every partition (waiting on one partition must not skip what was fetched for the others).
 """
 
 from __future__ import annotations
@@ -114,19 +113,9 @@ def booking_ids(hotel_id: str, count: int, partitions: int, *, spread: bool) -> 
     return ids
 
 
-SKIPPED_PARTITIONS = (
-    "streams/hotel_processor.py HotelProcessor._run: when _process(p) raises "
-    "RegistryUnavailable only the topic-partitions of group p seen up to the failing record "
-    "are rewound; the records the same getmany() returned for the other partitions (and for "
-    "later topic-partitions of group p) advanced the consumer's position but are neither "
-    "applied nor rewound, so those bookings are never applied (until a rebalance reads the "
-    "uncommitted offsets again, or a later record on the partition commits past them)")
-
-
 @pytest.mark.parametrize("spread", [
     pytest.param(False, id="one-partition"),
-    pytest.param(True, id="every-partition",
-                 marks=pytest.mark.xfail(strict=True, reason=SKIPPED_PARTITIONS)),
+    pytest.param(True, id="every-partition"),
 ])
 async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
     hub_settings: HubSettings, own_registry: OwnRegistry, worker: WorkerProcess, spread: bool,
