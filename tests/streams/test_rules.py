@@ -195,6 +195,32 @@ def test_a_finished_stays_dates_type_and_amount_are_history(finished: Any,
     assert next(iter(change)) in outcome.refusals[0].reason
 
 
+def sent(event: Any, minutes: int) -> Any:
+    """`event` as its publisher stamped it: `synced_at` `minutes` after 09:00 on arrival day."""
+    return event.model_copy(update={"synced_at": DAY + timedelta(minutes=minutes)})
+
+
+@pytest.mark.parametrize("finish", ["checked_out", "no_show", "cancelled"])
+def test_booking_news_published_before_the_stay_ended_is_taken_and_keeps_it_finished(
+        finish: str) -> None:
+    stay = booked()
+    if finish == "cancelled":
+        stay = apply_reservation(stay, sent(booking("cancelled", version=2), 60), RULES).state
+    else:
+        stay = apply_movement(checked_in() if finish == "checked_out" else stay, known_room(),
+                              sent(movement(finish), 60), RULES).state
+    assert stay is not None and stay.finished_at == DAY + timedelta(minutes=60)
+    news = apply_reservation(stay, sent(booking("guaranteed", version=3, total_amount="1"), 59),
+                             RULES)
+    assert not news.refusals and news.state is not None
+    assert news.state.status is ReservationStatus(finish)
+    assert news.state.total_amount == Decimal("1")
+    assert news.state.finished_at == stay.finished_at
+    late = apply_reservation(stay, sent(booking("guaranteed", version=3, total_amount="1"), 60),
+                             RULES)
+    assert [r.reason_code for r in late.refusals] == [RefusalReason.ILLEGAL_TRANSITION]
+
+
 def test_a_finished_stay_still_takes_what_is_not_history() -> None:
     state = checked_out()
     outcome = apply_reservation(state, booking("checked_out", version=3, customer_id="C9"),
@@ -376,6 +402,16 @@ def test_a_derived_status_older_than_the_rooms_changes_nothing() -> None:
     assert outcome.state is None and not outcome.deltas and not outcome.refusals
 
 
+def test_an_older_check_in_names_the_guest_of_a_room_the_pms_says_is_occupied() -> None:
+    later = known_room(status="occupied_dirty", when=10 * 60)  # 19:00, after the check-in
+    derived = apply_movement(booked(), later, movement("checked_in"), RULES).room_events[0]
+    outcome = apply_room(later, derived)
+    assert outcome.state is not None and not outcome.deltas
+    assert outcome.state.status is RoomStatus.OCCUPIED_DIRTY
+    assert outcome.state.status_at == later.status_at
+    assert outcome.state.current_reservation_id == "B1"
+
+
 def test_a_derived_status_never_creates_a_room() -> None:
     derived = apply_movement(booked(), known_room(), movement("checked_in"), RULES).room_events[0]
     outcome = apply_room(None, derived)
@@ -397,6 +433,25 @@ def test_an_older_pms_status_keeps_the_newer_one_but_takes_the_other_fields() ->
     assert outcome.state.base_price == Decimal("18000")
     assert outcome.state.maintenance_notes == "new curtains"
     assert outcome.state.versions == {"hotel-pms": 2}
+
+
+def test_out_of_order_nights_are_recorded_as_the_pms_reports_them() -> None:
+    state = known_room()
+    occupied = apply_room(state, apply_movement(booked(), state, movement("checked_in"),
+                                                RULES).room_events[0]).state
+    assert occupied is not None
+    # Reported at 10:00 for the 25th, delivered after the 15:00 check-in.
+    report = room("out_of_order", 2, when=60, availability_date="2026-11-25")
+    outcome = apply_room(occupied, report)
+    assert outcome.state is not None
+    assert outcome.state.status is RoomStatus.OCCUPIED_CLEAN
+    assert outcome.state.out_of_order_dates == [date(2026, 11, 25)]
+    assert [delta.out_of_order for delta in outcome.deltas] == [{date(2026, 11, 25): 1}]
+    # The hub's own statuses report no night in or out of order.
+    out = apply_movement(checked_in(), outcome.state, movement("checked_out"), RULES)
+    vacated = apply_room(outcome.state, out.room_events[0])
+    assert vacated.state is not None and not vacated.deltas
+    assert vacated.state.out_of_order_dates == [date(2026, 11, 25)]
 
 
 def test_a_resent_room_event_changes_no_count() -> None:
