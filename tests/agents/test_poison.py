@@ -31,7 +31,7 @@ from streams.registry_client import SchemaRegistryClient
 from streams.rules import RuleSettings
 from streams.settings import HubSettings
 from tests.agents.conftest import MAX_RECORD_BYTES, free_port
-from tests.support.collector import ProcessedEvents
+from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.events import sample
 from tests.support.tables import HubTables
 from tests.support.workers import WORKER_COMMAND, worker_app_id, worker_env
@@ -244,3 +244,43 @@ def test_a_worker_whose_loop_dies_exits_non_zero(hub_settings: HubSettings,
                           check=False)
     assert done.returncode != 0, done.stdout[-2000:] + done.stderr[-2000:]
     assert "injected: the loop died" in done.stdout + done.stderr
+
+
+async def test_a_replayed_dead_letter_heals_once_the_bug_is_fixed(
+    hub_env: HubSettings, processed: ProcessedEvents, publishers: Publishers, ask: Ask,
+    refusals: Refusals, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`hotelhub deadletter replay` sends the record through the rules again: fixed code
+    applies it, and a second replay changes nothing."""
+    import streams.hotel_processor as processor
+    from streams.cli.deadletter import _replay
+    from streams.deadletters import Selection
+
+    hotel, token = new_hotel(), f"bug-{uuid.uuid4().hex}"
+    rules = processor.apply_event
+
+    def buggy(event: HotelEvent, read: Any, settings: RuleSettings) -> Any:
+        if event.hotel_id == hotel:
+            raise ZeroDivisionError(token)
+        return rules(event, read, settings)
+
+    monkeypatch.setattr(processor, "apply_event", buggy)
+    victim = room(hotel, "R-heal")
+    sent = await publishers[System.HOTEL_PMS].send(victim)
+    await dead_letter_of(hub_env, sent.topic, sent.partition, sent.offset)
+    assert (await ask(f"/rooms/{hotel}/R-heal")).status == 404
+
+    monkeypatch.setattr(processor, "apply_event", rules)  # the fix is deployed
+    first = await _replay(hub_env, Selection(reason=token), dry_run=False, stall_s=30)
+    assert (first.selected, first.replayed) == (1, 1)
+    await processed.wait_for([victim.event_id])
+    await HubTables.mirrored()
+    healed = await ask(f"/rooms/{hotel}/R-heal")
+    assert healed.status == 200 and healed.body["status"] == "vacant_clean"
+
+    again = await _replay(hub_env, Selection(reason=token), dry_run=False, stall_s=30)
+    assert again.replayed == 1
+    await processed.wait_for([victim.event_id], times=2)
+    await HubTables.mirrored()
+    assert (await ask(f"/rooms/{hotel}/R-heal")).body == healed.body
+    assert str(victim.event_id) not in refusals.by_event
