@@ -186,7 +186,7 @@ def test_a_finished_stay_is_not_reopened(finished: Any, after: str) -> None:
 ])
 @pytest.mark.parametrize("finished", [checked_out, cancelled, no_show])
 def test_a_finished_stays_dates_type_and_amount_are_history(finished: Any,
-                                                             change: dict[str, str]) -> None:
+                                                             change: dict[str, Any]) -> None:
     state = finished()
     outcome = apply_reservation(state, booking(str(state.status), version=3, **change), RULES)
     assert outcome.state is None and not outcome.deltas
@@ -203,7 +203,7 @@ def sent(event: Any, minutes: int) -> Any:
 @pytest.mark.parametrize("finish", ["checked_out", "no_show", "cancelled"])
 def test_booking_news_published_before_the_stay_ended_is_taken_and_keeps_it_finished(
         finish: str) -> None:
-    stay = booked()
+    stay: ReservationState | None = booked()
     if finish == "cancelled":
         stay = apply_reservation(stay, sent(booking("cancelled", version=2), 60), RULES).state
     else:

@@ -72,10 +72,6 @@ def make(kind: EventKind, entity: str, when: datetime, *, system: System | None 
                        limits=limits, now=when + timedelta(seconds=1))
 
 
-def key(entity: str) -> bytes:
-    return f"{HOTEL}:{entity}".encode()
-
-
 def describe(event: HotelEvent) -> str:
     """One line per event, for hypothesis's report of a failing example."""
     data: Any = event.data
@@ -251,7 +247,7 @@ def days(draw: st.DrawFn) -> Day:
             hosted |= {start + timedelta(days=n) for n in range((end - start).days)}
             stays += 1
             reservation_id = f"B{stays}"
-            customer = draw(st.sampled_from([*customers, None]))
+            guest = draw(st.sampled_from([*customers, None]))
             # A booking that names a room names the one the guest gets: a booking update
             # delivered after the check-in still overwrites the stay's room number with
             # the booking's (test_step.py::test_the_stays_room_is_the_one_checked_into_...).
@@ -259,7 +255,7 @@ def days(draw: st.DrawFn) -> Day:
             bookings = Events()
 
             def booking(when: datetime, action: str, status: str, dates: tuple[date, date],
-                        rid: str = reservation_id, customer_id: str | None = customer,
+                        rid: str = reservation_id, customer_id: str | None = guest,
                         number: str | None = room_number, kind: str = room_type) -> Any:
                 system = draw(BOOKING_SYSTEMS)
                 return make(EventKind.RESERVATION, rid, when, system=system, action=action,
@@ -328,7 +324,8 @@ def days(draw: st.DrawFn) -> Day:
                     free_from = LAST_NIGHT + timedelta(days=2)  # nobody else in this room
             day.streams += [bookings, movements]
         idle = sorted({OPENING + timedelta(days=n) for n in range(8)} - hosted)
-        if idle and draw(st.booleans()):
+        out_of_order: bool = draw(st.booleans())
+        if idle and out_of_order:
             out = draw(st.sampled_from(idle))
             # Reported at a half minute (no other event is), any time up to that night.
             reported = moment(date(2026, 11, 15), 0, draw(st.integers(
@@ -398,7 +395,7 @@ def test_any_delivery_order_and_redelivery_ends_in_the_in_order_state(data: st.D
     assert not problems, "\n".join(problems)
     refused = [(index, r.reason) for index, step in enumerate(steps) for r in step.refusals
                if index not in resent]
-    assert not refused, "only resends may be refused (as stale), never a first delivery"
+    assert not refused, f"only resends may be refused (as stale), not first deliveries: {refused}"
     for index in resent:
         step = steps[index]
         assert step.changes == {} and not step.room_events, "a resend changes nothing"

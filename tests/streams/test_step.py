@@ -471,6 +471,7 @@ def test_a_stay_of_exactly_the_limit_is_taken() -> None:
 def _resend_setup(kind: str, hotel: Hotel, between: int) -> HotelEvent:
     """Apply a first event of `kind`, then `between` later events of the same entity;
     return the first event, to be sent again."""
+    first: HotelEvent
     hotel.rooms(1)
     hotel.apply(hotel.event(EventKind.CUSTOMER, "C1", action="created"))
     if kind == "booking":
