@@ -66,11 +66,12 @@ class RuleSettings:
 
     def allowance(self, hotel_id: str, room_type: str, in_house: int) -> int:
         """How far below zero `room_type`'s free count may go at `hotel_id`."""
-        by_type = self.overbooking.get(hotel_id) or self.overbooking.get("*") or {}
-        raw = by_type.get(room_type) or by_type.get("*")
-        if raw is None:
-            return 0
-        return parse_allowance(raw, in_house)
+        hotel, anywhere = self.overbooking.get(hotel_id, {}), self.overbooking.get("*", {})
+        for raw in (hotel.get(room_type), hotel.get("*"), anywhere.get(room_type),
+                    anywhere.get("*")):
+            if raw is not None:
+                return parse_allowance(raw, in_house)
+        return 0
 
 
 def parse_allowance(raw: str, in_house: int) -> int:
@@ -258,8 +259,12 @@ def apply_reservation(
             if changed or status is not previous:
                 what = ", ".join(changed) if changed else f"status {status}"
                 return _refused(event, RefusalReason.ILLEGAL_TRANSITION,
-                                f"a {previous} stay is history: its {what} no longer change",
+                                f"a {previous} stay is history: its {what} can no longer "
+                                "change",
                                 current)
+    elif (current is not None and status is previous
+          and current.status_source is StatusSource.MOVEMENT):
+        source = StatusSource.MOVEMENT  # an echo of what the front desk recorded
     elif previous is not None and current is not None and status not in LIFECYCLE[previous]:
         if current.status_source is StatusSource.MOVEMENT and _RANK[status] < _RANK[previous]:
             # The front desk moved the stay on before this older news arrived: keep the
@@ -272,7 +277,10 @@ def apply_reservation(
                                        reservation_id=data.reservation_id)
     state = base.model_copy(update={
         "status": status, "status_source": source, "customer_id": data.customer_id,
-        "room_type": data.room_type, "room_number": data.room_number or base.room_number,
+        "room_type": data.room_type,
+        # The room the front desk gave the guest outranks the one the booking asked for.
+        "room_number": (base.room_number if base.room_id is not None
+                        else data.room_number or base.room_number),
         "checkin_date": data.checkin_date, "checkout_date": data.checkout_date,
         "total_amount": data.total_amount, "currency": data.currency, "origin": data.origin,
         "version": data.version, "versions": _versions(current, event, data.version),
@@ -325,8 +333,10 @@ def apply_movement(
             update={"pending_movements": [*base.pending_movements, event]}))
 
     data, status, target = event.data, current.status, _MOVE_TO[event.action]
-    if status is ReservationStatus.WAITLISTED and target is not ReservationStatus.CHECKED_OUT:
-        # The version that confirms the booking may still be on its way (another topic).
+    if current.pending_movements or (status is ReservationStatus.WAITLISTED
+                                     and target is not ReservationStatus.CHECKED_OUT):
+        # The version that confirms the booking may still be on its way (another topic);
+        # a movement never overtakes one that waits before it.
         if any(pending.event_id == event.event_id for pending in current.pending_movements):
             return Outcome(duplicate=True)
         return Outcome(state=current.model_copy(
