@@ -21,11 +21,8 @@ worker answers from its own active partitions only and never forwards again.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from collections.abc import Mapping
-from datetime import date, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, TypeVar
 
 import aiohttp
 from faust import web
@@ -36,10 +33,17 @@ from pydantic import BaseModel
 from yarl import URL
 
 from streams.app import app
-from streams.exceptions import HubError
 from streams.health import health_problem
-from streams.models import RoomStatus
 from streams.partitioning import hotel_partition
+from streams.query_params import (
+    EntityNotFound,
+    NotServing,
+    OwnerUnavailable,
+    QueryError,
+    hotel_rooms,
+    nights_param,
+    room_filters,
+)
 from streams.state import AvailabilityState, CustomerState, ReservationState, RoomState, table_key
 from streams.tables import (
     customer_to_state,
@@ -49,10 +53,8 @@ from streams.tables import (
     room_type_to_availability,
 )
 
-__all__ = ["MAX_NIGHTS", "QueryError"]
+__all__ = ["QueryError"]
 
-MAX_NIGHTS = 366
-"""Longest availability range one query may ask for, so one request stays cheap."""
 RETRY_AFTER_S = 2
 FORWARD_TIMEOUT_S = 10.0
 SERVED_BY = "X-Hotelhub-Served-By"
@@ -65,34 +67,6 @@ M = TypeVar("M", bound=BaseModel)
 TABLES: tuple[Table, ...] = (
     room_to_state, customer_to_state, reservation_to_state, room_type_to_availability,
 )
-
-
-class QueryError(HubError):
-    """A query this worker cannot answer with data; `status` and `code` make the HTTP answer."""
-
-    status: ClassVar[int] = 500
-    code: ClassVar[str] = "error"
-    retry: ClassVar[bool] = False
-
-
-class BadQuery(QueryError):
-    status, code = 400, "bad_request"
-
-
-class EntityNotFound(QueryError):
-    status, code = 404, "not_found"
-
-
-class NotServing(QueryError):
-    """Tables are restoring or partitions moving: ask again shortly, never read stale data."""
-
-    status, code, retry = 503, "recovering", True
-
-
-class OwnerUnavailable(QueryError):
-    """The worker owning the key did not answer; the group will reassign its partitions."""
-
-    status, code, retry = 503, "owner_unavailable", True
 
 
 # --- readiness and ownership -------------------------------------------------------------
@@ -240,86 +214,10 @@ async def _entity(view: web.View, request: web.Request, table: Table, hotel_id: 
     return state
 
 
-_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-"""ASCII digits only: a date is never written in another script's digits."""
-
-
-def _day(request: web.Request, name: str) -> date:
-    raw = request.url.query.get(name)
-    if not raw:
-        raise BadQuery(f"query parameter {name!r} is required (YYYY-MM-DD)")
-    try:
-        if _ISO_DAY.fullmatch(raw):
-            return date.fromisoformat(raw)
-    except ValueError:
-        pass
-    raise BadQuery(f"query parameter {name!r} is not a date YYYY-MM-DD: {raw!r}")
-
-
-def _nights(request: web.Request) -> list[date]:
-    first, last = _day(request, "from"), _day(request, "to")
-    if last < first:
-        raise BadQuery(f"query parameter 'to' ({last}) is before 'from' ({first})")
-    count = (last - first).days + 1
-    if count > MAX_NIGHTS:
-        raise BadQuery(f"query parameters 'from'..'to' span {count} nights; "
-                       f"at most {MAX_NIGHTS} per query")
-    return [first + timedelta(days=offset) for offset in range(count)]
-
-
-_STATUSES = {status.value for status in RoomStatus}
-
-
-def _room_filters(request: web.Request) -> tuple[str | None, str | None]:
-    status = request.url.query.get("status") or None
-    if status is not None and status not in _STATUSES:
-        raise BadQuery(f"query parameter 'status' must be one of {sorted(_STATUSES)}, "
-                       f"not {status!r}")
-    return status, request.url.query.get("type") or None
-
-
-_DIGIT_RUN = re.compile(r"(\d+)")  # decimal digits of any script (Unicode Nd)
-_KeyPart = tuple[int, int, str, str] | tuple[int, str, str]
-
-
-def natural_key(text: str) -> tuple[_KeyPart, ...]:
-    """Sort key in which digit runs compare as numbers (99 before 101, 2A before 10).
-
-    Total and never raising, whatever the text holds: runs of decimal digits of any script
-    are read digit by digit through `unicodedata.decimal` and compared by length then
-    digits, never through `int()` (which refuses '²' and over 4300 digits); anything else,
-    '²' included, is text compared case-insensitively, then exactly.
-    """
-    parts: list[_KeyPart] = []
-    for index, part in enumerate(_DIGIT_RUN.split(text)):
-        if not part:
-            continue
-        if index % 2:  # a captured run of decimal digits
-            digits = "".join(str(unicodedata.decimal(char, 0)) for char in part).lstrip("0")
-            parts.append((0, len(digits), digits, part))
-        else:
-            parts.append((1, part.casefold(), part))
-    return tuple(parts)
-
-
-def _room_number_order(room: Mapping[str, Any]) -> tuple[Any, ...]:
-    """Rooms by number in natural order (see `natural_key`), then by id."""
-    return natural_key(str(room.get("room_number", ""))), str(room.get("room_id", ""))
-
-
 def _local_rooms(hotel_id: str, status: str | None, room_type: str | None
                  ) -> list[dict[str, Any]]:
     """The hotel's rooms, filtered; this worker owns the hotel's partition."""
-    prefix = f"{hotel_id}:".encode()
-    rooms = []
-    for key, raw in list(room_to_state.items()):
-        if not key.startswith(prefix):
-            continue
-        room = RoomState.model_validate(raw)
-        if (status is None or room.status == status) and (
-                room_type is None or room.room_type == room_type):
-            rooms.append(room.to_json())
-    return sorted(rooms, key=_room_number_order)
+    return hotel_rooms(list(room_to_state.items()), hotel_id, status, room_type)
 
 
 # --- views -----------------------------------------------------------------------------------
@@ -353,7 +251,7 @@ class RoomsQuery(_Query):
 
     async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
         hotel_id = params["hotel_id"]
-        status, room_type = _room_filters(request)
+        status, room_type = room_filters(request)
         forwarded = await _elsewhere(self, request, room_to_state, hotel_id)
         if forwarded is not None:
             return forwarded
@@ -368,7 +266,7 @@ class RoomsQuery(_Query):
 class AvailabilityQuery(_Query):
     async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
         hotel_id, room_type = params["hotel_id"], params["room_type"]
-        nights = _nights(request)
+        nights = nights_param(request)
         found = await _entity(
             self, request, room_type_to_availability, hotel_id, room_type, AvailabilityState,
             f"no availability for room type {room_type} at hotel {hotel_id}")

@@ -1,5 +1,5 @@
 """Query API parameter parsing and the room listing's order: any input is a 2xx or a 400,
-never an exception that would make a 500 (no broker, no worker)."""
+never an exception that would make a 500 (no broker, no worker, no Faust app)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams import queries
-from streams.queries import BadQuery, _local_rooms, _nights, _room_filters, natural_key
+from streams.query_params import (
+    MAX_NIGHTS,
+    BadQuery,
+    hotel_rooms,
+    natural_key,
+    nights_param,
+    room_filters,
+)
 
 
 def request(**query: str) -> Any:
@@ -65,13 +71,12 @@ def room(number: str, room_id: str) -> dict[str, Any]:
             "status": "vacant_clean", "availability_date": "2026-11-23", "version": 1}
 
 
-def test_the_room_listing_sorts_any_room_number(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_room_listing_sorts_any_room_number() -> None:
     table = {f"H:{r['room_id']}".encode(): r for r in
              [room("²", "R-sq"), room("10", "R-10"), room("2", "R-2"), room("٣", "R-3"),
               room("9" * 200, "R-long")]}
     table[b"HX:R-other"] = room("1", "R-other")
-    monkeypatch.setattr(queries, "room_to_state", table)
-    listed = _local_rooms("H", None, None)
+    listed = hotel_rooms(table.items(), "H", None, None)
     assert [r["room_number"] for r in listed] == ["2", "٣", "10", "9" * 200, "²"]
 
 
@@ -79,32 +84,32 @@ def test_the_room_listing_sorts_any_room_number(monkeypatch: pytest.MonkeyPatch)
 
 
 def test_dates_are_ascii_iso_days() -> None:
-    nights = _nights(request(**{"from": "2026-11-23", "to": "2026-11-25"}))
+    nights = nights_param(request(**{"from": "2026-11-23", "to": "2026-11-25"}))
     assert nights == [date(2026, 11, 23), date(2026, 11, 24), date(2026, 11, 25)]
     arabic_indic = "\u0662\u0660\u0662\u0666-\u0661\u0661-\u0662\u0663"
     for bad in (arabic_indic, "2026-02-30", "2026-11-23T00:00", "", "²⁰²⁶-11-23"):
         with pytest.raises(BadQuery):
-            _nights(request(**{"from": bad, "to": "2026-11-25"}))
+            nights_param(request(**{"from": bad, "to": "2026-11-25"}))
     with pytest.raises(BadQuery, match="'to'"):
-        _nights(request(**{"from": "2026-11-25", "to": "2026-11-23"}))
+        nights_param(request(**{"from": "2026-11-25", "to": "2026-11-23"}))
     with pytest.raises(BadQuery, match="at most"):
-        _nights(request(**{"from": "2000-01-01", "to": "9999-12-31"}))
+        nights_param(request(**{"from": "2000-01-01", "to": "9999-12-31"}))
 
 
 @given(st.text(), st.text())
 def test_any_date_parameters_are_nights_or_a_400(first: str, last: str) -> None:
     try:
-        nights = _nights(request(**{"from": first, "to": last}))
+        nights = nights_param(request(**{"from": first, "to": last}))
     except BadQuery as exc:
         assert exc.status == 400
     else:
-        assert 1 <= len(nights) <= queries.MAX_NIGHTS
+        assert 1 <= len(nights) <= MAX_NIGHTS
 
 
 @given(st.text(), st.text())
 def test_any_room_filters_are_filters_or_a_400(status: str, room_type: str) -> None:
     try:
-        found = _room_filters(request(status=status, type=room_type))
+        found = room_filters(request(status=status, type=room_type))
     except BadQuery as exc:
         assert exc.status == 400 and "status" in str(exc)
     else:
