@@ -21,6 +21,7 @@ from streams.app import app
 from streams.channels import hotel_state_topic
 from streams.effects import split_state_key
 from streams.hotel_processor import HotelProcessor
+from streams.mirrored import mirror
 from streams.runtime import rule_settings, shared_codec
 from streams.settings import get_settings
 from streams.step import AVAILABILITY, CUSTOMER, MODELS, ROOM, STAY
@@ -78,5 +79,5 @@ async def mirror_hotel_state(states: StreamT[Any]) -> AsyncIterator[bytes]:
             log.error("state log %s offset %d (%r) is not a valid %s, not mirrored: %s",
                       state.message.topic, state.message.offset, state.key, tag, exc)
             continue
-        table[key] = state.value
-        yield key
+        if mirror(table, key, state.value, state.message.offset):
+            yield key

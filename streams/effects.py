@@ -18,7 +18,8 @@ from streams.state import table_key
 from streams.step import Step
 
 DERIVED_BY = "hub.derived-by"
-"""Header on the room events a hub app derived and already applied (value: its app id)."""
+"""Header on the room events a hub app derived from a movement and applied in the same
+transaction (value: its app id). Every hub app derives its own, so none reads these."""
 STATE_KEY_SEPARATOR = b"|"
 
 

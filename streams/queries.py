@@ -34,6 +34,7 @@ from yarl import URL
 
 from streams.app import app
 from streams.health import health_problem
+from streams.mirrored import read, states
 from streams.partitioning import hotel_partition
 from streams.query_params import (
     EntityNotFound,
@@ -47,7 +48,6 @@ from streams.query_params import (
 from streams.state import AvailabilityState, CustomerState, ReservationState, RoomState, table_key
 from streams.tables import (
     customer_to_state,
-    read,
     reservation_to_state,
     room_to_state,
     room_type_to_availability,
@@ -217,7 +217,7 @@ async def _entity(view: web.View, request: web.Request, table: Table, hotel_id: 
 def _local_rooms(hotel_id: str, status: str | None, room_type: str | None
                  ) -> list[dict[str, Any]]:
     """The hotel's rooms, filtered; this worker owns the hotel's partition."""
-    return hotel_rooms(list(room_to_state.items()), hotel_id, status, room_type)
+    return hotel_rooms(states(room_to_state), hotel_id, status, room_type)
 
 
 # --- views -----------------------------------------------------------------------------------

@@ -119,18 +119,23 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
 
 def _summarise(hotel_id: str, the_day: date) -> list[Table]:
     """What the day left in the tables (this worker owns every partition here)."""
+    from streams.mirrored import states
     from streams.state import AvailabilityState, ReservationState, RoomState
-    from streams.tables import reservation_to_state, room_to_state, room_type_to_availability
+    from streams.tables import (
+        reservation_to_state,
+        room_to_state,
+        room_type_to_availability,
+    )
 
     prefix = f"{hotel_id}:".encode()
     rooms = Counter(RoomState.model_validate(value).status.value
-                    for key, value in room_to_state.items() if key.startswith(prefix))
+                    for key, value in states(room_to_state) if key.startswith(prefix))
     stays = Counter(str(ReservationState.model_validate(value).status)
-                    for key, value in reservation_to_state.items() if key.startswith(prefix))
+                    for key, value in states(reservation_to_state) if key.startswith(prefix))
     tonight = Table(title=f"Availability for the night of {the_day}")
     for column in ("room type", "in house", "sold", "out of order", "free"):
         tonight.add_column(column, justify="left" if column == "room type" else "right")
-    for key, value in sorted(room_type_to_availability.items()):
+    for key, value in sorted(states(room_type_to_availability)):
         if key.startswith(prefix):
             state = AvailabilityState.model_validate(value)
             night = state.night(the_day)

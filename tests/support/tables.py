@@ -52,7 +52,9 @@ class HubTables:
         def behind() -> bool:
             for states in list(track_hotels._states.values()):
                 for (tag, key), state in list(states.items()):
-                    if TABLE_BY_TAG[tag].get(key) != json.loads(state.model_dump_json()):
+                    mirrored = TABLE_BY_TAG[tag].get(key)
+                    if mirrored is None or mirrored["state"] != json.loads(
+                            state.model_dump_json()):
                         return True
             return False
 
