@@ -26,7 +26,6 @@ says why and the worker stops with a non-zero exit.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import logging
 import time
@@ -34,9 +33,8 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import KafkaError, ProducerFenced, TopicAlreadyExistsError
+from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
@@ -64,6 +62,7 @@ from streams.partitioning import hotel_partition
 from streams.rules import RuleSettings
 from streams.settings import HubSettings
 from streams.step import MODELS, Step, apply_event
+from streams.topics import DAY_MS, TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
 
@@ -388,25 +387,14 @@ class HotelProcessor:
                                         error=error)])
 
     async def _ensure_own_topics(self) -> None:
-        """The state log and the re-keyed events, before the first transaction writes to them."""
-        wanted = {state_topic(self.settings): {"cleanup.policy": "compact"},
-                  self.hotel_events: {"cleanup.policy": "delete",
-                                      "retention.ms": str(7 * 24 * 3600 * 1000)}}
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap_servers)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            missing = [
-                NewTopic(name, num_partitions=self.settings.topic_partitions,
-                         replication_factor=self.settings.replication_factor,
-                         topic_configs=config)
-                for name, config in wanted.items() if name not in existing
-            ]
-            if missing:
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(missing)
-        finally:
-            await admin.close()
+        """The state log and the re-keyed events, before the first transaction writes to
+        them, with the event topics' partition count (co-partitioning needs it)."""
+        await ensure_topics(self.settings, [
+            TopicSpec(state_topic(self.settings), self.settings.topic_partitions,
+                      {"cleanup.policy": "compact"}),
+            TopicSpec(self.hotel_events, self.settings.topic_partitions,
+                      {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
+        ])
 
 
 def _in_time_order(streams: list[list[ConsumerRecord[bytes, bytes]]]

@@ -40,13 +40,8 @@ def hub_topics(settings: HubSettings) -> list[TopicSpec]:
     return specs
 
 
-async def ensure_topics(settings: HubSettings, specs: Iterable[TopicSpec] | None = None) -> None:
-    """Create missing topics; refuse to run on an existing one with the wrong partition count.
-
-    A wrong count would break per-key order and co-partitioning, so it is an
-    operator decision, never fixed silently.
-    """
-    wanted = {spec.name: spec for spec in (specs or hub_topics(settings))}
+async def admin_client(settings: HubSettings) -> AIOKafkaAdminClient:
+    """A started admin client, or BrokerUnavailable naming where Kafka was looked for."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
         request_timeout_ms=int(settings.connect_timeout_s * 1000),
@@ -54,9 +49,21 @@ async def ensure_topics(settings: HubSettings, specs: Iterable[TopicSpec] | None
     try:
         await admin.start()
     except KafkaConnectionError as exc:
+        await admin.close()
         raise BrokerUnavailable(
             f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
         ) from exc
+    return admin
+
+
+async def ensure_topics(settings: HubSettings, specs: Iterable[TopicSpec] | None = None) -> None:
+    """Create missing topics; refuse to run on an existing one with the wrong partition count.
+
+    A wrong count would break per-key order and co-partitioning, so it is an
+    operator decision, never fixed silently.
+    """
+    wanted = {spec.name: spec for spec in (specs or hub_topics(settings))}
+    admin = await admin_client(settings)
     try:
         existing = set(await admin.list_topics())
         missing = [

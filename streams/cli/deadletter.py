@@ -21,7 +21,6 @@ from zoneinfo import ZoneInfo
 
 import typer
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from rich.console import Console
 
@@ -38,6 +37,7 @@ from streams.deadletters import (
 from streams.exceptions import BrokerUnavailable, ConfigurationError, HubError
 from streams.kinds import DEADLETTER_TOPIC
 from streams.settings import HubSettings, get_settings
+from streams.topics import admin_client
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,
@@ -148,22 +148,9 @@ def _unreachable(settings: HubSettings, exc: Exception) -> BrokerUnavailable:
     return BrokerUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}")
 
 
-async def _admin(settings: HubSettings) -> AIOKafkaAdminClient:
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        request_timeout_ms=int(settings.connect_timeout_s * 1000),
-    )
-    try:
-        await admin.start()
-    except KafkaConnectionError as exc:
-        await admin.close()
-        raise _unreachable(settings, exc) from exc
-    return admin
-
-
 async def _partition_counts(settings: HubSettings, topics: set[str]) -> dict[str, int]:
     """Partitions of each of `topics` that exists; a missing topic is absent from the answer."""
-    admin = await _admin(settings)
+    admin = await admin_client(settings)
     try:
         existing = set(await admin.list_topics()) & topics
         if not existing:

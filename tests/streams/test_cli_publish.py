@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from typer.testing import CliRunner
 
 from streams.cli import app
 from streams.kinds import EventKind
-from streams.settings import HubSettings, get_settings
+from streams.settings import HubSettings
 from streams.topics import ensure_topics
 from tests.support.events import sample
 
@@ -26,13 +25,6 @@ def hub_topics(hub_settings: HubSettings) -> HubSettings:
     return hub_settings
 
 
-@pytest.fixture
-def settings_from_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Each invocation reads the environment afresh; the cache is restored afterwards."""
-    get_settings.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    get_settings.cache_clear()
 
 
 def test_bad_events_name_their_fields_and_nothing_is_sent(

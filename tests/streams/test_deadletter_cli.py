@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -242,13 +241,6 @@ def test_an_unreachable_broker_is_one_line(settings_from_env: pytest.MonkeyPatch
 # --- against the real broker ----------------------------------------------------------
 
 
-@pytest.fixture
-def settings_from_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
-    """Each invocation reads the environment afresh; the cache is restored afterwards."""
-    get_settings.cache_clear()
-    yield monkeypatch
-    monkeypatch.undo()
-    get_settings.cache_clear()
 
 
 @dataclass(frozen=True)
