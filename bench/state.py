@@ -159,7 +159,7 @@ def stay_docs(hotel: str, index: int) -> list[tuple[System, dict[str, Any]]]:
     """A booking, its check-in and its check-out."""
     sample = _sample()
     reservation = f"{hotel}-R{index:06d}"
-    arrive = FIRST_NIGHT + timedelta(days=index % 14)
+    arrive = FIRST_NIGHT + timedelta(days=index % 60)  # within what the rooms can hold
     leave = arrive + timedelta(days=1 + index % 3)
     room = {"room_id": f"{hotel}-RM{index % 500:05d}", "room_number": str(1000 + index % 500)}
     saas, booking = sample(EventKind.RESERVATION, reservation,
@@ -258,7 +258,13 @@ async def process_in_app(
 
 def _figures(events: int, processed: int, rate: Rate, publish_s: float, *,
              note: str) -> dict[str, Any]:
+    from prometheus_client import REGISTRY
+
+    refused = sum(sample.value for metric in REGISTRY.collect()
+                  if metric.name == "hotelhub_refusals" for sample in metric.samples
+                  if sample.name == "hotelhub_refusals_total")
     return {
+        "refusals_so_far": int(refused),
         "events": events, "records_processed": processed, "seconds": round(rate.seconds, 2),
         "events_per_s": round(events / rate.seconds, 1) if rate.seconds > 0 else None,
         "cpu_per_wall": round(rate.cpu_per_wall, 2), "publish_s": round(publish_s, 2),
@@ -271,6 +277,8 @@ class Restore:
     seconds_to_recovery_complete: float
     seconds_restoring: float
     seconds_to_worker_ready: float | None
+    seconds_to_hotel_state_restored: float | None
+    """Until the hotel processor logged every partition ready (its state read back)."""
     recovery_log: list[str]
 
 
@@ -303,8 +311,8 @@ def time_restore(settings: HubSettings, data_dir: Path, *, timeout_s: float) -> 
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         end = time.monotonic() + timeout_s
-        began = complete = ready = None
-        while time.monotonic() < end and ready is None:
+        began = complete = ready = hotels = None
+        while time.monotonic() < end and (ready is None or hotels is None):
             if process.poll() is not None:
                 raise RuntimeError(f"worker exited ({process.returncode}); see {log_path}")
             for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
@@ -314,6 +322,11 @@ def time_restore(settings: HubSettings, data_dir: Path, *, timeout_s: float) -> 
                     complete = _stamp(line)
                 elif complete is not None and ready is None and "Worker ready" in line:
                     ready = _stamp(line)
+            readies = [_stamp(line) for line in
+                       log_path.read_text(encoding="utf-8", errors="replace").splitlines()
+                       if "hotel partition" in line and "states restored" in line]
+            if hotels is None and len(readies) >= settings.topic_partitions:
+                hotels = max(stamp for stamp in readies if stamp is not None)
             time.sleep(0.2)
         if complete is None or began is None:
             raise TimeoutError(f"no 'Recovery complete' within {timeout_s:g} s; see {log_path}")
@@ -321,7 +334,8 @@ def time_restore(settings: HubSettings, data_dir: Path, *, timeout_s: float) -> 
         start = text.find("Highwater for active changelog partitions")
         lines = [line[:200] for line in text[start:].splitlines()][:120]
         return Restore(round(complete - spawned, 3), round(complete - began, 3),
-                       None if ready is None else round(ready - spawned, 3), lines)
+                       None if ready is None else round(ready - spawned, 3),
+                       None if hotels is None else round(hotels - spawned, 3), lines)
     finally:
         if process.poll() is None:
             os.kill(process.pid, signal.SIGTERM)
@@ -342,12 +356,16 @@ def markdown(document: dict[str, Any]) -> str:
                     f"{figures['note']}) | {figures['events_per_s']:,.0f} |")
         rows.append(f"| {name}: events / records processed (incl. derived room events) "
                     f"| {figures['events']:,} / {figures['records_processed']:,} |")
+        rows.append(f"| {name}: refusals so far (a fair run provokes none) "
+                    f"| {figures['refusals_so_far']:,} |")
     restore = document["restore"]
     rows += [
         f"| restore: fresh worker start -> Recovery complete (s) "
         f"| {restore['seconds_to_recovery_complete']:.1f} |",
         f"| restore: Highwater logged -> Recovery complete (s) "
         f"| {restore['seconds_restoring']:.2f} |",
+        f"| restore: fresh worker start -> hotel processor state restored (s) "
+        f"| {restore['seconds_to_hotel_state_restored']} |",
         f"| restore: changelog records (all tables) "
         f"| {sum(document['changelog_records'].values()):,} |",
     ]

@@ -221,9 +221,7 @@ class HotelProcessor:
     async def _guarded(self) -> None:
         try:
             await self._run()
-        except asyncio.CancelledError:
-            raise
-        except BaseException as exc:
+        except Exception as exc:
             self.failure = exc
             log.critical("the hotel processor stopped: %r", exc, exc_info=exc)
             for callback in self._on_failure:
