@@ -9,9 +9,10 @@ each time, and then looks from the outside, as a downstream system would, with
 read_committed consumers: the derived room events on hotel.room, the state log (last
 value per key: stays, rooms, availability), the refusals and the dead letters.
 
-Each round has its own app id (consumer groups, transactional ids, state log) and its
-own hotel id, so it reads only its own data from the shared hub topics: derived room
-events are recognised by their `hub.derived-by` header naming the round's app. The
+Each round has topics of its own (`tests.support.workers.isolated`: no other app of the
+session reads its events or writes to its refusals), its own app id (consumer groups,
+transactional ids, state log) and its own hotel id; derived room events are still
+recognised by their `hub.derived-by` header naming the round's app. The
 hotel's rooms are published (and applied) before the first booking: the hub refuses a
 booking for a room type it has no rooms of. Kill moments are random; the seed is
 printed and in every failure message.
@@ -49,7 +50,7 @@ from streams.step import AVAILABILITY, ROOM, STAY
 from streams.topics import ensure_topics
 from tests.support.eos import (
     committed_offsets,
-    delete_app_topics,
+    delete_topics_under,
     end_offsets,
     header,
     hotel_state_records,
@@ -60,7 +61,7 @@ from tests.support.eos import (
     sigkill,
 )
 from tests.support.events import sample
-from tests.support.workers import WorkerProcess, worker_app_id
+from tests.support.workers import WorkerProcess, isolated, worker_app_id
 
 pytestmark = pytest.mark.integration
 
@@ -219,10 +220,11 @@ async def test_sigkill_mid_stream_leaves_no_double_effect(
 ) -> None:
     seed = int(os.environ.get("HOTELHUB_EOS_SEED", "0")) or random.SystemRandom().randrange(1 << 30)
     rng = random.Random(seed + number)
-    app_id = worker_app_id(hub_settings, f"eos{number}")
+    settings = isolated(hub_settings, f"eos{number}")
+    app_id = worker_app_id(settings, f"eos{number}")
     hotel_id = f"EOS-{uuid.uuid4().hex[:8]}"
-    await ensure_topics(hub_settings)  # before publishing: the broker may auto-create otherwise
-    worker = killable_worker(hub_settings, name="eos", app_id=app_id, web_port=free_port(),
+    await ensure_topics(settings)  # before publishing: the broker may auto-create otherwise
+    worker = killable_worker(settings, name="eos", app_id=app_id, web_port=free_port(),
                              work_dir=tmp_path)
     run = Round(number, seed, hotel_id, app_id, worker, rng.randint(*KILLS))
     print(f"\n{run.report().splitlines()[0]}")
@@ -230,11 +232,11 @@ async def test_sigkill_mid_stream_leaves_no_double_effect(
     stays = plan_stays(hotel_id, rooms)
     try:
         async with asyncio.timeout(ROUND_BUDGET_S):
-            await kill_while_streaming(run, rng, hub_settings, rooms, mixed_stream(stays))
-            await wait_until_everything_committed(run, hub_settings)
+            await kill_while_streaming(run, rng, settings, rooms, mixed_stream(stays))
+            await wait_until_everything_committed(run, settings)
         worker.stop()
         run.note("worker stopped (SIGTERM)")
-        await check_outcome(run, hub_settings, stays)
+        await check_outcome(run, settings, stays)
     except BaseException as exc:
         worker.stop()  # first, so the log is complete
         exc.add_note(run.report())
@@ -242,9 +244,9 @@ async def test_sigkill_mid_stream_leaves_no_double_effect(
     finally:
         worker.stop()
         try:
-            await delete_app_topics(hub_settings, app_id)
+            await delete_topics_under(settings, session=hub_settings)  # the app's too
         except Exception as exc:  # clean-up must not hide the test's own failure
-            print(f"could not delete {app_id}'s topics: {exc!r}")
+            print(f"could not delete the round's topics {settings.topic_prefix}*: {exc!r}")
     print("\n".join(run.notes))
 
 

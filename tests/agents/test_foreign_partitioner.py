@@ -6,7 +6,8 @@ CRC32 of the key) publishes bookings, encoded with the hub's codec and keyed
 Java clients) sends their check-ins, so a booking and its check-in sit in different
 partitions for most stays. With two worker processes every stay must end checked in, its
 room occupied, and be answered right by BOTH workers (one of them forwarding to the owner);
-again after one worker is restarted. Nothing is dead-lettered and nothing refused.
+again after one worker is restarted. Nothing is dead-lettered and nothing refused. The workers,
+both producers and the reads use topics of the test's own (`tests.support.workers.isolated`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,13 @@ from tests.support.events import sample
 from tests.support.hotel import new_hotel_id
 from tests.support.http import Answer, get, money
 from tests.support.outside import about_hotels, describe, health, read_topic, until
-from tests.support.workers import WorkerProcess, stopped_at_exit, worker_app_id, worker_env
+from tests.support.workers import (
+    WorkerProcess,
+    isolated,
+    stopped_at_exit,
+    worker_app_id,
+    worker_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -66,12 +73,18 @@ class Stay:
 
 
 @pytest.fixture
-def two_workers(hub_settings: HubSettings, tmp_path: Path) -> Iterator[tuple[WorkerProcess, ...]]:
-    app_id = worker_app_id(hub_settings, "foreign")
+def own_settings(hub_settings: HubSettings) -> HubSettings:
+    """Topics of this test's own, for its workers and everything it publishes or reads."""
+    return isolated(hub_settings, "foreign")
+
+
+@pytest.fixture
+def two_workers(own_settings: HubSettings, tmp_path: Path) -> Iterator[tuple[WorkerProcess, ...]]:
+    app_id = worker_app_id(own_settings, "foreign")
     workers = []
     for name in ("w1", "w2"):
         port = free_port()
-        env = worker_env(hub_settings, app_id=app_id, web_port=port, data_dir=tmp_path / name)
+        env = worker_env(own_settings, app_id=app_id, web_port=port, data_dir=tmp_path / name)
         workers.append(WorkerProcess(name, {**env, **FAST_GROUP_ENV}, port, tmp_path))
     with stopped_at_exit(*workers):
         for worker in workers:
@@ -190,23 +203,23 @@ def nights_problem(path: str, answer: Answer) -> str | None:
 
 
 async def test_stays_from_any_partitioner_are_right_on_both_workers(
-    hub_settings: HubSettings, two_workers: tuple[WorkerProcess, ...],
+    own_settings: HubSettings, two_workers: tuple[WorkerProcess, ...],
 ) -> None:
     started = time.monotonic()
-    partitions = hub_settings.topic_partitions
+    partitions = own_settings.topic_partitions
     hotels = hotels_apart(HOTELS, partitions)
     stays = [stay for hotel_id in hotels for stay in stays_of(hotel_id, partitions)]
-    reservation_topic = hub_settings.topic(POLICIES[EventKind.RESERVATION].topic)
+    reservation_topic = own_settings.topic(POLICIES[EventKind.RESERVATION].topic)
 
     async with aiohttp.ClientSession() as session, \
-            SchemaRegistryClient(hub_settings.registry_url) as registry:
+            SchemaRegistryClient(own_settings.registry_url) as registry:
         await until(two_workers, lambda: serving_apart(session, two_workers),
                     lambda found: split(found, partitions),
                     "two serving workers sharing the partitions", timeout_s=120)
         serving_s = time.monotonic() - started
 
         async with HotelEventPublisher(system=System.HOTEL_PMS, registry=registry,
-                                       settings=hub_settings) as pms:
+                                       settings=own_settings) as pms:
             for stay in stays:
                 _, document = sample(EventKind.ROOM, stay.room_id, room_number=stay.room_number,
                                      room_type="DBL", status="vacant_clean",
@@ -225,7 +238,7 @@ async def test_stays_from_any_partitioner_are_right_on_both_workers(
             codec = ConfluentAvroCodec(registry)
             await codec.register("reservation")
             booked = await asyncio.to_thread(
-                produce_with_librdkafka, hub_settings, reservation_topic,
+                produce_with_librdkafka, own_settings, reservation_topic,
                 [(record_key(event), codec.encode(event), headers_for(event))
                  for event in map(booking, stays)])
             # ...and their check-ins from the hub's publisher (murmur2), right after.
@@ -269,10 +282,10 @@ async def test_stays_from_any_partitioner_are_right_on_both_workers(
         assert {by for _, by in served} == {worker.url for worker in two_workers}, served
         assert any(asked != by for asked, by in served), "no answer was forwarded"
 
-    dead = about_hotels(await read_topic(hub_settings, hub_settings.topic(DEADLETTER_TOPIC)),
+    dead = about_hotels(await read_topic(own_settings, own_settings.topic(DEADLETTER_TOPIC)),
                         hotels)
     assert not dead, [describe(record) for record in dead]
-    refused = about_hotels(await read_topic(hub_settings, hub_settings.topic(REFUSAL_TOPIC)),
+    refused = about_hotels(await read_topic(own_settings, own_settings.topic(REFUSAL_TOPIC)),
                            hotels)
     assert not refused, [describe(record) for record in refused]
     print(f"{len(stays)} stays ({len(apart)} with booking and check-in in different partitions);"

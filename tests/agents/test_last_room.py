@@ -10,6 +10,9 @@ both workers while the race runs and after it, never shows a negative free count
 
 The workers run with an overbooking allowance of one room for a second hotel
 (`HOTELHUB_OVERBOOKING`): there exactly two bookings are applied and free ends at -1.
+
+The workers, publishers and readers use topics of this module's own
+(`tests.support.workers.isolated`): no other app of the session decides these hotels.
 """
 
 from __future__ import annotations
@@ -43,9 +46,15 @@ from tests.support.eos import (
     read_topic,
 )
 from tests.support.events import sample
-from tests.support.hotel import new_hotel_id
+from tests.support.hotel import new_hotel_id, publishers_of
 from tests.support.http import Answer, get, get_or_none, poll
-from tests.support.workers import WorkerProcess, stopped_at_exit, worker_app_id, worker_env
+from tests.support.workers import (
+    WorkerProcess,
+    isolated,
+    stopped_at_exit,
+    worker_app_id,
+    worker_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -69,8 +78,11 @@ class Hotels:
 
 @dataclass
 class Race:
-    """Two workers of one app; what the processor group gave each of them."""
+    """Two workers of one app on topics of their own; what the processor group gave each."""
 
+    settings: HubSettings
+    """The module's own topics (`isolated`): for the workers and everything the test sends
+    or reads."""
     app_id: str
     workers: tuple[WorkerProcess, ...]
     processor_partitions: list[set[TopicPartition]] = field(default_factory=list)
@@ -84,20 +96,22 @@ def hotels() -> Hotels:
 @pytest.fixture(scope="module")
 def two_workers(hub_settings: HubSettings, hotels: Hotels,
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Race]:
-    """Two started workers of one new app, the lenient hotel allowed to overbook."""
-    app_id = worker_app_id(hub_settings, "last")
+    """Two started workers of one new app on topics of their own, the lenient hotel allowed
+    to overbook."""
+    settings = isolated(hub_settings, "last")
+    app_id = worker_app_id(settings, "last")
     log_dir = Path(tmp_path_factory.mktemp("last-room"))
     overbooking = json.dumps({hotels.lenient: {ROOM_TYPE: str(ALLOWANCE)}})
     workers = []
     for name in ("w1", "w2"):
         port = free_port()
-        env = worker_env(hub_settings, app_id=app_id, web_port=port, data_dir=log_dir / name)
+        env = worker_env(settings, app_id=app_id, web_port=port, data_dir=log_dir / name)
         env["HOTELHUB_OVERBOOKING"] = overbooking
         workers.append(WorkerProcess(name, env, port, log_dir))
     with stopped_at_exit(*workers):
         for worker in workers:
             worker.start()
-        yield Race(app_id, tuple(workers))
+        yield Race(settings, app_id, tuple(workers))
 
 
 def _logs(race: Race) -> str:
@@ -176,13 +190,12 @@ async def _refusals(settings: HubSettings, codec: ConfluentAvroCodec, hotel_id: 
             if of_hotel(record, hotel_id)]
 
 
-async def race_for_the_last_room(
-    race: Race, settings: HubSettings, publishers: dict[System, HotelEventPublisher],
-    hotel_id: str, *, allowance: int,
-) -> None:
+async def race_for_the_last_room(race: Race, hotel_id: str, *, allowance: int) -> None:
     sold = 1 + allowance
+    settings = race.settings
     async with aiohttp.ClientSession() as session, \
-            SchemaRegistryClient(settings.registry_url) as registry:
+            SchemaRegistryClient(settings.registry_url) as registry, \
+            publishers_of(settings) as publishers:
         codec = ConfluentAvroCodec(registry)
         await _sharing(race, settings, session)
         await _publish_the_room(publishers, hotel_id)
@@ -265,17 +278,11 @@ async def race_for_the_last_room(
     assert min(seen) >= -allowance, report
 
 
-async def test_two_workers_sell_the_last_room_once(
-    two_workers: Race, hotels: Hotels, hub_settings: HubSettings,
-    publishers: dict[System, HotelEventPublisher],
-) -> None:
-    await race_for_the_last_room(two_workers, hub_settings, publishers, hotels.strict,
-                                 allowance=0)
+async def test_two_workers_sell_the_last_room_once(two_workers: Race, hotels: Hotels) -> None:
+    await race_for_the_last_room(two_workers, hotels.strict, allowance=0)
 
 
 async def test_an_overbooking_allowance_sells_exactly_one_more(
-    two_workers: Race, hotels: Hotels, hub_settings: HubSettings,
-    publishers: dict[System, HotelEventPublisher],
+    two_workers: Race, hotels: Hotels,
 ) -> None:
-    await race_for_the_last_room(two_workers, hub_settings, publishers, hotels.lenient,
-                                 allowance=ALLOWANCE)
+    await race_for_the_last_room(two_workers, hotels.lenient, allowance=ALLOWANCE)

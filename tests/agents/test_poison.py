@@ -34,7 +34,7 @@ from tests.agents.conftest import MAX_RECORD_BYTES, free_port
 from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.events import sample
 from tests.support.tables import HubTables
-from tests.support.workers import WORKER_COMMAND, worker_app_id, worker_env
+from tests.support.workers import WORKER_COMMAND, isolated, worker_app_id, worker_env
 
 pytestmark = pytest.mark.integration
 
@@ -238,7 +238,8 @@ def test_a_worker_whose_loop_dies_exits_non_zero(hub_settings: HubSettings,
              "    raise RuntimeError('injected: the loop died')\n"
              "HotelProcessor._run = _dies\n")
     command = [*WORKER_COMMAND[:-1], fault + WORKER_COMMAND[-1]]
-    env = worker_env(hub_settings, app_id=worker_app_id(hub_settings, "dies"),
+    settings = isolated(hub_settings, "dies")  # topics of its own: it decides no other hotel
+    env = worker_env(settings, app_id=worker_app_id(settings, "dies"),
                      web_port=free_port(), data_dir=tmp_path)
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=180,
                           check=False)

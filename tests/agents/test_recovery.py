@@ -4,7 +4,8 @@ While it restores, every answer is 503 with Retry-After; once it serves, every k
 the availability of each hotel) is its full current state. A 404 for a key that exists,
 or a room at version 1 (the changelog half read), fails the test. The tables are
 partitioned by hotel, so the test spreads its keys over hotels in every partition: each
-partition's restore is watched.
+partition's restore is watched. The worker and the test's publishers and reads use topics of
+the test's own (`tests.support.workers.isolated`).
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from streams.kinds import System
-from streams.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from tests.agents.conftest import free_port
 from tests.support.hotel import (
@@ -29,11 +28,18 @@ from tests.support.hotel import (
     changelogs_settled,
     hotels_covering,
     publish_hotel,
+    publishers_of,
     rooms_of,
     uncommitted,
 )
 from tests.support.http import Answer, get, get_or_none, poll
-from tests.support.workers import WorkerProcess, stopped_at_exit, worker_app_id, worker_env
+from tests.support.workers import (
+    WorkerProcess,
+    isolated,
+    stopped_at_exit,
+    worker_app_id,
+    worker_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -43,9 +49,15 @@ RESTORE_TIMEOUT_S = 120
 
 
 @pytest.fixture
-def worker(hub_settings: HubSettings, tmp_path: Path) -> Iterator[WorkerProcess]:
+def own_settings(hub_settings: HubSettings) -> HubSettings:
+    """Topics of this test's own, for its worker and everything it publishes or reads."""
+    return isolated(hub_settings, "restart")
+
+
+@pytest.fixture
+def worker(own_settings: HubSettings, tmp_path: Path) -> Iterator[WorkerProcess]:
     port = free_port()
-    env = worker_env(hub_settings, app_id=worker_app_id(hub_settings, "restart"),
+    env = worker_env(own_settings, app_id=worker_app_id(own_settings, "restart"),
                      web_port=port, data_dir=tmp_path / "data")
     with stopped_at_exit(WorkerProcess("w", env, port, tmp_path)) as (started,):
         started.start()
@@ -63,15 +75,14 @@ def _refused_properly(answer: Answer) -> bool:
 
 
 async def test_restart_restores_tables_before_serving(
-    worker: WorkerProcess, hub_settings: HubSettings,
-    publishers: dict[System, HotelEventPublisher],
+    worker: WorkerProcess, own_settings: HubSettings,
 ) -> None:
     group_id = worker.env["HOTELHUB_APP_ID"]
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession() as session, publishers_of(own_settings) as publishers:
         await poll(lambda: _health(session, worker),
                    lambda health: health is not None and health.status == 200,
                    timeout_s=90, what="a serving worker")
-        hotels = hotels_covering(hub_settings.topic_partitions)
+        hotels = hotels_covering(own_settings.topic_partitions)
 
         async def problems_of(entities: list[Entity]) -> list[str]:
             found = [entity.problem(await get(session, worker.url + entity.path))
@@ -87,7 +98,7 @@ async def test_restart_restores_tables_before_serving(
             entities += await publish_hotel(publishers, hotel_id, count=KEYS_PER_HOTEL,
                                             rooms_applied=rooms_applied)
             entities += availability_of(hotel_id, KEYS_PER_HOTEL,
-                                        partitions=hub_settings.topic_partitions)
+                                        partitions=own_settings.topic_partitions)
 
         await poll(lambda: problems_of(entities), lambda found: not found, timeout_s=60,
                    interval_s=0.5, what="state for every key before the restart")
@@ -99,10 +110,10 @@ async def test_restart_restores_tables_before_serving(
         published = [entity for entity in entities if entity.offset >= 0]
         groups = [group_id, f"{group_id}-hotels"]  # the Faust agents; streams.hotel_processor
         with contextlib.suppress(AssertionError):
-            await poll(lambda: uncommitted(hub_settings, groups, published),
+            await poll(lambda: uncommitted(own_settings, groups, published),
                        lambda lag: not lag, timeout_s=30, interval_s=0.5,
                        what="offsets committed past every event")
-        await poll(lambda: changelogs_settled(hub_settings, group_id), bool, timeout_s=60,
+        await poll(lambda: changelogs_settled(own_settings, group_id), bool, timeout_s=60,
                    interval_s=0.5, what="no open transaction on the changelogs")
 
         assert worker.stop() == 0, worker.log_tail()

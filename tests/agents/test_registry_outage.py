@@ -9,6 +9,8 @@ waits, and must apply every one of them once the registry answers again.
 
 Run twice: with every booking in one partition of `hotel.reservation`, and spread over
 every partition (waiting on one partition must not skip what was fetched for the others).
+The worker, the registry's topic, the producers and the reads use topics of the test's own
+(`tests.support.workers.isolated`).
 """
 
 from __future__ import annotations
@@ -50,7 +52,13 @@ from tests.support.outside import (
     read_topic,
     until,
 )
-from tests.support.workers import WorkerProcess, stopped_at_exit, worker_app_id, worker_env
+from tests.support.workers import (
+    WorkerProcess,
+    isolated,
+    stopped_at_exit,
+    worker_app_id,
+    worker_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -62,10 +70,16 @@ EXTRA_FIELD = "channel_detail"
 
 
 @pytest.fixture
-def own_registry(hub_settings: HubSettings, tmp_path: Path) -> Iterator[OwnRegistry]:
+def own_settings(hub_settings: HubSettings) -> HubSettings:
+    """Topics of this test's own, for its worker, its registry and everything it sends or reads."""
+    return isolated(hub_settings, "outage")
+
+
+@pytest.fixture
+def own_registry(own_settings: HubSettings, tmp_path: Path) -> Iterator[OwnRegistry]:
     registry = OwnRegistry.create(
-        hub_settings, home=tmp_path / "registry-home", port=free_port(),
-        topic=f"{hub_settings.topic_prefix}outage-{uuid.uuid4().hex[:8]}._schemas")
+        own_settings, home=tmp_path / "registry-home", port=free_port(),
+        topic=f"{own_settings.topic_prefix}outage-{uuid.uuid4().hex[:8]}._schemas")
     registry.start()
     try:
         yield registry
@@ -74,10 +88,10 @@ def own_registry(hub_settings: HubSettings, tmp_path: Path) -> Iterator[OwnRegis
 
 
 @pytest.fixture
-def worker(hub_settings: HubSettings, own_registry: OwnRegistry, tmp_path: Path
+def worker(own_settings: HubSettings, own_registry: OwnRegistry, tmp_path: Path
            ) -> Iterator[WorkerProcess]:
     port = free_port()
-    env = worker_env(hub_settings, app_id=worker_app_id(hub_settings, "outage"),
+    env = worker_env(own_settings, app_id=worker_app_id(own_settings, "outage"),
                      web_port=port, data_dir=tmp_path / "worker-data")
     env["SCHEMA_REGISTRY_URL"] = own_registry.url
     with stopped_at_exit(WorkerProcess("outage", env, port, tmp_path)) as (started,):
@@ -118,14 +132,14 @@ def booking_ids(hotel_id: str, count: int, partitions: int, *, spread: bool) -> 
     pytest.param(True, id="every-partition"),
 ])
 async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
-    hub_settings: HubSettings, own_registry: OwnRegistry, worker: WorkerProcess, spread: bool,
+    own_settings: HubSettings, own_registry: OwnRegistry, worker: WorkerProcess, spread: bool,
 ) -> None:
     started = time.monotonic()
     hotel_id = new_hotel_id()
-    partitions = hub_settings.topic_partitions
-    app_settings = hub_settings.model_copy(update={"app_id": worker.env["HOTELHUB_APP_ID"]})
-    dead_topic = hub_settings.topic(DEADLETTER_TOPIC)
-    reservation_topic = hub_settings.topic(POLICIES[EventKind.RESERVATION].topic)
+    partitions = own_settings.topic_partitions
+    app_settings = own_settings.model_copy(update={"app_id": worker.env["HOTELHUB_APP_ID"]})
+    dead_topic = own_settings.topic(DEADLETTER_TOPIC)
+    reservation_topic = own_settings.topic(POLICIES[EventKind.RESERVATION].topic)
 
     async with aiohttp.ClientSession() as http, \
             SchemaRegistryClient(own_registry.url) as registry:
@@ -138,7 +152,7 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
 
         # The house: one DBL room per booking, applied before any booking is sent.
         async with HotelEventPublisher(system=System.HOTEL_PMS, registry=registry,
-                                       settings=hub_settings) as pms:
+                                       settings=own_settings) as pms:
             for index in range(BOOKINGS):
                 _, document = sample(EventKind.ROOM, f"RM-{index}", room_number=str(301 + index),
                                      room_type="DBL", status="vacant_clean",
@@ -152,7 +166,7 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
 
         evolved_text = evolved_reservation_schema()
         evolved_id = await registry.register(
-            f"{hub_settings.topic_prefix}outage-evolved-reservation-value", evolved_text)
+            f"{own_settings.topic_prefix}outage-evolved-reservation-value", evolved_text)
         assert evolved_id not in known_ids, (evolved_id, known_ids)
         evolved = parse_schema(evolved_text)
 
@@ -163,7 +177,7 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
         ids = booking_ids(hotel_id, BOOKINGS, partitions, spread=spread)
         bookings = [booking(hotel_id, reservation_id, index)
                     for index, reservation_id in enumerate(ids)]
-        producer = AIOKafkaProducer(bootstrap_servers=hub_settings.bootstrap_servers,
+        producer = AIOKafkaProducer(bootstrap_servers=own_settings.bootstrap_servers,
                                     acks="all", enable_idempotence=True)
         await producer.start()
         try:
@@ -211,7 +225,7 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
         booking_keys = {record_key(event) for event in bookings}
         early = [describe(record) for record in forwarded if record.key in booking_keys]
         assert not early, f"bookings forwarded while the registry was away: {early}"
-        dead = about_hotels(await read_topic(hub_settings, dead_topic), [hotel_id])
+        dead = about_hotels(await read_topic(own_settings, dead_topic), [hotel_id])
         assert not dead, [describe(record) for record in dead]
         waits = worker.logs[-1].read_text(errors="replace").count("records wait")
         assert waits >= 2, f"the worker retried {waits} time(s)\n{worker.log_tail()}"
@@ -230,7 +244,7 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
         topic_partitions = [TopicPartition(reservation_topic, p) for p in range(partitions)]
 
         async def where() -> str:
-            committed = await committed_offsets(hub_settings, group, topic_partitions)
+            committed = await committed_offsets(own_settings, group, topic_partitions)
             placed = ", ".join(f"{event.data.reservation_id}@{metadata.partition}:"
                                f"{metadata.offset}" for event, metadata in zip(
                                    bookings, sent, strict=True))
@@ -253,9 +267,9 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
         assert nights.body["nights"] == [{"date": "2026-11-24", "in_house": BOOKINGS,
                                           "sold": BOOKINGS, "out_of_order": 0, "free": 0}]
 
-        dead = about_hotels(await read_topic(hub_settings, dead_topic), [hotel_id])
+        dead = about_hotels(await read_topic(own_settings, dead_topic), [hotel_id])
         assert not dead, [describe(record) for record in dead]
-        refused = about_hotels(await read_topic(hub_settings, hub_settings.topic(REFUSAL_TOPIC)),
+        refused = about_hotels(await read_topic(own_settings, own_settings.topic(REFUSAL_TOPIC)),
                                [hotel_id])
         assert not refused, [describe(record) for record in refused]
     print(f"outage {returned - outage_began:.1f} s; bookings applied {applied_after_s:.1f} s "

@@ -5,7 +5,8 @@ every key of a hotel (its rooms, customers, stays, availability) lives in partit
 `hotel_partition(hotel_id, n)`. The test spreads its keys over one hotel per partition,
 so both workers own some hotels however the partitions are split. A query for a key
 the other worker owns is forwarded to it, and a hotel's room listing comes from the
-worker that owns the hotel (never a standby copy).
+worker that owns the hotel (never a standby copy). The workers and the test's publishers use
+topics of the test's own (`tests.support.workers.isolated`).
 """
 
 from __future__ import annotations
@@ -17,9 +18,7 @@ from typing import TypeVar
 import aiohttp
 import pytest
 
-from streams.kinds import System
 from streams.partitioning import hotel_partition
-from streams.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from tests.agents.conftest import free_port
 from tests.support.hotel import (
@@ -27,10 +26,17 @@ from tests.support.hotel import (
     availability_of,
     hotels_covering,
     publish_hotel,
+    publishers_of,
     rooms_of,
 )
 from tests.support.http import Answer, get, get_or_none, poll
-from tests.support.workers import WorkerProcess, stopped_at_exit, worker_app_id, worker_env
+from tests.support.workers import (
+    WorkerProcess,
+    isolated,
+    stopped_at_exit,
+    worker_app_id,
+    worker_env,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -44,13 +50,19 @@ Owners = dict[tuple[str, int], str]
 
 
 @pytest.fixture
-def two_workers(hub_settings: HubSettings, tmp_path: Path) -> Iterator[tuple[WorkerProcess, ...]]:
+def own_settings(hub_settings: HubSettings) -> HubSettings:
+    """Topics of this test's own, for its workers and everything it publishes."""
+    return isolated(hub_settings, "two")
+
+
+@pytest.fixture
+def two_workers(own_settings: HubSettings, tmp_path: Path) -> Iterator[tuple[WorkerProcess, ...]]:
     """Two workers of one new group, not started yet; both stopped at the end."""
-    app_id = worker_app_id(hub_settings, "two")
+    app_id = worker_app_id(own_settings, "two")
     workers = []
     for name in ("w1", "w2"):
         port = free_port()
-        env = worker_env(hub_settings, app_id=app_id, web_port=port, data_dir=tmp_path / name)
+        env = worker_env(own_settings, app_id=app_id, web_port=port, data_dir=tmp_path / name)
         workers.append(WorkerProcess(name, env, port, tmp_path))
     with stopped_at_exit(*workers):
         yield tuple(workers)
@@ -86,15 +98,14 @@ async def _until(workers: tuple[WorkerProcess, ...], ask: Callable[[], Awaitable
 
 async def test_either_worker_answers_for_every_key(
     two_workers: tuple[WorkerProcess, ...],
-    hub_settings: HubSettings,
-    publishers: dict[System, HotelEventPublisher],
+    own_settings: HubSettings,
 ) -> None:
     """Half the keys are written while w1 is alone (w1 keeps copies of the partitions it
     then hands to w2), half after both share the partitions; every key from each worker."""
-    partitions, half = hub_settings.topic_partitions, KEYS_PER_HOTEL // 2
+    partitions, half = own_settings.topic_partitions, KEYS_PER_HOTEL // 2
     first, second = two_workers
     hotels = hotels_covering(partitions)
-    async with aiohttp.ClientSession() as session:
+    async with aiohttp.ClientSession() as session, publishers_of(own_settings) as publishers:
 
         def rooms_applied(workers: tuple[WorkerProcess, ...]
                           ) -> Callable[[list[Entity]], Awaitable[None]]:

@@ -202,6 +202,24 @@ async def delete_app_topics(settings: HubSettings, app_id: str) -> list[str]:
         await admin.close()
 
 
+async def delete_topics_under(settings: HubSettings, *, session: HubSettings) -> list[str]:
+    """Best effort: every topic of a test's own prefix (`tests.support.workers.isolated`), its
+    apps' topics included; refuses a prefix that is not strictly under the session's."""
+    prefix, outer = settings.topic_prefix, session.topic_prefix
+    if not (prefix.startswith(outer) and len(prefix) > len(outer)):
+        raise ValueError(f"{prefix!r} is not a test's own prefix under {outer!r}")
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    await asyncio.wait_for(admin.start(), timeout=settings.connect_timeout_s)
+    try:
+        names = await asyncio.wait_for(admin.list_topics(), timeout=settings.connect_timeout_s)
+        ours = sorted(name for name in names if name.startswith(prefix))
+        if ours:
+            await asyncio.wait_for(admin.delete_topics(ours), timeout=settings.connect_timeout_s)
+        return ours
+    finally:
+        await admin.close()
+
+
 def last_values(records: Iterable[ConsumerRecord[bytes, bytes]]) -> dict[bytes, bytes | None]:
     """A compacted view of a changelog: the last value per key (None for a tombstone)."""
     latest: dict[bytes, bytes | None] = {}

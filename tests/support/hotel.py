@@ -9,7 +9,8 @@ table key of a hotel lives in partition `hotel_partition(hotel_id, n)`, which is
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +22,7 @@ from streams.effects import hotel_events_topic, state_topic
 from streams.kinds import EventKind, System
 from streams.partitioning import hotel_partition
 from streams.publisher import HotelEventPublisher
+from streams.registry_client import SchemaRegistryClient
 from streams.settings import HubSettings
 from tests.support.events import sample
 from tests.support.http import Answer, money
@@ -82,6 +84,17 @@ def hotels_covering(partitions: int, *, per_partition: int = 1) -> list[str]:
         if len(ids) < per_partition:
             ids.append(hotel_id)
     return [hotel_id for partition in sorted(found) for hotel_id in found[partition]]
+
+
+@asynccontextmanager
+async def publishers_of(settings: HubSettings) -> AsyncIterator[dict[System, HotelEventPublisher]]:
+    """A started publisher per system on `settings`' topics (e.g. a test's own, from
+    `tests.support.workers.isolated`), stopped on the way out."""
+    async with AsyncExitStack() as stack:
+        registry = await stack.enter_async_context(SchemaRegistryClient(settings.registry_url))
+        yield {system: await stack.enter_async_context(
+                   HotelEventPublisher(system=system, registry=registry, settings=settings))
+               for system in System}
 
 
 RoomsApplied = Callable[[list["Entity"]], Awaitable[None]]

@@ -30,8 +30,22 @@ WORKER_COMMAND = [
 logging Faust's INFO lines (rebalances, recovery) to the worker's log file."""
 
 
+def isolated(settings: HubSettings, name: str) -> HubSettings:
+    """`settings` with topics of a test's own: a sub-prefix of `settings.topic_prefix`.
+
+    Every hub app of a pytest session reads the session's event topics, so workers started
+    there would decide (and refuse) the hotels of every other test, and the in-process app
+    theirs. A test that starts workers gives them, and every publisher, producer, consumer
+    and topic creation of its own, these settings instead: its topics still start with the
+    session's prefix, so the session deletes them at its end (tests/conftest.py), and
+    `worker_app_id(isolated(...), ...)` puts the workers' own topics there too.
+    """
+    prefix = f"{settings.topic_prefix}{name}-{uuid.uuid4().hex[:6]}."
+    return settings.model_copy(update={"topic_prefix": prefix})
+
+
 def worker_app_id(settings: HubSettings, name: str) -> str:
-    """A consumer group of its own, under the session's prefix so its topics are cleaned up."""
+    """A consumer group of its own, under the settings' prefix so its topics are cleaned up."""
     return f"{settings.topic_prefix}hotelhub-{name}-{uuid.uuid4().hex[:8]}"
 
 
