@@ -117,6 +117,8 @@ def configure(data_dir: Path) -> HubSettings:
         # Topics of its own: the agents read them from the beginning, so the hub's
         # topics are neither flooded nor read.
         "HOTELHUB_TOPIC_PREFIX": TOPIC_PREFIX,
+        # Every booking of the bench is for the same nights of one room type.
+        "HOTELHUB_OVERBOOKING": '{"*": {"*": "100000000"}}',
     })
     get_settings.cache_clear()
     settings = get_settings()
@@ -183,17 +185,30 @@ class Prepared:
     headers: list[tuple[str, bytes]]
 
 
-def documents(count: int) -> tuple[System, list[dict[str, Any]]]:
-    """`count` valid reservation documents from the test samples.
+def documents(count: int, *, side: str) -> tuple[System, list[dict[str, Any]]]:
+    """`count` valid reservation documents from the test samples, for one side.
 
-    Each document has its own reservation id, so the keys spread over all partitions.
+    Each document has its own reservation id, so the keys spread over all partitions, and
+    the two sides book different stays: neither side's events make the other's refused.
     """
     if str(REPO_ROOT) not in sys.path:  # `python bench/throughput.py` puts bench/ first instead
         sys.path.insert(0, str(REPO_ROOT))
     from tests.support.events import sample
 
     system = sample(KIND)[0]
-    return system, [sample(KIND, entity=f"BENCH-{index:07d}")[1] for index in range(count)]
+    return system, [sample(KIND, entity=f"BENCH-{side}-{index:07d}")[1]
+                    for index in range(count)]
+
+
+async def open_the_house(settings: HubSettings, registry: SchemaRegistryClient) -> None:
+    """One room of the booked type: a booking for a type the hotel lacks is refused. The
+    bench sets an overbooking allowance (`configure`) so every booking is applied."""
+    from tests.support.events import sample
+
+    system, room = sample(EventKind.ROOM, "BENCH-ROOM", room_type="DBL",
+                          status="vacant_clean", maintenance_notes=None, version=1)
+    async with HotelEventPublisher(system=system, registry=registry, settings=settings) as pub:
+        await pub.publish_document({**room, "action": "status_changed"})
 
 
 def prepare_events(
@@ -525,10 +540,12 @@ async def run(options: argparse.Namespace, data_dir: Path) -> tuple[list[Row], d
 
     await asyncio.wait_for(prepare(settings), timeout=deadline.remaining_s())
     await truncate(settings, bench_partitions(settings))
-    system, docs = documents(options.events)
+    system, docs = documents(options.events, side="RAW")
+    _, hub_docs = documents(options.events, side="HUB")
     extra: dict[str, Any] = {}
     try:
         async with SchemaRegistryClient(settings.registry_url) as registry:
+            await open_the_house(settings, registry)
             codec = ConfluentAvroCodec(registry)
             await asyncio.wait_for(codec.register(KIND), timeout=deadline.remaining_s())
             prepared = prepare_events(docs, system=system, codec=codec, settings=settings)
@@ -544,14 +561,21 @@ async def run(options: argparse.Namespace, data_dir: Path) -> tuple[list[Row], d
                 raw_produce = await produce_raw(prepared, settings=settings, chunk=options.chunk)
             async with asyncio.timeout(deadline.remaining_s()):
                 hub_produce, hub_ids = await produce_with_hub(
-                    docs, system=system, registry=registry, settings=settings, chunk=options.chunk
+                    hub_docs, system=system, registry=registry, settings=settings,
+                    chunk=options.chunk,
                 )
         wanted = hub_ids | {str(item.event.event_id) for item in prepared}
 
         log.warning("consuming %d records raw, then with the Faust app", len(wanted))
         raw_consume, raw_count = await consume_raw(wanted, settings=settings, deadline=deadline)
         hub_consume, hub_count, startup_s = await consume_with_app(wanted, deadline=deadline)
+        from prometheus_client import REGISTRY
+
         extra = {
+            "refusals by the hub (a fair run has none)": int(sum(
+                sample.value for metric in REGISTRY.collect()
+                if metric.name == "hotelhub_refusals" for sample in metric.samples
+                if sample.name == "hotelhub_refusals_total")),
             "records read (raw loop)": raw_count,
             "records processed (hub agents)": hub_count,
             "app start-up until first record (s)": round(startup_s, 2),

@@ -237,8 +237,10 @@ class HotelProcessor:
             streams: dict[int, list[list[ConsumerRecord[bytes, bytes]]]] = {}
             for tp, records in batches.items():
                 streams.setdefault(tp.partition, []).append(records)
-            by_partition = {partition: _in_time_order(parts)
-                            for partition, parts in streams.items()}
+            merged = [(partition, _in_time_order(parts)) for partition, parts in streams.items()]
+            # Partitions whose records were produced first go first: when a backlog is read,
+            # rooms sent before their bookings are decided before them.
+            by_partition = dict(sorted(merged, key=lambda item: item[1][0].timestamp))
             done: set[int] = set()
             try:
                 for partition, records in by_partition.items():

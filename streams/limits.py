@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from pydantic import BaseModel
 
@@ -68,25 +67,28 @@ def violations(event: HotelEvent, limits: Limits) -> dict[str, str]:
 
 
 def _bounded(model: BaseModel, prefix: str, limits: Limits, found: dict[str, str]) -> None:
-    """Check every string and list of `model` (recursively) against its bound."""
-    for name in type(model).model_fields:
-        value = getattr(model, name)
-        path = f"{prefix}{name}"
-        limit = limits.max_document_length if name in DOCUMENT_FIELDS else limits.max_text_length
-        if isinstance(value, BaseModel):
-            _bounded(value, f"{path}.", limits, found)
+    """Check every string and list of `model` (recursively) against its bound.
+
+    On the publisher's and the hub's hot path: paths are built only for what is wrong.
+    """
+    for name, value in model.__dict__.items():
+        if isinstance(value, str):
+            limit = _limit(name, limits)
+            if len(value) > limit:
+                found[prefix + name] = f"{len(value)} characters; at most {limit}"
+        elif isinstance(value, BaseModel):
+            _bounded(value, f"{prefix}{name}.", limits, found)
         elif isinstance(value, list):
             if len(value) > limits.max_list_length:
-                found[path] = f"{len(value)} items; at most {limits.max_list_length}"
+                found[prefix + name] = f"{len(value)} items; at most {limits.max_list_length}"
+            limit = _limit(name, limits)
             for index, item in enumerate(value):
-                _check_text(item, f"{path}.{index}", limit, found)
-        else:
-            _check_text(value, path, limit, found)
+                if isinstance(item, str) and len(item) > limit:
+                    found[f"{prefix}{name}.{index}"] = f"{len(item)} characters; at most {limit}"
 
 
-def _check_text(value: Any, path: str, limit: int, found: dict[str, str]) -> None:
-    if isinstance(value, str) and len(value) > limit:
-        found[path] = f"{len(value)} characters; at most {limit}"
+def _limit(name: str, limits: Limits) -> int:
+    return limits.max_document_length if name in DOCUMENT_FIELDS else limits.max_text_length
 
 
 __all__ = ["DEFAULT_MAX_STAY_NIGHTS", "Limits", "violations"]
