@@ -155,13 +155,15 @@ def customer_doc(hotel: str, index: int) -> tuple[System, dict[str, Any]]:
     return system, {**doc, "action": "created", "hotel_id": hotel, "event_id": _id()}
 
 
-def stay_docs(hotel: str, index: int) -> list[tuple[System, dict[str, Any]]]:
-    """A booking, its check-in and its check-out."""
+def stay_docs(hotel: str, index: int, rooms: int) -> list[tuple[System, dict[str, Any]]]:
+    """A booking, its check-in and its check-out, in room `index % rooms` (of its type)."""
     sample = _sample()
     reservation = f"{hotel}-R{index:06d}"
-    arrive = FIRST_NIGHT + timedelta(days=index % 60)  # within what the rooms can hold
+    # Every type arrives every day, spread over 60 days: within what the rooms can hold.
+    arrive = FIRST_NIGHT + timedelta(days=(index // len(ROOM_TYPES)) % 60)
     leave = arrive + timedelta(days=1 + index % 3)
-    room = {"room_id": f"{hotel}-RM{index % 500:05d}", "room_number": str(1000 + index % 500)}
+    number = index % (rooms - rooms % len(ROOM_TYPES) or rooms)
+    room = {"room_id": f"{hotel}-RM{number:05d}", "room_number": str(1000 + number)}
     saas, booking = sample(EventKind.RESERVATION, reservation,
                            room_type=ROOM_TYPES[index % len(ROOM_TYPES)],
                            room_number=room["room_number"], checkin_date=arrive.isoformat(),
@@ -177,13 +179,16 @@ def stay_docs(hotel: str, index: int) -> list[tuple[System, dict[str, Any]]]:
 
 
 def mixed(total: int, hotel: str) -> list[tuple[System, dict[str, Any]]]:
-    """Rooms first, then customers, then stays (each stay's events in order): about `total`."""
+    """Rooms first, then customers, then every booking, every check-in, every check-out:
+    about `total`. `publish` sends a chunk's events at once, so one stay's events go in
+    different chunks, in their order."""
     rooms, customers = max(total // 40, 1), total // 5
     stays = max((total - rooms - customers) // 3, 1)
     events = [room_doc(hotel, i) for i in range(rooms)]
     events += [customer_doc(hotel, i) for i in range(customers)]
-    for i in range(stays):
-        events += stay_docs(hotel, i)
+    each = [stay_docs(hotel, i, rooms) for i in range(stays)]
+    for step in range(3):
+        events += [stay[step] for stay in each]
     return events
 
 
@@ -260,11 +265,12 @@ def _figures(events: int, processed: int, rate: Rate, publish_s: float, *,
              note: str) -> dict[str, Any]:
     from prometheus_client import REGISTRY
 
-    refused = sum(sample.value for metric in REGISTRY.collect()
-                  if metric.name == "hotelhub_refusals" for sample in metric.samples
-                  if sample.name == "hotelhub_refusals_total")
+    refused = {sample.labels["reason"]: int(sample.value) for metric in REGISTRY.collect()
+               if metric.name == "hotelhub_refusals" for sample in metric.samples
+               if sample.name == "hotelhub_refusals_total"}
     return {
-        "refusals_so_far": int(refused),
+        "refusals_so_far": sum(refused.values()),
+        "refusals_by_reason": refused,
         "events": events, "records_processed": processed, "seconds": round(rate.seconds, 2),
         "events_per_s": round(events / rate.seconds, 1) if rate.seconds > 0 else None,
         "cpu_per_wall": round(rate.cpu_per_wall, 2), "publish_s": round(publish_s, 2),
