@@ -70,9 +70,9 @@ async def mirror_hotel_state(states: StreamT[Any]) -> AsyncIterator[bytes]:
             continue
         tag, key = split_state_key(state.key)
         table = TABLE_BY_TAG.get(tag)
+        if table is None:
+            continue  # the processor's own bookkeeping (events waiting for their room)
         try:
-            if table is None:
-                raise KeyError(f"unknown state tag {tag!r}")
             MODELS[tag].model_validate(state.value)
         except (KeyError, ValidationError) as exc:
             # Never serve what the queries could not read; the processor skips it too.

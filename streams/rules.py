@@ -63,6 +63,10 @@ class RuleSettings:
     """Rooms a hotel may sell beyond what it has, per hotel and room type: a count ("2")
     or a share of the rooms of that type ("5%"); "*" stands for any hotel or type."""
     limits: Limits = field(default_factory=Limits)
+    order_grace_s: float = 120.0
+    """How long, in the hotel's own event time, a booking or check-in waits for a room type
+    or room the hub has not seen before it is refused: events of different partitions
+    have no order, so a backlog can deliver a booking before its room. 0 refuses at once."""
 
     def allowance(self, hotel_id: str, room_type: str, in_house: int) -> int:
         """How far below zero `room_type`'s free count may go at `hotel_id`."""

@@ -16,6 +16,7 @@ def rule_settings() -> RuleSettings:
     return RuleSettings(
         timezone=settings.timezone, pms_customer_fields=frozenset(settings.pms_customer_fields),
         overbooking=settings.overbooking, limits=settings.limits(),
+        order_grace_s=settings.order_grace_s,
     )
 
 

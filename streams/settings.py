@@ -88,6 +88,11 @@ class HubSettings(BaseSettings):
         description="Rooms each hotel may sell beyond what it has, per room type: a count or a "
         'percent, "*" for any hotel or type, e.g. {"HTL-TYO-01": {"DBL": "2", "*": "5%"}}.',
     )
+    order_grace_s: float = Field(
+        default=120.0,
+        description="How long (hotel event time) a booking or check-in waits for a room type "
+        "or room the hub has not seen yet before it is refused; 0 refuses at once.",
+    )
     max_record_bytes: int = Field(
         default=1_000_000,
         description="Largest record the hub writes; keep it under the broker's message.max.bytes. "

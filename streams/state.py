@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from streams.models import (
     CheckinCheckoutEvent,
+    CustomerEvent,
     PaymentStatus,
+    ReservationEvent,
     ReservationOrigin,
     ReservationStatus,
     RoomStatus,
@@ -150,6 +152,31 @@ class ReservationState(Versioned):
     @property
     def known(self) -> bool:
         return self.status is not None
+
+
+class WaitingEvent(_State):
+    """An event that needs a room type, room or customer the hub has not seen yet."""
+
+    event: ReservationEvent | CheckinCheckoutEvent | CustomerEvent
+    waits_for: str
+    """What it needs, for people: "room type DBL", "room RM-201", "customer C1"."""
+    room_type: str | None = None
+    room_id: str | None = None
+    customer_id: str | None = None
+
+
+class WaitingRoom(_State):
+    """One hotel's events that arrived before what they need: events of different
+    partitions have no order, so a booking read before its room is not refused at once.
+
+    `watermark` is the latest publishing time among the hotel's events since one began to
+    wait; an event still waiting when the watermark is `order_grace_s` past its own
+    publishing time is refused.
+    """
+
+    hotel_id: str
+    watermark: datetime | None = None
+    events: list[WaitingEvent] = Field(default_factory=list)
 
 
 class NightCounts(_State):

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
+from streams.kinds import System
 from streams.limits import violations
 from streams.models import (
+    CheckinCheckoutAction,
     CheckinCheckoutEvent,
     CustomerEvent,
     HotelEvent,
@@ -30,6 +33,7 @@ from streams.rules import (
     apply_movement,
     apply_reservation,
     apply_room,
+    published_at,
     refuse,
 )
 from streams.state import (
@@ -38,14 +42,17 @@ from streams.state import (
     InventoryDelta,
     ReservationState,
     RoomState,
+    WaitingEvent,
+    WaitingRoom,
     apply_delta,
     table_key,
 )
 
 STAY, ROOM, CUSTOMER, AVAILABILITY = "stay", "room", "customer", "availability"
+WAITING = "waiting"
 MODELS: dict[str, type[Any]] = {
     STAY: ReservationState, ROOM: RoomState, CUSTOMER: CustomerState,
-    AVAILABILITY: AvailabilityState,
+    AVAILABILITY: AvailabilityState, WAITING: WaitingRoom,
 }
 """Each kind of state a hotel partition keeps, by its tag."""
 
@@ -103,10 +110,13 @@ def apply_event(event: HotelEvent, read: Reader, rules: RuleSettings) -> Step:
     elif isinstance(event, RoomEvent):
         key = record_key(event)
         step.duplicate = _settle(view, step, ROOM, key, apply_room(view.get(ROOM, key), event))
+        room: RoomState | None = view.get(ROOM, key)
+        if not step.duplicate and room is not None:
+            _release(view, step, lambda kept: kept.room_id == room.room_id
+                     or kept.room_type == room.room_type, room.hotel_id, rules)
     elif isinstance(event, CustomerEvent):
-        key = record_key(event)
-        step.duplicate = _settle(view, step, CUSTOMER, key,
-                                 apply_customer(view.get(CUSTOMER, key), event, rules))
+        step.duplicate = _customer(view, step, event, rules)
+    _expire(view, step, event, rules)
     return step
 
 
@@ -128,12 +138,34 @@ def _reservation(view: _View, step: Step, event: ReservationEvent, rules: RuleSe
         return
     if outcome.state is not None:
         problem = _inventory_problem(view, event, current, outcome.state, outcome.deltas, rules)
+        if problem is not None and problem.reason_code is RefusalReason.UNKNOWN_ENTITY and (
+                rules.order_grace_s > 0):
+            room_type = outcome.state.room_type
+            step.duplicate = not _wait(view, event, WaitingEvent(
+                event=event, waits_for=f"room type {room_type}", room_type=room_type))
+            return
         if problem is not None:
             step.refusals.append(problem)
             return
     _settle(view, step, STAY, key, outcome)
     for movement in outcome.released:
         _movement(view, step, movement, rules)
+
+
+def _customer(view: _View, step: Step, event: CustomerEvent, rules: RuleSettings) -> bool:
+    key = record_key(event)
+    current: CustomerState | None = view.get(CUSTOMER, key)
+    if (current is None and rules.order_grace_s > 0
+            and event.updated_by_system != System.HOTEL_MEMBER.value):
+        # hotel-member creates customers; its event may be on its way on another partition.
+        return not _wait(view, event, WaitingEvent(
+            event=event, waits_for=f"customer {event.data.customer_id}",
+            customer_id=event.data.customer_id))
+    duplicate = _settle(view, step, CUSTOMER, key, apply_customer(current, event, rules))
+    if current is None and view.get(CUSTOMER, key) is not None:
+        _release(view, step, lambda kept: kept.customer_id == event.data.customer_id,
+                 event.hotel_id, rules)
+    return duplicate
 
 
 def _inventory_problem(
@@ -172,7 +204,16 @@ def _movement(view: _View, step: Step, event: CheckinCheckoutEvent, rules: RuleS
     room_id = event.data.room_id
     room_key = table_key(event.hotel_id, room_id).encode() if room_id else None
     room: RoomState | None = view.get(ROOM, room_key) if room_key else None
-    outcome = apply_movement(view.get(STAY, key), room, event, rules)
+    stay: ReservationState | None = view.get(STAY, key)
+    ahead = _waiting_movement(view, event)
+    if ahead is not None:  # never overtakes a movement of its stay that waits
+        return not _wait(view, event, ahead.model_copy(update={"event": event}))
+    if (room is None and room_id is not None and rules.order_grace_s > 0
+            and event.action is CheckinCheckoutAction.CHECKED_IN
+            and stay is not None and stay.known and not stay.pending_movements):
+        return not _wait(view, event, WaitingEvent(event=event, waits_for=f"room {room_id}",
+                                                   room_id=room_id))
+    outcome = apply_movement(stay, room, event, rules)
     duplicate = _settle(view, step, STAY, key, outcome)
     for room_event in outcome.room_events:
         assert room_key is not None
@@ -182,3 +223,75 @@ def _movement(view: _View, step: Step, event: CheckinCheckoutEvent, rules: RuleS
             if changed.state.status_at == room_event.occurred_at:
                 step.room_events.append(room_event)  # announced only when it is the status
     return duplicate
+
+
+# --- events that arrived before the room or room type they need -------------------------
+
+
+def _wait(view: _View, event: HotelEvent, waiting: WaitingEvent) -> bool:
+    """Keep `event` until the room, room type or customer it needs arrives; False when it
+    is waiting already."""
+    key = event.hotel_id.encode()
+    room: WaitingRoom = view.get(WAITING, key) or WaitingRoom(hotel_id=event.hotel_id)
+    if any(kept.event.event_id == event.event_id for kept in room.events):
+        return False
+    moment = published_at(event)
+    view.put(WAITING, key, room.model_copy(update={
+        "events": [*room.events, waiting],
+        "watermark": max(room.watermark or moment, moment),
+    }))
+    return True
+
+
+def _waiting_movement(view: _View, event: CheckinCheckoutEvent) -> WaitingEvent | None:
+    """A movement of the same stay that waits for its room, if any."""
+    waiting: WaitingRoom | None = view.get(WAITING, event.hotel_id.encode())
+    for kept in waiting.events if waiting is not None else ():
+        if (isinstance(kept.event, CheckinCheckoutEvent)
+                and kept.event.data.reservation_id == event.data.reservation_id):
+            return kept
+    return None
+
+
+def _release(view: _View, step: Step, ready_now: Callable[[WaitingEvent], bool],
+             hotel_id: str, rules: RuleSettings) -> None:
+    """What an event waited for has arrived: it goes on."""
+    key = hotel_id.encode()
+    waiting: WaitingRoom | None = view.get(WAITING, key)
+    if waiting is None:
+        return
+    ready = [kept for kept in waiting.events if ready_now(kept)]
+    if not ready:
+        return
+    view.put(WAITING, key, waiting.model_copy(update={
+        "events": [kept for kept in waiting.events if kept not in ready]}))
+    for kept in ready:
+        if isinstance(kept.event, ReservationEvent):
+            _reservation(view, step, kept.event, rules)
+        elif isinstance(kept.event, CheckinCheckoutEvent):
+            _movement(view, step, kept.event, rules)
+        else:
+            _customer(view, step, kept.event, rules)
+
+
+def _expire(view: _View, step: Step, event: HotelEvent, rules: RuleSettings) -> None:
+    """Refuse what has waited longer than the grace, in the hotel's own event time."""
+    key = event.hotel_id.encode()
+    waiting: WaitingRoom | None = view.get(WAITING, key)
+    if waiting is None or not waiting.events:
+        return
+    moment = published_at(event)
+    watermark = max(waiting.watermark or moment, moment)
+    grace = timedelta(seconds=rules.order_grace_s)
+    expired = [kept for kept in waiting.events
+               if published_at(kept.event) + grace < watermark]
+    for kept in expired:
+        step.refusals.append(refuse(
+            kept.event, RefusalReason.UNKNOWN_ENTITY,
+            f"{kept.waits_for} is not known at hotel {event.hotel_id}: hotel-pms sends it "
+            f"before it is booked or checked into (waited {rules.order_grace_s:g} s of the "
+            "hotel's events for it)"))
+    if expired or watermark != waiting.watermark:
+        view.put(WAITING, key, waiting.model_copy(update={
+            "events": [kept for kept in waiting.events if kept not in expired],
+            "watermark": watermark}))

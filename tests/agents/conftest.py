@@ -55,6 +55,9 @@ def hub_env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory)
         "HOTELHUB_TOPIC_PARTITIONS": str(hub_settings.topic_partitions),
         "HOTELHUB_OVERBOOKING": json.dumps({ALLOWANCE_HOTEL: {"DBL": "1"}}),
         "HOTELHUB_MAX_RECORD_BYTES": str(MAX_RECORD_BYTES),
+        # Refuse at once what needs an unknown room type, room or customer, so each rule's
+        # refusal can be shown; tests/agents/test_waiting.py runs the default grace.
+        "HOTELHUB_ORDER_GRACE_S": "0",
     })
     get_settings.cache_clear()
     return get_settings()

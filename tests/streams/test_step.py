@@ -16,7 +16,7 @@ from streams.models import HotelEvent, RefusalReason, ReservationStatus, RoomSta
 from streams.publisher import build_event
 from streams.rules import RuleSettings
 from streams.state import AvailabilityState, ReservationState, RoomState
-from streams.step import AVAILABILITY, CUSTOMER, ROOM, STAY, Step, apply_event
+from streams.step import AVAILABILITY, CUSTOMER, ROOM, STAY, WAITING, Step, apply_event
 from tests.support.events import sample
 
 JST = timezone(timedelta(hours=9))
@@ -37,7 +37,8 @@ class Hotel:
     """One hotel partition's state as the processor keeps it: a dict of (tag, key) -> state."""
 
     def __init__(self, rules: RuleSettings | None = None, hotel_id: str = "H1") -> None:
-        self.rules = rules or RuleSettings()
+        # What arrives before its room or room type is refused at once unless a test waits.
+        self.rules = rules or RuleSettings(order_grace_s=0)
         self.hotel_id = hotel_id
         self.state: dict[tuple[str, bytes], Any] = {}
         self.minutes = 0
@@ -806,3 +807,57 @@ def test_an_echo_of_the_check_in_does_not_turn_away_older_booking_news() -> None
     stay = hotel.stay("B1")
     assert stay.status is ReservationStatus.CHECKED_IN
     assert stay.total_amount == Decimal("31000")
+
+
+# --- what arrives before its room or room type waits for it ----------------------------------
+
+
+WAITING_RULES = RuleSettings(order_grace_s=120)
+
+
+def test_a_booking_read_before_its_room_type_waits_for_it() -> None:
+    hotel = Hotel(WAITING_RULES)
+    booking = hotel.booking("B1", 23, 25)
+    early = hotel.apply(booking)
+    assert not early.refusals and not early.duplicate
+    assert (STAY, hotel.key("B1")) not in hotel.state
+    resent = hotel.apply(booking)
+    assert resent.duplicate and not resent.refusals  # waits once
+    arrival = hotel.room("RM-DBL0")
+    assert not arrival.refusals
+    assert hotel.stay("B1").status is ReservationStatus.CONFIRMED
+    assert hotel.free(23, 26) == [0, 0, 1]
+    assert hotel.state[WAITING, b"H1"].events == []
+
+
+def test_a_check_in_read_before_its_room_waits_for_it() -> None:
+    hotel = Hotel(WAITING_RULES)
+    hotel.rooms(1, "DBL")
+    hotel.book("B1", 23, 25)
+    assert not hotel.move("B1", "checked_in", room_id="RM-DBL7").refusals
+    assert hotel.stay("B1").status is ReservationStatus.CONFIRMED
+    arrival = hotel.room("RM-DBL7")
+    assert [event.data.status for event in arrival.room_events] == [RoomStatus.OCCUPIED_CLEAN]
+    assert hotel.stay("B1").status is ReservationStatus.CHECKED_IN
+    assert hotel.room_state("RM-DBL7").current_reservation_id == "B1"
+
+
+def test_what_waits_longer_than_the_grace_is_refused_and_changes_nothing() -> None:
+    hotel = Hotel(WAITING_RULES)
+    hotel.rooms(1, "DBL")
+    booking = hotel.booking("B1", 23, 25, room_type="STE", sent=clock(20, 9))
+    assert not hotel.apply(booking).refusals
+    within = hotel.apply(hotel.booking("B2", 23, 24, sent=clock(20, 9, 2)))
+    assert codes(within) == []
+    later = hotel.apply(hotel.booking("B3", 24, 25, sent=clock(20, 9, 3)))
+    reason = refused_only(later, booking, RefusalReason.UNKNOWN_ENTITY)
+    assert "room type STE" in reason and "120 s" in reason
+    assert hotel.state[WAITING, b"H1"].events == []
+    assert (STAY, hotel.key("B1")) not in hotel.state
+    assert (AVAILABILITY, hotel.key("STE")) not in hotel.state
+    assert hotel.free(23, 25) == [0, 0]  # B2 and B3 took the one room
+
+
+def refused_only(step: Step, event: Any, code: RefusalReason) -> str:
+    assert [(r.refused_event_id, r.reason_code) for r in step.refusals] == [(event.event_id, code)]
+    return step.refusals[0].reason

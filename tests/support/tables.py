@@ -52,6 +52,8 @@ class HubTables:
         def behind() -> bool:
             for states in list(track_hotels._states.values()):
                 for (tag, key), state in list(states.items()):
+                    if tag not in TABLE_BY_TAG:
+                        continue  # not queryable
                     mirrored = TABLE_BY_TAG[tag].get(key)
                     if mirrored is None or mirrored["state"] != json.loads(
                             state.model_dump_json()):
