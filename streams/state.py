@@ -169,9 +169,9 @@ class WaitingRoom(_State):
     """One hotel's events that arrived before what they need: events of different
     partitions have no order, so a booking read before its room is not refused at once.
 
-    `watermark` is the latest publishing time among the hotel's events since one began to
-    wait; an event still waiting when the watermark is `order_grace_s` past its own
-    publishing time is refused.
+    An event still waiting when an event of the hotel published `order_grace_s` after it
+    is applied is refused. `watermark` is the latest publishing time written with the
+    last change (not on every event: after a restart expiry may come a little later).
     """
 
     hotel_id: str

@@ -291,7 +291,7 @@ def _expire(view: _View, step: Step, event: HotelEvent, rules: RuleSettings) -> 
             f"{kept.waits_for} is not known at hotel {event.hotel_id}: hotel-pms sends it "
             f"before it is booked or checked into (waited {rules.order_grace_s:g} s of the "
             "hotel's events for it)"))
-    if expired or watermark != waiting.watermark:
+    if expired:  # the watermark is written with a change only: never a write per event
         view.put(WAITING, key, waiting.model_copy(update={
             "events": [kept for kept in waiting.events if kept not in expired],
             "watermark": watermark}))
