@@ -233,7 +233,7 @@ class HotelProcessor:
         assert consumer is not None
         retry = 0
         while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
             streams: dict[int, list[list[ConsumerRecord[bytes, bytes]]]] = {}
             for tp, records in batches.items():
                 streams.setdefault(tp.partition, []).append(records)

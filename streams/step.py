@@ -138,8 +138,8 @@ def _reservation(view: _View, step: Step, event: ReservationEvent, rules: RuleSe
         return
     if outcome.state is not None:
         problem = _inventory_problem(view, event, current, outcome.state, outcome.deltas, rules)
-        if problem is not None and problem.reason_code is RefusalReason.UNKNOWN_ENTITY and (
-                rules.order_grace_s > 0):
+        if (problem is not None and problem.reason_code is RefusalReason.UNKNOWN_ENTITY
+                and _can_wait(view, event, rules)):
             room_type = outcome.state.room_type
             step.duplicate = not _wait(view, event, WaitingEvent(
                 event=event, waits_for=f"room type {room_type}", room_type=room_type))
@@ -155,8 +155,8 @@ def _reservation(view: _View, step: Step, event: ReservationEvent, rules: RuleSe
 def _customer(view: _View, step: Step, event: CustomerEvent, rules: RuleSettings) -> bool:
     key = record_key(event)
     current: CustomerState | None = view.get(CUSTOMER, key)
-    if (current is None and rules.order_grace_s > 0
-            and event.updated_by_system != System.HOTEL_MEMBER.value):
+    if (current is None and event.updated_by_system != System.HOTEL_MEMBER.value
+            and _can_wait(view, event, rules)):
         # hotel-member creates customers; its event may be on its way on another partition.
         return not _wait(view, event, WaitingEvent(
             event=event, waits_for=f"customer {event.data.customer_id}",
@@ -208,7 +208,7 @@ def _movement(view: _View, step: Step, event: CheckinCheckoutEvent, rules: RuleS
     ahead = _waiting_movement(view, event)
     if ahead is not None:  # never overtakes a movement of its stay that waits
         return not _wait(view, event, ahead.model_copy(update={"event": event}))
-    if (room is None and room_id is not None and rules.order_grace_s > 0
+    if (room is None and room_id is not None and _can_wait(view, event, rules)
             and event.action is CheckinCheckoutAction.CHECKED_IN
             and stay is not None and stay.known and not stay.pending_movements):
         return not _wait(view, event, WaitingEvent(event=event, waits_for=f"room {room_id}",
@@ -226,6 +226,18 @@ def _movement(view: _View, step: Step, event: CheckinCheckoutEvent, rules: RuleS
 
 
 # --- events that arrived before the room or room type they need -------------------------
+
+
+WAITING_ROOM_SIZE = 100
+"""Events one hotel keeps waiting at most; beyond that they are refused at once, so the
+waiting room stays one small record however a backlog is read."""
+
+
+def _can_wait(view: _View, event: HotelEvent, rules: RuleSettings) -> bool:
+    if rules.order_grace_s <= 0:
+        return False
+    waiting: WaitingRoom | None = view.get(WAITING, event.hotel_id.encode())
+    return waiting is None or len(waiting.events) < WAITING_ROOM_SIZE
 
 
 def _wait(view: _View, event: HotelEvent, waiting: WaitingEvent) -> bool:

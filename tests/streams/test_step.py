@@ -16,7 +16,16 @@ from streams.models import HotelEvent, RefusalReason, ReservationStatus, RoomSta
 from streams.publisher import build_event
 from streams.rules import RuleSettings
 from streams.state import AvailabilityState, ReservationState, RoomState
-from streams.step import AVAILABILITY, CUSTOMER, ROOM, STAY, WAITING, Step, apply_event
+from streams.step import (
+    AVAILABILITY,
+    CUSTOMER,
+    ROOM,
+    STAY,
+    WAITING,
+    WAITING_ROOM_SIZE,
+    Step,
+    apply_event,
+)
 from tests.support.events import sample
 
 JST = timezone(timedelta(hours=9))
@@ -861,3 +870,17 @@ def test_what_waits_longer_than_the_grace_is_refused_and_changes_nothing() -> No
 def refused_only(step: Step, event: Any, code: RefusalReason) -> str:
     assert [(r.refused_event_id, r.reason_code) for r in step.refusals] == [(event.event_id, code)]
     return step.refusals[0].reason
+
+
+def test_a_full_waiting_room_refuses_at_once() -> None:
+    """However a backlog is read, a hotel keeps a bounded number of events waiting."""
+    hotel = Hotel(RuleSettings(order_grace_s=10**6))  # the test's clock moves a minute an event
+    for number in range(WAITING_ROOM_SIZE):
+        assert not hotel.book(f"B{number}", 23, 24).refusals
+    over = hotel.book("B-over", 23, 24)
+    assert codes(over) == [RefusalReason.UNKNOWN_ENTITY]
+    assert len(hotel.state[WAITING, b"H1"].events) == WAITING_ROOM_SIZE
+    arrival = hotel.room("RM-DBL0")  # all go on; one room holds one of them
+    assert codes(arrival) == [RefusalReason.OVERBOOKED] * (WAITING_ROOM_SIZE - 1)
+    assert hotel.state[WAITING, b"H1"].events == []
+    assert hotel.free(23, 24) == [0]
