@@ -36,7 +36,7 @@ def _read_committed_consumer(self: Any, transport: Any) -> Any:
     """Read only committed records, whatever the processing guarantee.
 
     Faust reads read_committed only under its own exactly_once. Our agents consume
-    what the stay processor writes in transactions (room events, deltas, the stays
+    what the hotel processor writes in transactions (room events, the hotel state
     log); an aborted transaction's records must never reach them.
     """
     consumer = _create_worker_consumer(self, transport)

@@ -102,8 +102,8 @@ class HubSettings(BaseSettings):
     app_id: str = "hotelhub"
     processing_guarantee: str = Field(
         default="at_least_once",
-        description="Faust's guarantee for the idempotent agents. Stays (check-in/out) "
-        "always commit in Kafka transactions of their own (streams.stay_processor).",
+        description="Faust's guarantee for the idempotent agents (the mirror, analytics). "
+        "Hotels are always decided in Kafka transactions (streams.hotel_processor).",
     )
     web_port: int = 6066
     web_bind: str = Field(default="127.0.0.1", description="Interface the worker's HTTP binds.")
