@@ -178,6 +178,7 @@ class HotelEventPublisher:
         self.settings = settings or get_settings()
         self._codec = ConfluentAvroCodec(registry)
         self._producer: AIOKafkaProducer | None = None
+        self._limits = self.settings.limits()
 
     async def start(self) -> None:
         """Connect and register the contracts; fail fast when the broker is down."""
@@ -224,7 +225,7 @@ class HotelEventPublisher:
     def build(self, document: Mapping[str, Any]) -> HotelEvent:
         return build_event(
             document, publisher=self.system, default_hotel_id=self.settings.default_hotel_id,
-            limits=self.settings.limits(),
+            limits=self._limits,
         )
 
     async def publish(

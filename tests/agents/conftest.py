@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -25,17 +24,12 @@ from streams.settings import HubSettings, get_settings
 from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.http import Answer, get
 from tests.support.tables import HubTables, hub_tables
+from tests.support.workers import free_port
 
 MAX_RECORD_BYTES = 12_000
 """Small enough that a 300-night booking's availability record is too large to write."""
 ALLOWANCE_HOTEL = f"HTL-ALLOW-{uuid.uuid4().hex[:6].upper()}"
 """The one hotel of the in-process hub that may sell one DBL room more than it has."""
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,6 @@ import asyncio
 import os
 import random
 import re
-import socket
 import time
 import uuid
 from collections import Counter
@@ -61,7 +60,7 @@ from tests.support.eos import (
     sigkill,
 )
 from tests.support.events import sample
-from tests.support.workers import WorkerProcess, isolated, worker_app_id
+from tests.support.workers import WorkerProcess, free_port, isolated, worker_app_id
 
 pytestmark = pytest.mark.integration
 
@@ -81,12 +80,6 @@ READY = re.compile(r"hotel partition (\d+) ready")
 """What `streams.hotel_processor` logs once it took a partition and restored its states."""
 ROOM_TYPES = ("DBL", "TWN", "SGL")
 FIRST_NIGHT = date(2026, 11, 23)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,6 @@ from streams.partitioning import hotel_partition
 from streams.publisher import HotelEventPublisher, build_event
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import HubSettings
-from tests.agents.conftest import free_port
 from tests.support.events import sample
 from tests.support.hotel import new_hotel_id
 from tests.support.http import Answer, get, money
@@ -42,8 +41,7 @@ from tests.support.workers import (
     WorkerProcess,
     isolated,
     stopped_at_exit,
-    worker_app_id,
-    worker_env,
+    worker_group,
 )
 
 pytestmark = pytest.mark.integration
@@ -80,12 +78,8 @@ def own_settings(hub_settings: HubSettings) -> HubSettings:
 
 @pytest.fixture
 def two_workers(own_settings: HubSettings, tmp_path: Path) -> Iterator[tuple[WorkerProcess, ...]]:
-    app_id = worker_app_id(own_settings, "foreign")
-    workers = []
-    for name in ("w1", "w2"):
-        port = free_port()
-        env = worker_env(own_settings, app_id=app_id, web_port=port, data_dir=tmp_path / name)
-        workers.append(WorkerProcess(name, {**env, **FAST_GROUP_ENV}, port, tmp_path))
+    workers = worker_group(own_settings, "foreign", tmp_path, count=2,
+                           extra_env=FAST_GROUP_ENV)
     with stopped_at_exit(*workers):
         for worker in workers:
             worker.start()

@@ -37,7 +37,6 @@ from streams.publisher import HotelEventPublisher
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import HubSettings
 from streams.step import STAY
-from tests.agents.conftest import free_port
 from tests.support.eos import (
     group_assignment,
     hotel_state_records,
@@ -52,8 +51,7 @@ from tests.support.workers import (
     WorkerProcess,
     isolated,
     stopped_at_exit,
-    worker_app_id,
-    worker_env,
+    worker_group,
 )
 
 pytestmark = pytest.mark.integration
@@ -99,19 +97,14 @@ def two_workers(hub_settings: HubSettings, hotels: Hotels,
     """Two started workers of one new app on topics of their own, the lenient hotel allowed
     to overbook."""
     settings = isolated(hub_settings, "last")
-    app_id = worker_app_id(settings, "last")
     log_dir = Path(tmp_path_factory.mktemp("last-room"))
     overbooking = json.dumps({hotels.lenient: {ROOM_TYPE: str(ALLOWANCE)}})
-    workers = []
-    for name in ("w1", "w2"):
-        port = free_port()
-        env = worker_env(settings, app_id=app_id, web_port=port, data_dir=log_dir / name)
-        env["HOTELHUB_OVERBOOKING"] = overbooking
-        workers.append(WorkerProcess(name, env, port, log_dir))
+    workers = worker_group(settings, "last", log_dir, count=2,
+                           extra_env={"HOTELHUB_OVERBOOKING": overbooking})
     with stopped_at_exit(*workers):
         for worker in workers:
             worker.start()
-        yield Race(settings, app_id, tuple(workers))
+        yield Race(settings, workers[0].env["HOTELHUB_APP_ID"], tuple(workers))
 
 
 def _logs(race: Race) -> str:

@@ -30,11 +30,17 @@ from streams.publisher import HotelEventPublisher
 from streams.registry_client import SchemaRegistryClient
 from streams.rules import RuleSettings
 from streams.settings import HubSettings
-from tests.agents.conftest import MAX_RECORD_BYTES, free_port
+from tests.agents.conftest import MAX_RECORD_BYTES
 from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.events import sample
 from tests.support.tables import HubTables
-from tests.support.workers import WORKER_COMMAND, isolated, worker_app_id, worker_env
+from tests.support.workers import (
+    WORKER_COMMAND,
+    free_port,
+    isolated,
+    worker_app_id,
+    worker_env,
+)
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,6 @@ import aiohttp
 import pytest
 
 from streams.settings import HubSettings
-from tests.agents.conftest import free_port
 from tests.support.hotel import (
     Entity,
     availability_of,
@@ -35,6 +34,7 @@ from tests.support.hotel import (
 from tests.support.http import Answer, get, get_or_none, poll
 from tests.support.workers import (
     WorkerProcess,
+    free_port,
     isolated,
     stopped_at_exit,
     worker_app_id,

@@ -38,7 +38,6 @@ from streams.publisher import HotelEventPublisher, build_event
 from streams.registry_client import SchemaRegistryClient
 from streams.settings import HubSettings
 from streams.step import STAY
-from tests.agents.conftest import free_port
 from tests.support.events import sample
 from tests.support.hotel import new_hotel_id
 from tests.support.http import Answer, get, money
@@ -54,6 +53,7 @@ from tests.support.outside import (
 )
 from tests.support.workers import (
     WorkerProcess,
+    free_port,
     isolated,
     stopped_at_exit,
     worker_app_id,

@@ -20,7 +20,6 @@ import pytest
 
 from streams.partitioning import hotel_partition
 from streams.settings import HubSettings
-from tests.agents.conftest import free_port
 from tests.support.hotel import (
     Entity,
     availability_of,
@@ -34,8 +33,7 @@ from tests.support.workers import (
     WorkerProcess,
     isolated,
     stopped_at_exit,
-    worker_app_id,
-    worker_env,
+    worker_group,
 )
 
 pytestmark = pytest.mark.integration
@@ -58,12 +56,7 @@ def own_settings(hub_settings: HubSettings) -> HubSettings:
 @pytest.fixture
 def two_workers(own_settings: HubSettings, tmp_path: Path) -> Iterator[tuple[WorkerProcess, ...]]:
     """Two workers of one new group, not started yet; both stopped at the end."""
-    app_id = worker_app_id(own_settings, "two")
-    workers = []
-    for name in ("w1", "w2"):
-        port = free_port()
-        env = worker_env(own_settings, app_id=app_id, web_port=port, data_dir=tmp_path / name)
-        workers.append(WorkerProcess(name, env, port, tmp_path))
+    workers = worker_group(own_settings, "two", tmp_path, count=2)
     with stopped_at_exit(*workers):
         yield tuple(workers)
 

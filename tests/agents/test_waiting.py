@@ -18,7 +18,6 @@ import pytest
 
 from streams.kinds import REFUSAL_TOPIC, EventKind, System
 from streams.settings import HubSettings
-from tests.agents.conftest import free_port
 from tests.support.events import sample
 from tests.support.hotel import new_hotel_id, publishers_of
 from tests.support.http import get
@@ -27,8 +26,7 @@ from tests.support.workers import (
     WorkerProcess,
     isolated,
     stopped_at_exit,
-    worker_app_id,
-    worker_env,
+    worker_group,
 )
 
 pytestmark = pytest.mark.integration
@@ -41,9 +39,7 @@ def own_settings(hub_settings: HubSettings) -> HubSettings:
 
 @pytest.fixture
 def worker(own_settings: HubSettings, tmp_path: Path) -> Iterator[WorkerProcess]:
-    env = worker_env(own_settings, app_id=worker_app_id(own_settings, "waiting"),
-                     web_port=free_port(), data_dir=tmp_path / "w1")
-    process = WorkerProcess("w1", env, int(env["HOTELHUB_WEB_PORT"]), tmp_path)
+    (process,) = worker_group(own_settings, "waiting", tmp_path, count=1)
     with stopped_at_exit(process):
         process.start()
         yield process

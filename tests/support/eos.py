@@ -40,11 +40,6 @@ for name in ("httpx", "aiokafka.consumer.fetcher"):
 """
 
 
-def changelog_topic(app_id: str, table: str) -> str:
-    """Faust's name for a table's changelog topic."""
-    return f"{app_id}-{table}-changelog"
-
-
 def killable_worker(
     settings: HubSettings, *, name: str, app_id: str, web_port: int, work_dir: Path
 ) -> WorkerProcess:
@@ -184,22 +179,6 @@ async def group_assignment(settings: HubSettings, group: str) -> dict[str, set[T
                 members[member["member_id"]] = set(
                     ConsumerProtocolMemberAssignment.decode(raw).partitions()) if raw else set()
     return members
-
-
-async def delete_app_topics(settings: HubSettings, app_id: str) -> list[str]:
-    """Best effort: the app's own topics (`<app>.hotel-state`, `<app>.hotel-events`) and the
-    changelog and assignor topics Faust created for it."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await asyncio.wait_for(admin.start(), timeout=settings.connect_timeout_s)
-    try:
-        names = await asyncio.wait_for(admin.list_topics(), timeout=settings.connect_timeout_s)
-        ours = sorted(name for name in names
-                      if name.startswith((f"{app_id}-", f"{app_id}.")))
-        if ours:
-            await asyncio.wait_for(admin.delete_topics(ours), timeout=settings.connect_timeout_s)
-        return ours
-    finally:
-        await admin.close()
 
 
 async def delete_topics_under(settings: HubSettings, *, session: HubSettings) -> list[str]:

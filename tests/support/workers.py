@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import uuid
@@ -50,7 +51,7 @@ def worker_app_id(settings: HubSettings, name: str) -> str:
 
 
 def worker_env(settings: HubSettings, *, app_id: str, web_port: int, data_dir: Path,
-               processing_guarantee: str | None = None) -> dict[str, str]:
+               ) -> dict[str, str]:
     """This process's environment without its HOTELHUB_* settings, plus the worker's own."""
     env = {name: value for name, value in os.environ.items()
            if not name.startswith("HOTELHUB_")}
@@ -66,8 +67,6 @@ def worker_env(settings: HubSettings, *, app_id: str, web_port: int, data_dir: P
         "HOTELHUB_TOPIC_PREFIX": settings.topic_prefix,
         "PYTHONUNBUFFERED": "1",
     })
-    if processing_guarantee:
-        env["HOTELHUB_PROCESSING_GUARANTEE"] = processing_guarantee
     return env
 
 
@@ -135,3 +134,23 @@ def stopped_at_exit(*workers: WorkerProcess) -> Iterator[tuple[WorkerProcess, ..
     finally:
         for worker in workers:
             worker.stop()
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def worker_group(settings: HubSettings, name: str, log_dir: Path, *, count: int,
+                 extra_env: dict[str, str] | None = None) -> list[WorkerProcess]:
+    """`count` workers (`w1`, `w2`, …) of one new app on `settings`' topics, not started;
+    each with its own port and data dir under `log_dir`."""
+    app_id = worker_app_id(settings, name)
+    workers = []
+    for index in range(1, count + 1):
+        worker, port = f"w{index}", free_port()
+        env = worker_env(settings, app_id=app_id, web_port=port, data_dir=log_dir / worker)
+        workers.append(WorkerProcess(worker, {**env, **(extra_env or {})}, port, log_dir))
+    return workers
