@@ -6,10 +6,10 @@ from collections.abc import AsyncIterator
 
 from faust.types import StreamT
 
-from streams.app import app
-from streams.channels import analytics_topic
-from streams.consumer import decoded
-from streams.models import HotelEvent
+from streams.core.models import HotelEvent
+from streams.worker.app import app
+from streams.worker.channels import analytics_topic
+from streams.worker.decoding import decoded
 
 
 @app.agent(analytics_topic)

@@ -1,6 +1,6 @@
 """Hotels: stays, rooms, customers and inventory decided in transactions, mirrored for queries.
 
-The rules run in `streams.hotel_processor` (exactly-once, one transactional producer
+The rules run in `streams.runners.hotel_processor` (exactly-once, one transactional producer
 per partition, every hotel in the partition its id hashes to); this agent copies its
 committed state log into the queryable tables. Last value wins, so a redelivery
 changes nothing.
@@ -16,16 +16,16 @@ from faust.types import StreamT
 from mode import Service
 from pydantic import ValidationError
 
-from streams import health
-from streams.app import app
-from streams.channels import hotel_state_topic
-from streams.effects import split_state_key
-from streams.hotel_processor import HotelProcessor
-from streams.mirrored import mirror
-from streams.runtime import rule_settings, shared_codec
+from streams.core.mirrored import mirror
+from streams.core.step import AVAILABILITY, CUSTOMER, MODELS, ROOM, STAY
+from streams.ops import health
+from streams.runners.effects import split_state_key
+from streams.runners.hotel_processor import HotelProcessor
 from streams.settings import get_settings
-from streams.step import AVAILABILITY, CUSTOMER, MODELS, ROOM, STAY
-from streams.tables import (
+from streams.worker.app import app
+from streams.worker.channels import hotel_state_topic
+from streams.worker.runtime import rule_settings, shared_codec
+from streams.worker.tables import (
     customer_to_state,
     reservation_to_state,
     room_to_state,

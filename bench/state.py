@@ -49,10 +49,10 @@ from bench.throughput import (
     chunks,
     free_port,
 )
-from streams.kinds import EventKind, System
-from streams.publisher import HotelEventPublisher
-from streams.registry_client import SchemaRegistryClient
+from streams.core.kinds import EventKind, System
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings, get_settings
+from streams.wire.registry_client import SchemaRegistryClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "state.json"
@@ -69,8 +69,8 @@ log = logging.getLogger("bench.state")
 
 
 def configure(data_dir: Path) -> HubSettings:
-    """Own topic prefix, app id, web port and data dir; before `streams.app` is imported."""
-    assert "streams.app" not in sys.modules, "streams.app was imported before the bench settings"
+    """Own topic prefix, app id, web port and data dir; before `streams.worker.app` is imported."""
+    assert "streams.worker.app" not in sys.modules, "app imported too early"
     run = uuid.uuid4().hex[:8]
     os.environ.update({
         "HOTELHUB_TOPIC_PREFIX": f"bench-state-{run}.",
@@ -231,7 +231,7 @@ async def process_in_app(
     app runs, so its figure includes publishing: a lower bound, reported separately.
     """
     from agents import EVENT_AGENTS
-    from streams.worker import running_app
+    from streams.worker.run import running_app
 
     results: dict[str, dict[str, Any]] = {}
     mixed_ids, publish_s = await publish(mixed_docs, settings=settings, registry=registry,
@@ -295,7 +295,7 @@ def worker_command() -> list[str]:
             "logging.basicConfig(level=logging.INFO, "
             "format='%(asctime)s %(name)s %(levelname)s %(message)s')\n"
             "from streams.settings import get_settings\n"
-            "from streams.worker import run_worker\n"
+            "from streams.worker.run import run_worker\n"
             "run_worker(get_settings(), loglevel='info')"]
 
 
@@ -385,7 +385,7 @@ def markdown(document: dict[str, Any]) -> str:
 async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     deadline = Deadline(options.timeout_s)
     settings = configure(data_dir)
-    from streams.worker import prepare  # only now, after the settings are in place
+    from streams.worker.run import prepare  # only now, after the settings are in place
 
     await asyncio.wait_for(prepare(settings), timeout=deadline.remaining_s())
     try:

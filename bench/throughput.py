@@ -42,13 +42,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
 from schemas import schema_text
-from streams.cloudevents import headers_for
-from streams.codec import ConfluentAvroCodec, parse_schema
-from streams.kinds import POLICIES, EventKind, System
-from streams.models import HotelEvent, record_key
-from streams.publisher import HotelEventPublisher, build_event
-from streams.registry_client import SchemaRegistryClient
+from streams.core.kinds import POLICIES, EventKind, System
+from streams.core.models import HotelEvent, record_key
+from streams.runners.publisher import HotelEventPublisher, build_event
 from streams.settings import HubSettings, get_settings
+from streams.wire.cloudevents import headers_for
+from streams.wire.codec import ConfluentAvroCodec, parse_schema
+from streams.wire.registry_client import SchemaRegistryClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "throughput.json"
@@ -106,10 +106,10 @@ def free_port() -> int:
 def configure(data_dir: Path) -> HubSettings:
     """Give this run's Faust app its own consumer group, web port and data dir.
 
-    This must run before `streams.app` is imported, because the app reads the
+    This must run before `streams.worker.app` is imported, because the app reads the
     settings once at import.
     """
-    assert "streams.app" not in sys.modules, "streams.app was imported before the bench settings"
+    assert "streams.worker.app" not in sys.modules, "app imported too early"
     os.environ.update({
         "HOTELHUB_APP_ID": f"hotelhub-bench-{uuid.uuid4().hex[:8]}",
         "HOTELHUB_WEB_PORT": str(free_port()),
@@ -437,7 +437,7 @@ async def consume_with_app(
     part of the rate.
     """
     from agents import EVENT_AGENTS
-    from streams.worker import running_app
+    from streams.worker.run import running_app
 
     progress = Progress(set(wanted))
     sink = AgentSink(progress)
@@ -536,7 +536,7 @@ def environment(settings: HubSettings, options: argparse.Namespace) -> dict[str,
 async def run(options: argparse.Namespace, data_dir: Path) -> tuple[list[Row], dict[str, Any]]:
     deadline = Deadline(options.timeout_s)
     settings = configure(data_dir)
-    from streams.worker import prepare  # only now, after the settings are in place
+    from streams.worker.run import prepare  # only now, after the settings are in place
 
     await asyncio.wait_for(prepare(settings), timeout=deadline.remaining_s())
     await truncate(settings, bench_partitions(settings))

@@ -16,7 +16,7 @@ from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
-    from streams.limits import Limits
+    from streams.core.limits import Limits
 
 EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
 EMBEDDED_REGISTRY_URL = "http://127.0.0.1:8081"
@@ -75,7 +75,7 @@ class HubSettings(BaseSettings):
     max_stay_nights: int = Field(
         default=366, ge=1,
         description="Longest stay a booking may hold; longer ones are refused at the publisher "
-        "and by the hub (`streams.limits`).",
+        "and by the hub (`streams.core.limits`).",
     )
 
     pms_customer_fields: list[str] = Field(
@@ -103,7 +103,7 @@ class HubSettings(BaseSettings):
     processing_guarantee: str = Field(
         default="at_least_once",
         description="Faust's guarantee for the idempotent agents (the mirror, analytics). "
-        "Hotels are always decided in Kafka transactions (streams.hotel_processor).",
+        "Hotels are always decided in Kafka transactions (streams.runners.hotel_processor).",
     )
     web_port: int = 6066
     web_bind: str = Field(default="127.0.0.1", description="Interface the worker's HTTP binds.")
@@ -133,8 +133,8 @@ class HubSettings(BaseSettings):
         return redacted_url(self.registry_url)
 
     def limits(self) -> Limits:
-        """The event limits these settings set (`streams.limits`), for publisher and rules."""
-        from streams.limits import Limits  # settings stay importable without the models
+        """The event limits these settings set (`streams.core.limits`), for publisher and rules."""
+        from streams.core.limits import Limits  # settings stay importable without the models
 
         return Limits(max_stay_nights=self.max_stay_nights)
 

@@ -94,7 +94,7 @@ def _redpanda_settings() -> Iterator[HubSettings]:
 
 
 def _embedded_settings(settings: HubSettings) -> Iterator[HubSettings]:
-    from streams.broker import EmbeddedKafka
+    from streams.ops.broker import EmbeddedKafka
     from streams.registry import service as registry
 
     kafka = EmbeddedKafka(settings)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from streams.broker import TOOLS, BrokerStatus, EmbeddedKafka
-from streams.exceptions import HubError
+from streams.core.exceptions import HubError
+from streams.ops.broker import TOOLS, BrokerStatus, EmbeddedKafka
 from streams.settings import get_settings
 
 app = typer.Typer(

@@ -5,7 +5,7 @@ offsets seen at start, so they end by themselves while workers keep writing. A r
 record is the original key, value and headers, produced again to its source topic (and
 partition) by an idempotent acks=all producer, so the worker applies the hub's rules to it
 as to any event; the hub recognises an event it already applied, so replaying twice
-changes nothing. Selection and header handling live in `streams.deadletters`.
+changes nothing. Selection and header handling live in `streams.wire.deadletters`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from rich.console import Console
 
-from streams.deadletters import (
+from streams.core.exceptions import BrokerUnavailable, ConfigurationError, HubError
+from streams.core.kinds import DEADLETTER_TOPIC
+from streams.settings import HubSettings, get_settings
+from streams.wire.deadletters import (
     DeadLetter,
     Selection,
     as_json,
@@ -34,10 +37,7 @@ from streams.deadletters import (
     replay_headers,
     select,
 )
-from streams.exceptions import BrokerUnavailable, ConfigurationError, HubError
-from streams.kinds import DEADLETTER_TOPIC
-from streams.settings import HubSettings, get_settings
-from streams.topics import admin_client
+from streams.wire.topics import admin_client
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,

@@ -16,14 +16,14 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.cli.events import console, guard
-from streams.exceptions import HubError
-from streams.kinds import EventKind
-from streams.models import CheckinCheckoutAction, CheckinCheckoutEvent, RefusalReason
-from streams.publisher import HotelEventPublisher
-from streams.registry_client import SchemaRegistryClient
-from streams.rules import derived_id
+from streams.core.exceptions import HubError
+from streams.core.kinds import EventKind
+from streams.core.models import CheckinCheckoutAction, CheckinCheckoutEvent, RefusalReason
+from streams.core.rules import derived_id
+from streams.core.simulation import hotel_day
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings, get_settings
-from streams.simulation import hotel_day
+from streams.wire.registry_client import SchemaRegistryClient
 
 
 def demo(
@@ -52,7 +52,7 @@ def demo(
 async def _run(settings: HubSettings, the_day: date, timeout_s: float
                ) -> tuple[Counter[str], list[Table]]:
     import agents
-    from streams.worker import running_app
+    from streams.worker.run import running_app
 
     simulated = hotel_day(day=the_day, hotel_id=settings.default_hotel_id,
                           timezone=settings.timezone, currency=settings.default_currency)
@@ -119,9 +119,9 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
 
 def _summarise(hotel_id: str, the_day: date) -> list[Table]:
     """What the day left in the tables (this worker owns every partition here)."""
-    from streams.mirrored import states
-    from streams.state import AvailabilityState, ReservationState, RoomState
-    from streams.tables import (
+    from streams.core.mirrored import states
+    from streams.core.state import AvailabilityState, ReservationState, RoomState
+    from streams.worker.tables import (
         reservation_to_state,
         room_to_state,
         room_type_to_availability,

@@ -14,14 +14,14 @@ import typer
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 
-from streams.cloudevents import header_map
-from streams.codec import ConfluentAvroCodec
-from streams.exceptions import CodecError, EventValidationError, HubError
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, System
-from streams.models import HotelEvent
-from streams.publisher import HotelEventPublisher, build_event, document_event_id
-from streams.registry_client import SchemaRegistryClient
+from streams.core.exceptions import CodecError, EventValidationError, HubError
+from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, System
+from streams.core.models import HotelEvent
+from streams.runners.publisher import HotelEventPublisher, build_event, document_event_id
 from streams.settings import get_settings
+from streams.wire.cloudevents import header_map
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
 
 console = Console(stderr=True)
 KIND_BY_TOPIC = {policy.topic: kind for kind, policy in POLICIES.items()}
@@ -38,7 +38,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="crit, error, warn, info or debug")] = "info",
 ) -> None:
     """Run a stream-processing worker; start more to scale out across partitions."""
-    from streams.worker import run_worker
+    from streams.worker.run import run_worker
 
     guard(lambda: run_worker(get_settings(), loglevel=loglevel))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 from rich.console import Console
 
-from streams.exceptions import HubError
+from streams.core.exceptions import HubError
 from streams.registry import RegistryStatus
 from streams.registry import down as stop_registry
 from streams.registry import status as registry_status

@@ -9,11 +9,11 @@ import typer
 from rich.console import Console
 
 from schemas import AVRO_DIR
-from streams.contracts import ContractCheck, check_contracts, register_contracts
-from streams.exceptions import HubError
-from streams.kinds import CONTRACT_TOPICS
-from streams.registry_client import SchemaRegistryClient
+from streams.core.exceptions import HubError
+from streams.core.kinds import CONTRACT_TOPICS
 from streams.settings import get_settings, redacted_url
+from streams.wire.contracts import ContractCheck, check_contracts, register_contracts
+from streams.wire.registry_client import SchemaRegistryClient
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="The Avro contracts and the registry."

@@ -1,7 +1,7 @@
 """The embedded Confluent-compatible schema registry (Avro only).
 
 Run it with `hotelhub registry up` (or `python -m streams.registry`); talk to it, or
-to any Confluent/Redpanda registry, with `streams.registry_client`.
+to any Confluent/Redpanda registry, with `streams.wire.registry_client`.
 """
 
 from __future__ import annotations

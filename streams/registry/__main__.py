@@ -11,7 +11,7 @@ import logging
 import signal
 import sys
 
-from streams.exceptions import HubError
+from streams.core.exceptions import HubError
 from streams.registry.server import RegistryServer
 from streams.settings import HubSettings
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from streams.exceptions import RegistryError
+from streams.core.exceptions import RegistryError
 from streams.registry.compatibility import CompatibilityLevel
 from streams.registry.core import SchemaRegistry, parse_version
 from streams.registry.exceptions import (

@@ -17,8 +17,8 @@ import avro.errors
 import avro.schema
 from avro.compatibility import ReaderWriterCompatibilityChecker, SchemaCompatibilityType
 
-from streams.avro_schema import MAX_SCHEMA_DEPTH, UnusableSchema, load_document, usable_schema
 from streams.registry.exceptions import InvalidCompatibilityLevel, InvalidSchema
+from streams.wire.avro_schema import MAX_SCHEMA_DEPTH, UnusableSchema, load_document, usable_schema
 
 
 class CompatibilityLevel(StrEnum):
@@ -70,7 +70,7 @@ class ParsedSchema:
 def parse_schema(text: object, *, strict: bool = True) -> ParsedSchema:
     """Parse an Avro schema text; invalid input is 42201 with the parser's message.
 
-    `strict` (every request) demands what the codec demands too (`streams.avro_schema`),
+    `strict` (every request) demands what the codec demands too (`streams.wire.avro_schema`),
     so the registry never hands out an id its consumers cannot decode with. Replaying
     `_schemas` is lenient (the `avro` package alone), so a version registered before a
     rule existed keeps its id rather than vanish on restart.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Protocol
 
-from streams.exceptions import RegistryError
+from streams.core.exceptions import RegistryError
 from streams.registry.compatibility import (
     DEFAULT_LEVEL,
     CompatibilityLevel,

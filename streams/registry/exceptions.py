@@ -6,7 +6,7 @@ so the codes here are the whole error vocabulary of the REST API.
 
 from __future__ import annotations
 
-from streams.exceptions import RegistryError, SchemaIncompatible
+from streams.core.exceptions import RegistryError, SchemaIncompatible
 
 
 class SubjectNotFound(RegistryError):

@@ -14,7 +14,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
 
-from streams.exceptions import BrokerUnavailable, EmbeddedServiceError, RegistryError
+from streams.core.exceptions import BrokerUnavailable, EmbeddedServiceError, RegistryError
 from streams.registry.state import JsonObject, RegistryState, decode, encode
 
 log = logging.getLogger(__name__)

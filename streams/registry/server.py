@@ -7,7 +7,7 @@ from types import TracebackType
 
 from aiohttp import web
 
-from streams.exceptions import EmbeddedServiceError
+from streams.core.exceptions import EmbeddedServiceError
 from streams.registry.app import create_app
 from streams.registry.core import SchemaRegistry
 from streams.registry.kafka_log import KafkaRecordLog

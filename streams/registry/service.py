@@ -11,10 +11,10 @@ from dataclasses import dataclass
 
 import httpx
 
-from streams.exceptions import EmbeddedServiceError
-from streams.processes import Daemon
-from streams.registry_client import split_credentials
+from streams.core.exceptions import EmbeddedServiceError
+from streams.ops.processes import Daemon
 from streams.settings import HubSettings, get_settings, redacted_url
+from streams.wire.registry_client import split_credentials
 
 
 @dataclass(frozen=True)

@@ -16,11 +16,11 @@ import aiohttp
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.codec import ConfluentAvroCodec
-from streams.kinds import REFUSAL_TOPIC, System
-from streams.publisher import HotelEventPublisher
-from streams.registry_client import SchemaRegistryClient
+from streams.core.kinds import REFUSAL_TOPIC, System
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings, get_settings
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.http import Answer, get
 from tests.support.tables import HubTables, hub_tables
@@ -36,10 +36,10 @@ ALLOWANCE_HOTEL = f"HTL-ALLOW-{uuid.uuid4().hex[:6].upper()}"
 def hub_env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory) -> HubSettings:
     """Process settings for the in-process app: the test cluster and a consumer group of its own.
 
-    The Faust app reads the settings when `streams.app` is first imported, so this
+    The Faust app reads the settings when `streams.worker.app` is first imported, so this
     must run before anything imports it.
     """
-    assert "streams.app" not in sys.modules, "streams.app was imported before the test settings"
+    assert "streams.worker.app" not in sys.modules, "app imported too early"
     os.environ.update({
         "KAFKA_BOOTSTRAP_SERVERS": hub_settings.bootstrap_servers,
         "SCHEMA_REGISTRY_URL": hub_settings.registry_url,
@@ -61,7 +61,7 @@ def hub_env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory)
 async def processed(hub_env: HubSettings) -> AsyncIterator[ProcessedEvents]:
     """Starts the hub's app with every agent; yields what the agents processed."""
     from agents import EVENT_AGENTS
-    from streams.worker import running_app
+    from streams.worker.run import running_app
 
     collector = ProcessedEvents()
     for agent in EVENT_AGENTS:

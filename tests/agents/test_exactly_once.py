@@ -1,6 +1,6 @@
 """Exactly-once under SIGKILL: a real worker killed mid-stream leaves no double effect.
 
-The hotel processor (`streams.hotel_processor`) forwards every event to its hotel's
+The hotel processor (`streams.runners.hotel_processor`) forwards every event to its hotel's
 partition of `<app>.hotel-events` and applies it there, writing the new states
 (`<app>.hotel-state`), refusals, derived room events and the consumed offsets in one
 Kafka transaction per partition batch. This test kills a `hotelhub worker` process with
@@ -36,17 +36,17 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from streams.codec import ConfluentAvroCodec
-from streams.effects import DERIVED_BY, hotel_events_topic, state_topic
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
-from streams.models import CheckinCheckoutEvent, HotelEvent, ReservationEvent, RoomEvent
-from streams.publisher import HotelEventPublisher, build_event
-from streams.registry_client import SchemaRegistryClient
-from streams.rules import derived_id
+from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
+from streams.core.models import CheckinCheckoutEvent, HotelEvent, ReservationEvent, RoomEvent
+from streams.core.rules import derived_id
+from streams.core.state import AvailabilityState, ReservationState, RoomState
+from streams.core.step import AVAILABILITY, ROOM, STAY
+from streams.runners.effects import DERIVED_BY, hotel_events_topic, state_topic
+from streams.runners.publisher import HotelEventPublisher, build_event
 from streams.settings import HubSettings
-from streams.state import AvailabilityState, ReservationState, RoomState
-from streams.step import AVAILABILITY, ROOM, STAY
-from streams.topics import ensure_topics
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
+from streams.wire.topics import ensure_topics
 from tests.support.eos import (
     committed_offsets,
     delete_topics_under,
@@ -77,7 +77,7 @@ KILL_DELAY_S = (0.0, 1.5)
 """SIGKILL this long after the worker is seen writing: while it commits batch after batch."""
 
 READY = re.compile(r"hotel partition (\d+) ready")
-"""What `streams.hotel_processor` logs once it took a partition and restored its states."""
+"""What `streams.runners.hotel_processor` logs once it took a partition and restored its states."""
 ROOM_TYPES = ("DBL", "TWN", "SGL")
 FIRST_NIGHT = date(2026, 11, 23)
 
@@ -187,7 +187,7 @@ class Round:
 
     @property
     def group(self) -> str:
-        """The hotel processor's consumer group (`streams.hotel_processor`)."""
+        """The hotel processor's consumer group (`streams.runners.hotel_processor`)."""
         return f"{self.app_id}-hotels"
 
     def note(self, text: str) -> None:

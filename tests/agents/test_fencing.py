@@ -15,11 +15,11 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaProducer
 
-from streams.effects import state_topic
-from streams.kinds import EventKind, System
-from streams.partitioning import hotel_partition
-from streams.publisher import HotelEventPublisher
+from streams.core.kinds import EventKind, System
+from streams.runners.effects import state_topic
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
+from streams.wire.partitioning import hotel_partition
 from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.events import sample
 from tests.support.tables import HubTables
@@ -60,7 +60,7 @@ async def test_a_fenced_partition_is_taken_again_and_loses_nothing(
     finally:
         await intruder.stop()
 
-    caplog.set_level(logging.INFO, logger="streams.hotel_processor")
+    caplog.set_level(logging.INFO, logger="streams.runners.hotel_processor")
     after = [publishers[s].build(d) for s, d in (room("R1", 2), room("R3"))]
     for event in after:
         await publishers[System.HOTEL_PMS].send(event)

@@ -25,14 +25,14 @@ import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaError, Message, Producer
 
-from streams.cloudevents import headers_for
-from streams.codec import ConfluentAvroCodec
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
-from streams.models import ReservationEvent, record_key
-from streams.partitioning import hotel_partition
-from streams.publisher import HotelEventPublisher, build_event
-from streams.registry_client import SchemaRegistryClient
+from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
+from streams.core.models import ReservationEvent, record_key
+from streams.runners.publisher import HotelEventPublisher, build_event
 from streams.settings import HubSettings
+from streams.wire.cloudevents import headers_for
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.partitioning import hotel_partition
+from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.events import sample
 from tests.support.hotel import new_hotel_id
 from tests.support.http import Answer, get, money

@@ -4,7 +4,7 @@ Two `hotelhub worker` processes share the partitions. A hotel has exactly one ro
 type; hotel-saas and hotel-member publish many bookings of it for the same night at once.
 The bookings land on different partitions of hotel.reservation, so both workers' hotel
 processors forward some of them; every one is decided in the hotel's one partition
-(`streams.hotel_processor`), so exactly one is applied and every other one is refused
+(`streams.runners.hotel_processor`), so exactly one is applied and every other one is refused
 as `overbooked` on hotel.refusals, naming the night. Availability over HTTP, asked of
 both workers while the race runs and after it, never shows a negative free count.
 
@@ -30,13 +30,13 @@ import aiohttp
 import pytest
 from aiokafka import TopicPartition
 
-from streams.codec import ConfluentAvroCodec
-from streams.kinds import DEADLETTER_TOPIC, REFUSAL_TOPIC, EventKind, System
-from streams.models import HotelEvent, Refusal
-from streams.publisher import HotelEventPublisher
-from streams.registry_client import SchemaRegistryClient
+from streams.core.kinds import DEADLETTER_TOPIC, REFUSAL_TOPIC, EventKind, System
+from streams.core.models import HotelEvent, Refusal
+from streams.core.step import STAY
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
-from streams.step import STAY
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.eos import (
     group_assignment,
     hotel_state_records,

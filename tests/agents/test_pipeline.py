@@ -8,10 +8,10 @@ import uuid
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from streams.cloudevents import header_map
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind, System
-from streams.publisher import HotelEventPublisher
+from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, EventKind, System
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
+from streams.wire.cloudevents import header_map
 from tests.support.collector import ProcessedEvents
 from tests.support.events import sample
 

@@ -21,15 +21,15 @@ import fastavro
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams import health
-from streams.cloudevents import header_map
-from streams.hotel_processor import HotelProcessor
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind, System
-from streams.models import HotelEvent
-from streams.publisher import HotelEventPublisher
-from streams.registry_client import SchemaRegistryClient
-from streams.rules import RuleSettings
+from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, EventKind, System
+from streams.core.models import HotelEvent
+from streams.core.rules import RuleSettings
+from streams.ops import health
+from streams.runners.hotel_processor import HotelProcessor
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
+from streams.wire.cloudevents import header_map
+from streams.wire.registry_client import SchemaRegistryClient
 from tests.agents.conftest import MAX_RECORD_BYTES
 from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.events import sample
@@ -56,7 +56,7 @@ def room(hotel: str, room_id: str) -> HotelEvent:
     _, document = sample(EventKind.ROOM, room_id, room_type="DBL", status="vacant_clean",
                          maintenance_notes=None, version=1)
     document.update(action="status_changed", hotel_id=hotel)
-    from streams.publisher import build_event
+    from streams.runners.publisher import build_event
 
     return build_event(document, publisher=System.HOTEL_PMS, default_hotel_id=hotel)
 
@@ -180,7 +180,7 @@ async def test_a_rule_that_raises_dead_letters_only_its_record(
     hub_env: HubSettings, processed: ProcessedEvents, publishers: Publishers, ask: Ask,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import streams.hotel_processor as processor
+    import streams.runners.hotel_processor as processor
 
     hotel, room_id = new_hotel(), "R-bug"
     rules = processor.apply_event
@@ -205,7 +205,7 @@ async def test_a_dead_processing_loop_turns_health_to_503(
     hub_env: HubSettings, processed: ProcessedEvents, ask: Ask
 ) -> None:
     """A processor of its own (its own group), whose loop dies: `/health` says so."""
-    from streams.codec import ConfluentAvroCodec
+    from streams.wire.codec import ConfluentAvroCodec
 
     settings = hub_env.model_copy(update={"app_id": f"{hub_env.app_id}-dies"})
     async with SchemaRegistryClient(settings.registry_url) as client:
@@ -239,7 +239,7 @@ async def test_a_dead_processing_loop_turns_health_to_503(
 def test_a_worker_whose_loop_dies_exits_non_zero(hub_settings: HubSettings,
                                                  tmp_path: Path) -> None:
     """The `hotelhub worker` process stops with a non-zero exit, so a supervisor restarts it."""
-    fault = ("from streams.hotel_processor import HotelProcessor\n"
+    fault = ("from streams.runners.hotel_processor import HotelProcessor\n"
              "async def _dies(self):\n"
              "    raise RuntimeError('injected: the loop died')\n"
              "HotelProcessor._run = _dies\n")
@@ -259,9 +259,9 @@ async def test_a_replayed_dead_letter_heals_once_the_bug_is_fixed(
 ) -> None:
     """`hotelhub deadletter replay` sends the record through the rules again: fixed code
     applies it, and a second replay changes nothing."""
-    import streams.hotel_processor as processor
+    import streams.runners.hotel_processor as processor
     from streams.cli.deadletter import _replay
-    from streams.deadletters import Selection
+    from streams.wire.deadletters import Selection
 
     hotel, token = new_hotel(), f"bug-{uuid.uuid4().hex}"
     rules = processor.apply_event

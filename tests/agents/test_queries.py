@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from streams.kinds import EventKind, System
-from streams.publisher import HotelEventPublisher
+from streams.core.kinds import EventKind, System
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from tests.support.collector import ProcessedEvents
 from tests.support.events import sample

@@ -108,7 +108,7 @@ async def test_restart_restores_tables_before_serving(
         # events the state already holds changes nothing (last value wins, versions), so
         # the assertions below hold either way, and the wait is bounded.
         published = [entity for entity in entities if entity.offset >= 0]
-        groups = [group_id, f"{group_id}-hotels"]  # the Faust agents; streams.hotel_processor
+        groups = [group_id, f"{group_id}-hotels"]  # Faust agents; hotel processor
         with contextlib.suppress(AssertionError):
             await poll(lambda: uncommitted(own_settings, groups, published),
                        lambda lag: not lag, timeout_s=30, interval_s=0.5,

@@ -16,19 +16,19 @@ from typing import Any
 
 import pytest
 
-from streams.kinds import EventKind, System
-from streams.models import CheckinCheckoutAction, HotelEvent, RefusalReason
-from streams.publisher import HotelEventPublisher
-from streams.rules import derived_id
-from streams.settings import HubSettings
-from streams.simulation import hotel_day
-from streams.state import (
+from streams.core.kinds import EventKind, System
+from streams.core.models import CheckinCheckoutAction, HotelEvent, RefusalReason
+from streams.core.rules import derived_id
+from streams.core.simulation import hotel_day
+from streams.core.state import (
     AvailabilityState,
     CustomerState,
     ReservationState,
     RoomState,
     table_key,
 )
+from streams.runners.publisher import HotelEventPublisher
+from streams.settings import HubSettings
 from tests.agents.conftest import ALLOWANCE_HOTEL
 from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.events import sample

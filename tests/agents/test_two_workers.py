@@ -18,8 +18,8 @@ from typing import TypeVar
 import aiohttp
 import pytest
 
-from streams.partitioning import hotel_partition
 from streams.settings import HubSettings
+from streams.wire.partitioning import hotel_partition
 from tests.support.hotel import (
     Entity,
     availability_of,

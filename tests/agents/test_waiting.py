@@ -16,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from streams.kinds import REFUSAL_TOPIC, EventKind, System
+from streams.core.kinds import REFUSAL_TOPIC, EventKind, System
 from streams.settings import HubSettings
 from tests.support.events import sample
 from tests.support.hotel import new_hotel_id, publishers_of

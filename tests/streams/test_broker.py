@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from streams.broker import (
+from streams.core.exceptions import ConfigurationError
+from streams.ops.broker import (
     TOOLS,
     EmbeddedKafka,
     new_cluster_id,
     probe_kafka,
     render_server_properties,
 )
-from streams.exceptions import ConfigurationError
 from streams.settings import HubSettings
 
 

@@ -7,9 +7,9 @@ import socket
 
 import pytest
 
-from streams.exceptions import BrokerUnavailable
-from streams.kinds import System
-from streams.publisher import HotelEventPublisher
+from streams.core.exceptions import BrokerUnavailable
+from streams.core.kinds import System
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from tests.streams.test_codec import SchemasById
 

@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from streams.cli import app
-from streams.kinds import EventKind
+from streams.core.kinds import EventKind
 from streams.settings import HubSettings
-from streams.topics import ensure_topics
+from streams.wire.topics import ensure_topics
 from tests.support.events import sample
 
 

@@ -6,10 +6,10 @@ import struct
 
 import pytest
 
-from streams.codec import ConfluentAvroCodec
-from streams.exceptions import CodecError, RegistryError, RegistryUnavailable
-from streams.kinds import EventKind
-from streams.publisher import build_event
+from streams.core.exceptions import CodecError, RegistryError, RegistryUnavailable
+from streams.core.kinds import EventKind
+from streams.runners.publisher import build_event
+from streams.wire.codec import ConfluentAvroCodec
 from tests.support.events import sample
 
 

@@ -10,11 +10,11 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from schemas import schema_text
-from streams.codec import ConfluentAvroCodec
-from streams.kinds import POLICIES, EventKind
-from streams.publisher import build_event
-from streams.registry_client import SchemaRegistryClient
+from streams.core.kinds import POLICIES, EventKind
+from streams.runners.publisher import build_event
 from streams.settings import HubSettings
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.events import sample
 
 pytestmark = pytest.mark.integration

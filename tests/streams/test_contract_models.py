@@ -16,8 +16,8 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from schemas import AVRO_DIR, schema_text
-from streams.kinds import EventKind
-from streams.models import CONTRACT_MODELS, EVENT_MODELS
+from streams.core.kinds import EventKind
+from streams.core.models import CONTRACT_MODELS, EVENT_MODELS
 
 PRIMITIVES: dict[str, set[type]] = {
     "string": {str},

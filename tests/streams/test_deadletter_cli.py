@@ -22,7 +22,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from streams.cli.deadletter import app
-from streams.deadletters import (
+from streams.core.kinds import DEADLETTER_TOPIC
+from streams.settings import HubSettings, get_settings
+from streams.wire.deadletters import (
     HEADER_PREFIX,
     REPLAYED_FROM_HEADER,
     DeadLetter,
@@ -34,9 +36,7 @@ from streams.deadletters import (
     replay_headers,
     select,
 )
-from streams.kinds import DEADLETTER_TOPIC
-from streams.settings import HubSettings, get_settings
-from streams.topics import TopicSpec, ensure_topics, hub_topics
+from streams.wire.topics import TopicSpec, ensure_topics, hub_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)
@@ -46,7 +46,7 @@ def error_headers(
     *, topic: str | None, partition: int | None, offset: int | None, cls: str, message: str,
     at: datetime | str | None,
 ) -> list[tuple[str, bytes]]:
-    """The layout `streams.deadletter` writes; a field given as None is left out."""
+    """The layout `streams.worker.deadletter` writes; a field given as None is left out."""
     fields = {"topic": topic, "partition": partition, "offset": offset,
               "exception.class": cls, "exception.message": message,
               "timestamp": at.isoformat() if isinstance(at, datetime) else at}

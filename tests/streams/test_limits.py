@@ -1,4 +1,4 @@
-"""Limits a hotel sets (stay length, amounts, text sizes): `streams.limits`, pure, and the
+"""Limits a hotel sets (stay length, amounts, text sizes): `streams.core.limits`, pure, and the
 publisher that refuses events beyond them with the field named."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.exceptions import EventValidationError
-from streams.kinds import EventKind
-from streams.limits import Limits, violations
-from streams.models import HotelEvent
-from streams.publisher import build_event
+from streams.core.exceptions import EventValidationError
+from streams.core.kinds import EventKind
+from streams.core.limits import Limits, violations
+from streams.core.models import HotelEvent
+from streams.runners.publisher import build_event
 from streams.settings import HubSettings, get_settings
 from tests.support.events import sample
 

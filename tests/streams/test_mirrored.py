@@ -7,8 +7,8 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.mirrored import mirror, read, states
-from streams.state import CustomerState
+from streams.core.mirrored import mirror, read, states
+from streams.core.state import CustomerState
 
 
 def test_a_later_record_replaces_an_earlier_one_and_not_the_other_way() -> None:

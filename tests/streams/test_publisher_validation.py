@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.exceptions import EventValidationError, PublishError, PublishForbidden
-from streams.kinds import EventKind, Priority, System
-from streams.publisher import HotelEventPublisher, build_event
-from streams.registry_client import SchemaRegistryClient
+from streams.core.exceptions import EventValidationError, PublishError, PublishForbidden
+from streams.core.kinds import EventKind, Priority, System
+from streams.runners.publisher import HotelEventPublisher, build_event
 from streams.settings import HubSettings
-from streams.topics import ensure_topics
+from streams.wire.registry_client import SchemaRegistryClient
+from streams.wire.topics import ensure_topics
 from tests.support.events import sample
 
 

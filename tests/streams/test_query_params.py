@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.query_params import (
+from streams.core.query_params import (
     MAX_NIGHTS,
     BadQuery,
     hotel_rooms,

@@ -13,13 +13,13 @@ from aiohttp.test_utils import TestServer
 from typer.testing import CliRunner
 
 from streams.cli import app as cli
-from streams.codec import ConfluentAvroCodec
-from streams.deadletters import deadletter_headers
-from streams.exceptions import CodecError, HubError, RegistryError
-from streams.kinds import EventKind
+from streams.core.exceptions import CodecError, HubError, RegistryError
+from streams.core.kinds import EventKind
 from streams.registry import status as registry_status
-from streams.registry_client import SchemaRegistryClient, split_credentials
 from streams.settings import HubSettings, get_settings, redacted_url
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.deadletters import deadletter_headers
+from streams.wire.registry_client import SchemaRegistryClient, split_credentials
 from tests.support.events import sample
 
 USER, SECRET = "api-key-7", "s3cr%2Ft"  # the password holds an encoded '/'

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from streams.kinds import EventKind, System
-from streams.models import RefusalReason, ReservationStatus, RoomStatus
-from streams.publisher import build_event
-from streams.rules import (
+from streams.core.kinds import EventKind, System
+from streams.core.models import RefusalReason, ReservationStatus, RoomStatus
+from streams.core.rules import (
     RuleSettings,
     apply_customer,
     apply_movement,
@@ -21,7 +20,8 @@ from streams.rules import (
     held_nights,
     parse_allowance,
 )
-from streams.state import InventoryDelta, ReservationState, RoomState, apply_delta
+from streams.core.state import InventoryDelta, ReservationState, RoomState, apply_delta
+from streams.runners.publisher import build_event
 from tests.support.events import sample
 
 RULES = RuleSettings(timezone="Asia/Tokyo")

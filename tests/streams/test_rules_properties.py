@@ -1,4 +1,4 @@
-"""Properties of the hotel step (`streams.step.apply_event`), checked with hypothesis.
+"""Properties of the hotel step (`streams.core.step.apply_event`), checked with hypothesis.
 
 (a) A simulated hotel day delivered in any order that keeps each entity's own order
     (check-in/out events are on another topic and may overtake their booking), with
@@ -22,9 +22,9 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from streams.kinds import EventKind, System
-from streams.limits import Limits
-from streams.models import (
+from streams.core.kinds import EventKind, System
+from streams.core.limits import Limits
+from streams.core.models import (
     CheckinCheckoutEvent,
     CustomerEvent,
     HotelEvent,
@@ -34,10 +34,10 @@ from streams.models import (
     entity_id,
     record_key,
 )
-from streams.publisher import build_event
-from streams.rules import RuleSettings, held_nights
-from streams.state import AvailabilityState, RoomState
-from streams.step import AVAILABILITY, ROOM, STAY, WAITING, Step, apply_event
+from streams.core.rules import RuleSettings, held_nights
+from streams.core.state import AvailabilityState, RoomState
+from streams.core.step import AVAILABILITY, ROOM, STAY, WAITING, Step, apply_event
+from streams.runners.publisher import build_event
 from tests.support.events import sample
 
 HOTEL = "H1"

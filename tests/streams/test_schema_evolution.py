@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 
 from schemas import schema_text
-from streams.codec import ConfluentAvroCodec
-from streams.exceptions import SchemaIncompatible
-from streams.kinds import EventKind
-from streams.publisher import build_event
-from streams.registry_client import SchemaRegistryClient
+from streams.core.exceptions import SchemaIncompatible
+from streams.core.kinds import EventKind
+from streams.runners.publisher import build_event
 from streams.settings import HubSettings
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.events import sample
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,4 @@
-"""The per-record step of a hotel partition (`streams.step.apply_event`) over a plain dict:
+"""The per-record step of a hotel partition (`streams.core.step.apply_event`) over a plain dict:
 overbooking and its allowance, unknown room types, limits, releases of nights, rooms
 the hub must know, late check-outs, versions per system, and silent resends."""
 
@@ -10,13 +10,12 @@ from typing import Any
 
 import pytest
 
-from streams.kinds import EventKind, System
-from streams.limits import Limits
-from streams.models import HotelEvent, RefusalReason, ReservationStatus, RoomStatus
-from streams.publisher import build_event
-from streams.rules import RuleSettings
-from streams.state import AvailabilityState, ReservationState, RoomState
-from streams.step import (
+from streams.core.kinds import EventKind, System
+from streams.core.limits import Limits
+from streams.core.models import HotelEvent, RefusalReason, ReservationStatus, RoomStatus
+from streams.core.rules import RuleSettings
+from streams.core.state import AvailabilityState, ReservationState, RoomState
+from streams.core.step import (
     AVAILABILITY,
     CUSTOMER,
     ROOM,
@@ -26,6 +25,7 @@ from streams.step import (
     Step,
     apply_event,
 )
+from streams.runners.publisher import build_event
 from tests.support.events import sample
 
 JST = timezone(timedelta(hours=9))

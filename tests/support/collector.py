@@ -6,7 +6,7 @@ import asyncio
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterable
 
-from streams.models import HotelEvent, Refusal
+from streams.core.models import HotelEvent, Refusal
 
 
 class ProcessedEvents:

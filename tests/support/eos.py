@@ -20,7 +20,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-from streams.effects import split_state_key, state_topic
+from streams.runners.effects import split_state_key, state_topic
 from streams.settings import HubSettings
 from tests.support.workers import WorkerProcess, worker_env
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.kinds import EventKind, System
+from streams.core.kinds import EventKind, System
 
 
 def sample(kind: EventKind, entity: str = "X1", **data: Any) -> tuple[System, dict[str, Any]]:

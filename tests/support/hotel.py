@@ -1,6 +1,6 @@
 """A hotel's worth of rooms, customers and reservations, published, with what queries must say.
 
-The hub decides and keeps each hotel in one partition (`streams.partitioning`): every
+The hub decides and keeps each hotel in one partition (`streams.wire.partitioning`): every
 table key of a hotel lives in partition `hotel_partition(hotel_id, n)`, which is what
 `Entity.partition` names, whatever partition its event was published to
 (`Entity.source_partition`).
@@ -18,12 +18,12 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
-from streams.effects import hotel_events_topic, state_topic
-from streams.kinds import EventKind, System
-from streams.partitioning import hotel_partition
-from streams.publisher import HotelEventPublisher
-from streams.registry_client import SchemaRegistryClient
+from streams.core.kinds import EventKind, System
+from streams.runners.effects import hotel_events_topic, state_topic
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
+from streams.wire.partitioning import hotel_partition
+from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.events import sample
 from tests.support.http import Answer, money
 

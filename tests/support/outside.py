@@ -22,9 +22,9 @@ import fastavro
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from streams.cloudevents import header_map
 from streams.registry import service
 from streams.settings import HubSettings
+from streams.wire.cloudevents import header_map
 from tests.support.http import Answer, get_or_none, poll
 from tests.support.workers import WorkerProcess
 

@@ -64,7 +64,7 @@ class HubTables:
 
 
 def hub_tables() -> HubTables:
-    from streams.step import AVAILABILITY, CUSTOMER, ROOM, STAY
+    from streams.core.step import AVAILABILITY, CUSTOMER, ROOM, STAY
 
     return HubTables(Committed(ROOM), Committed(CUSTOMER), Committed(STAY),
                      Committed(AVAILABILITY))

@@ -24,7 +24,7 @@ WORKER_COMMAND = [
     "logging.basicConfig(level=logging.INFO,"
     " format='%(asctime)s %(levelname)s %(name)s %(message)s')\n"
     "from streams.settings import get_settings\n"
-    "from streams.worker import run_worker\n"
+    "from streams.worker.run import run_worker\n"
     "run_worker(get_settings(), loglevel='info')",
 ]
 """What `hotelhub worker` runs, without the CLI around it (so the CLI's imports don't matter),

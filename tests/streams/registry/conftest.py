@@ -19,7 +19,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streams.registry.core import SchemaRegistry
 from streams.registry.server import RegistryServer
 from streams.registry.state import JsonObject, RegistryState
-from streams.registry_client import SchemaRegistryClient
+from streams.wire.registry_client import SchemaRegistryClient
 
 
 class MemoryLog:

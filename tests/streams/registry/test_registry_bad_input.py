@@ -1,5 +1,5 @@
 """Bad input at the registry's REST edge is a 4xx in Confluent's shape, never a 500, and a
-schema the registry accepts is one the codec can use (one check, `streams.avro_schema`)."""
+schema the registry accepts is one the codec can use (one check, `streams.wire.avro_schema`)."""
 
 from __future__ import annotations
 
@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from streams.avro_schema import MAX_SCHEMA_DEPTH, UnusableSchema, usable_schema
-from streams.codec import parse_schema as codec_parse_schema
-from streams.exceptions import CodecError
+from streams.core.exceptions import CodecError
 from streams.registry.app import create_app
 from streams.registry.compatibility import parse_schema
 from streams.registry.core import SchemaRegistry
 from streams.registry.exceptions import InvalidSchema
 from streams.registry.state import schema_key
+from streams.wire.avro_schema import MAX_SCHEMA_DEPTH, UnusableSchema, usable_schema
+from streams.wire.codec import parse_schema as codec_parse_schema
 from tests.streams.registry.conftest import MemoryLog, record
 
 V1 = record("Guest", {"name": "name", "type": "string"})

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from streams.exceptions import RegistryError
+from streams.core.exceptions import RegistryError
 from streams.registry.compatibility import (
     CompatibilityLevel,
     compatibility_problems,

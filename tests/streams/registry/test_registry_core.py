@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
-from streams.exceptions import SchemaIncompatible
+from streams.core.exceptions import SchemaIncompatible
 from streams.registry.app import create_app
 from streams.registry.compatibility import CompatibilityLevel
 from streams.registry.core import SchemaRegistry

@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from streams.contracts import InvalidContract, check_contracts, register_contracts
-from streams.exceptions import SchemaIncompatible
-from streams.kinds import CONTRACT_TOPICS, EventKind, subject_of
+from streams.core.exceptions import SchemaIncompatible
+from streams.core.kinds import CONTRACT_TOPICS, EventKind, subject_of
 from streams.registry import RegistryServer
 from streams.registry import down as registry_down
 from streams.registry import status as registry_status
 from streams.registry import up as registry_up
-from streams.registry_client import SchemaRegistryClient
 from streams.settings import HubSettings
+from streams.wire.contracts import InvalidContract, check_contracts, register_contracts
+from streams.wire.registry_client import SchemaRegistryClient
 from tests.streams.registry.conftest import record
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from streams.kinds import POLICIES, DeliveryGuarantee, EventKind, Priority, SyncMode
+from streams.core.kinds import POLICIES, DeliveryGuarantee, EventKind, Priority, SyncMode
 
 
 def _no_float(value: Any) -> Any:

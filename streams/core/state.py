@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from streams.models import (
+from streams.core.models import (
     CheckinCheckoutEvent,
     CustomerEvent,
     PaymentStatus,
@@ -211,7 +211,7 @@ class InventoryDelta(_State):
     """A change to one room type's availability, caused by one event.
 
     Stays, rooms and availability of a hotel are decided in one place (the hotel's
-    partition, `streams.hotel_processor`), so a delta is applied in the same
+    partition, `streams.runners.hotel_processor`), so a delta is applied in the same
     transaction as its cause and never needs deduplicating.
     """
 

@@ -36,8 +36,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from streams.exceptions import ConfigurationError, EmbeddedServiceError
-from streams.processes import Daemon
+from streams.core.exceptions import ConfigurationError, EmbeddedServiceError
+from streams.ops.processes import Daemon
 from streams.settings import HubSettings
 
 __all__ = ["TOOLS", "BrokerStatus", "ClusterAnswer", "EmbeddedKafka", "probe_kafka"]
@@ -235,7 +235,7 @@ class EmbeddedKafka:
             self.dist_dir.mkdir(parents=True, exist_ok=True)
             pom = self.dist_dir / "pom.xml"
             pom.write_bytes(
-                resources.files("streams").joinpath("resources", "kafka-pom.xml").read_bytes()
+                resources.files("streams.ops").joinpath("resources", "kafka-pom.xml").read_bytes()
             )
             staging = self.dist_dir / "libs.partial"
             shutil.rmtree(staging, ignore_errors=True)

@@ -19,7 +19,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 import httpx
 
-from streams.exceptions import RegistryError, SchemaIncompatible
+from streams.core.exceptions import RegistryError, SchemaIncompatible
 from streams.settings import redacted_url
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"

@@ -2,7 +2,7 @@
 
 Parameters are parsed here (a bad one is a `BadQuery` naming it, never an exception that
 would make a 500), and a hotel's rooms are filtered and put in room-number order, so the
-views in `streams.queries` stay thin and all of this is tested without a worker.
+views in `streams.worker.queries` stay thin and all of this is tested without a worker.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from typing import Any, ClassVar, Protocol
 
-from streams.exceptions import HubError
-from streams.models import RoomStatus
-from streams.state import RoomState
+from streams.core.exceptions import HubError
+from streams.core.models import RoomStatus
+from streams.core.state import RoomState
 
 MAX_NIGHTS = 366
 """Longest availability range one query may ask for, so one request stays cheap."""

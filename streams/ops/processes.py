@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.exceptions import EmbeddedServiceError
+from streams.core.exceptions import EmbeddedServiceError
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Keys are `hotel_id:entity_id` bytes; every key of a hotel lives in the partition its
 hotel hashes to, as in the hotel processor's state log that these tables mirror.
-Values are mirrored state (`streams.mirrored`); every table is backed by a changelog
+Values are mirrored state (`streams.core.mirrored`); every table is backed by a changelog
 topic and restored from it when a worker starts.
 """
 
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from faust.types import TableT
 
-from streams.app import app
 from streams.settings import get_settings
+from streams.worker.app import app
 
 _partitions = get_settings().topic_partitions
 

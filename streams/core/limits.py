@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel
 
-from streams.models import HotelEvent, Reservation
+from streams.core.models import HotelEvent, Reservation
 
 DEFAULT_MAX_STAY_NIGHTS = 366
 
@@ -46,7 +46,7 @@ class Limits:
 def violations(event: HotelEvent, limits: Limits) -> dict[str, str]:
     """Field path -> why, for every limit `event` exceeds; {} when it keeps them all.
 
-    Paths are those of `streams.publisher.field_errors` (`data.total_amount`,
+    Paths are those of `streams.runners.publisher.field_errors` (`data.total_amount`,
     `data.updated_fields.0`), so callers report both kinds of error alike.
     """
     found: dict[str, str] = {}

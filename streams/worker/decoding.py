@@ -10,14 +10,14 @@ from datetime import UTC, datetime
 
 from faust.types import StreamT
 
-from streams.codec import ConfluentAvroCodec, registry_backoff_s
-from streams.deadletter import dead_letter
-from streams.exceptions import CodecError, RegistryUnavailable
-from streams.kinds import POLICIES, EventKind
-from streams.metrics import event_consume_delay_seconds, events_consumed_total
-from streams.models import HotelEvent
-from streams.runtime import shared_codec
+from streams.core.exceptions import CodecError, RegistryUnavailable
+from streams.core.kinds import POLICIES, EventKind
+from streams.core.models import HotelEvent
+from streams.ops.metrics import event_consume_delay_seconds, events_consumed_total
 from streams.settings import get_settings
+from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
+from streams.worker.deadletter import dead_letter
+from streams.worker.runtime import shared_codec
 
 log = logging.getLogger(__name__)
 

@@ -1,5 +1,5 @@
 """Dead letters of the Faust agents: a record an agent cannot decode is kept, with where it
-came from and why (the header layout is `streams.deadletters`)."""
+came from and why (the header layout is `streams.wire.deadletters`)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from collections.abc import Mapping
 
 from faust.types import EventT
 
-from streams.channels import deadletter_topic
-from streams.deadletters import deadletter_headers
-from streams.metrics import events_deadlettered_total
+from streams.ops.metrics import events_deadlettered_total
+from streams.wire.deadletters import deadletter_headers
+from streams.worker.channels import deadletter_topic
 
 
 async def dead_letter(event: EventT[bytes], error: BaseException) -> None:

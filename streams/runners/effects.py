@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from streams.cloudevents import Headers, headers_for, refusal_headers
-from streams.codec import ConfluentAvroCodec
-from streams.exceptions import RecordTooLarge
-from streams.kinds import POLICIES, REFUSAL_TOPIC, EventKind
-from streams.models import record_key
+from streams.core.exceptions import RecordTooLarge
+from streams.core.kinds import POLICIES, REFUSAL_TOPIC, EventKind
+from streams.core.models import record_key
+from streams.core.state import table_key
+from streams.core.step import Step
 from streams.settings import HubSettings
-from streams.state import table_key
-from streams.step import Step
+from streams.wire.cloudevents import Headers, headers_for, refusal_headers
+from streams.wire.codec import ConfluentAvroCodec
 
 DERIVED_BY = "hub.derived-by"
 """Header on the room events a hub app derived from a movement and applied in the same

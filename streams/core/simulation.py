@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from streams.kinds import System
+from streams.core.kinds import System
 
 ROOM_TYPES = {"SGL": Decimal("9800"), "DBL": Decimal("14500"), "TWN": Decimal("15800"),
               "STE": Decimal("42000")}

@@ -10,7 +10,7 @@ Java clients place keys). The loop is the classic consume-transform-produce:
 - a record from an event topic is decoded (to learn its hotel; what cannot be read is
   dead-lettered here) and forwarded to its hotel's partition of `<app>.hotel-events`,
   whichever partitioner its producer used;
-- a record from `<app>.hotel-events` goes through the pure step (`streams.step`); the
+- a record from `<app>.hotel-events` goes through the pure step (`streams.core.step`); the
   new states (compacted log `<app>.hotel-state`), refusals and derived room events
   are sent in the same transaction as the consumed offsets;
 - partition p has its own transactional producer (`<app>-hotels-<p>`): whoever owns p
@@ -38,10 +38,18 @@ from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 from pydantic import ValidationError
 
-from streams.cloudevents import header_map
-from streams.codec import ConfluentAvroCodec, registry_backoff_s
-from streams.deadletters import deadletter_headers
-from streams.effects import (
+from streams.core.exceptions import RegistryUnavailable
+from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
+from streams.core.models import HotelEvent, record_key
+from streams.core.rules import RuleSettings
+from streams.core.step import MODELS, Step, apply_event
+from streams.ops.metrics import (
+    event_apply_delay_seconds,
+    events_consumed_total,
+    events_deadlettered_total,
+    refusals_total,
+)
+from streams.runners.effects import (
     DERIVED_BY,
     OutRecord,
     hotel_events_topic,
@@ -49,20 +57,12 @@ from streams.effects import (
     state_topic,
     step_records,
 )
-from streams.exceptions import RegistryUnavailable
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
-from streams.metrics import (
-    event_apply_delay_seconds,
-    events_consumed_total,
-    events_deadlettered_total,
-    refusals_total,
-)
-from streams.models import HotelEvent, record_key
-from streams.partitioning import hotel_partition
-from streams.rules import RuleSettings
 from streams.settings import HubSettings
-from streams.step import MODELS, Step, apply_event
-from streams.topics import DAY_MS, TopicSpec, ensure_topics
+from streams.wire.cloudevents import header_map
+from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
+from streams.wire.deadletters import deadletter_headers
+from streams.wire.partitioning import hotel_partition
+from streams.wire.topics import DAY_MS, TopicSpec, ensure_topics
 
 log = logging.getLogger(__name__)
 

@@ -17,9 +17,9 @@ import avro.errors
 import avro.schema
 
 from schemas import AVRO_DIR
-from streams.exceptions import HubError, RegistryError
-from streams.kinds import CONTRACT_TOPICS, subject_of
-from streams.registry_client import CompatibilityResult, SchemaRegistryClient
+from streams.core.exceptions import HubError, RegistryError
+from streams.core.kinds import CONTRACT_TOPICS, subject_of
+from streams.wire.registry_client import CompatibilityResult, SchemaRegistryClient
 
 
 class InvalidContract(HubError):
@@ -83,7 +83,7 @@ async def check_contracts(
     Args:
         client: any Confluent-compatible registry.
         schema_dir: where `<kind>.avsc` files are (default: the packaged contracts).
-        kinds: the contracts to check (default: all of `streams.kinds.CONTRACT_TOPICS`).
+        kinds: the contracts to check (default: all of `streams.core.kinds.CONTRACT_TOPICS`).
 
     Every file is validated before the first request, so a broken file fails fast
     with `InvalidContract` naming it.

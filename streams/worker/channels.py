@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import faust
 
-from streams.app import app
-from streams.effects import state_topic
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
+from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
+from streams.runners.effects import state_topic
 from streams.settings import get_settings
+from streams.worker.app import app
 
 
 def _topic(*names: str, partitions: int) -> faust.TopicT:
@@ -38,5 +38,5 @@ def _internal(name: str, *, compacting: bool = False) -> faust.TopicT:
 
 
 hotel_state_topic = _internal(state_topic(_settings), compacting=True)
-"""The hotel processor's committed state log (`streams.hotel_processor`), compacted, one
+"""The hotel processor's committed state log (`streams.runners.hotel_processor`), compacted, one
 partition per hotel; mirrored into the queryable tables."""

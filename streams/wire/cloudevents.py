@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from streams.models import HotelEvent, Refusal, entity_id
+from streams.core.models import HotelEvent, Refusal, entity_id
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/avro"

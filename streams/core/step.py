@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from streams.kinds import System
-from streams.limits import violations
-from streams.models import (
+from streams.core.kinds import System
+from streams.core.limits import violations
+from streams.core.models import (
     CheckinCheckoutAction,
     CheckinCheckoutEvent,
     CustomerEvent,
@@ -26,7 +26,7 @@ from streams.models import (
     RoomEvent,
     record_key,
 )
-from streams.rules import (
+from streams.core.rules import (
     Outcome,
     RuleSettings,
     apply_customer,
@@ -36,7 +36,7 @@ from streams.rules import (
     published_at,
     refuse,
 )
-from streams.state import (
+from streams.core.state import (
     AvailabilityState,
     CustomerState,
     InventoryDelta,

@@ -22,19 +22,19 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from pydantic import BaseModel, ValidationError
 
-from streams.cloudevents import headers_for
-from streams.codec import ConfluentAvroCodec, SchemaSource
-from streams.exceptions import (
+from streams.core.exceptions import (
     BrokerUnavailable,
     EventValidationError,
     PublishError,
     PublishForbidden,
 )
-from streams.kinds import POLICIES, EventKind, System
-from streams.limits import Limits, violations
-from streams.metrics import events_published_total
-from streams.models import EVENT_MODELS, HotelEvent, record_key
+from streams.core.kinds import POLICIES, EventKind, System
+from streams.core.limits import Limits, violations
+from streams.core.models import EVENT_MODELS, HotelEvent, record_key
+from streams.ops.metrics import events_published_total
 from streams.settings import HubSettings, get_settings
+from streams.wire.cloudevents import headers_for
+from streams.wire.codec import ConfluentAvroCodec, SchemaSource
 
 log = logging.getLogger(__name__)
 

@@ -32,11 +32,8 @@ from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from pydantic import BaseModel
 from yarl import URL
 
-from streams.app import app
-from streams.health import health_problem
-from streams.mirrored import read, states
-from streams.partitioning import hotel_partition
-from streams.query_params import (
+from streams.core.mirrored import read, states
+from streams.core.query_params import (
     EntityNotFound,
     NotServing,
     OwnerUnavailable,
@@ -45,8 +42,17 @@ from streams.query_params import (
     nights_param,
     room_filters,
 )
-from streams.state import AvailabilityState, CustomerState, ReservationState, RoomState, table_key
-from streams.tables import (
+from streams.core.state import (
+    AvailabilityState,
+    CustomerState,
+    ReservationState,
+    RoomState,
+    table_key,
+)
+from streams.ops.health import health_problem
+from streams.wire.partitioning import hotel_partition
+from streams.worker.app import app
+from streams.worker.tables import (
     customer_to_state,
     reservation_to_state,
     room_to_state,
@@ -77,7 +83,7 @@ def not_serving_reason() -> str | None:
 
     `recovery.completed` is set once the first recovery finished (Faust never clears it);
     `in_recovery` and `rebalancing` cover every later rebalance and restore; the checks
-    in `streams.health` say whether processing is stuck or has died.
+    in `streams.ops.health` say whether processing is stuck or has died.
     """
     problem = health_problem()
     if problem is not None:
@@ -108,7 +114,7 @@ def _partition_count(table: Table) -> int:
 
 def partition_of(table: Table, hotel_id: str) -> int:
     """The table partition holding a hotel's keys: every table is mirrored from the hotel
-    processor's state log, one partition per hotel (`streams.partitioning`)."""
+    processor's state log, one partition per hotel (`streams.wire.partitioning`)."""
     return hotel_partition(hotel_id, _partition_count(table))
 
 

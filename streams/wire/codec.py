@@ -16,10 +16,10 @@ import fastavro
 from pydantic import ValidationError
 
 from schemas import schema_text
-from streams.avro_schema import UnusableSchema, usable_schema
-from streams.exceptions import CodecError, RegistryError, RegistryUnavailable
-from streams.kinds import CONTRACT_TOPICS, EventKind, subject_of
-from streams.models import CONTRACT_MODELS, EVENT_MODELS, HotelEvent, Refusal
+from streams.core.exceptions import CodecError, RegistryError, RegistryUnavailable
+from streams.core.kinds import CONTRACT_TOPICS, EventKind, subject_of
+from streams.core.models import CONTRACT_MODELS, EVENT_MODELS, HotelEvent, Refusal
+from streams.wire.avro_schema import UnusableSchema, usable_schema
 
 MAGIC_BYTE = 0
 _REGISTRY_RETRY_S = (0.5, 1.0, 2.0, 5.0)
@@ -40,7 +40,7 @@ class SchemaSource(Protocol):
 
 
 def parse_schema(text: str) -> Any:
-    """fastavro's form of a schema the registry would accept too (`streams.avro_schema`),
+    """fastavro's form of a schema the registry would accept too (`streams.wire.avro_schema`),
     with its own namespace of named types; `CodecError` when it is not usable."""
     try:
         return usable_schema(text).fast

@@ -13,7 +13,7 @@ from typing import Any
 
 import faust
 
-import streams.faust_fixes  # noqa: F401  (restores tables under exactly_once; see the module)
+import streams.worker.patches  # noqa: F401  (restores tables under exactly_once; see the module)
 from streams.settings import HubSettings, get_settings
 
 

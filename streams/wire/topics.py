@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 
-from streams.exceptions import BrokerUnavailable, ConfigurationError
-from streams.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC
+from streams.core.exceptions import BrokerUnavailable, ConfigurationError
+from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC
 from streams.settings import HubSettings
 
 DAY_MS = 24 * 60 * 60 * 1000

@@ -1,7 +1,7 @@
 """Values of the query tables: a state and the state log offset it was mirrored from.
 
 `{"offset": n, "state": {...}}`, where the state is the JSON form of a model of
-`streams.state`: a mirror that reads older state log records again after a restart
+`streams.core.state`: a mirror that reads older state log records again after a restart
 (it commits its offsets only now and then) never puts an older state back.
 """
 

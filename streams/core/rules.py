@@ -16,10 +16,9 @@ from decimal import Decimal
 from typing import Generic, TypeVar
 from zoneinfo import ZoneInfo
 
-from streams.cloudevents import event_type
-from streams.kinds import POLICIES, EventKind, System
-from streams.limits import Limits
-from streams.models import (
+from streams.core.kinds import POLICIES, EventKind, System
+from streams.core.limits import Limits
+from streams.core.models import (
     CheckinCheckoutAction,
     CheckinCheckoutEvent,
     CustomerAction,
@@ -34,7 +33,7 @@ from streams.models import (
     RoomStatus,
     entity_id,
 )
-from streams.state import (
+from streams.core.state import (
     CustomerState,
     FieldSource,
     InventoryDelta,
@@ -44,6 +43,7 @@ from streams.state import (
     Versioned,
     remember,
 )
+from streams.wire.cloudevents import event_type
 
 S = TypeVar("S")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from streams.codec import ConfluentAvroCodec
-from streams.registry_client import SchemaRegistryClient
-from streams.rules import RuleSettings
+from streams.core.rules import RuleSettings
 from streams.settings import get_settings
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
 
 
 @lru_cache(maxsize=1)

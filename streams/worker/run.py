@@ -8,11 +8,11 @@ from contextlib import asynccontextmanager
 
 import faust
 
-from streams import health
-from streams.codec import ConfluentAvroCodec
-from streams.registry_client import SchemaRegistryClient
+from streams.ops import health
 from streams.settings import HubSettings, get_settings
-from streams.topics import ensure_topics
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
+from streams.wire.topics import ensure_topics
 
 
 async def prepare(settings: HubSettings) -> None:
@@ -25,8 +25,8 @@ async def prepare(settings: HubSettings) -> None:
 def load_app() -> faust.App:
     """The app with every agent registered."""
     import agents  # noqa: F401  (registers the agents)
-    import streams.queries  # noqa: F401  (registers the table queries)
-    from streams.app import app
+    import streams.worker.queries  # noqa: F401  (registers the table queries)
+    from streams.worker.app import app
 
     return app
 
