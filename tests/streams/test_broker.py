@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from streams.core.exceptions import ConfigurationError
-from streams.ops.broker import (
-    TOOLS,
-    EmbeddedKafka,
-    new_cluster_id,
-    probe_kafka,
-    render_server_properties,
-)
+from streams.ops.broker import TOOLS, EmbeddedKafka, probe_kafka
+from streams.ops.broker.config import new_cluster_id, render_server_properties
 from streams.settings import HubSettings
 
 

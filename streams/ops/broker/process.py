@@ -1,0 +1,271 @@
+"""The embedded node's life: start, wait until it answers, stop, under one hub-home lock."""
+
+from __future__ import annotations
+
+import fcntl
+import socket
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from streams.core.exceptions import EmbeddedServiceError
+from streams.ops.broker.config import (
+    LOOPBACK,
+    new_cluster_id,
+    render_server_log4j2,
+    render_server_properties,
+)
+from streams.ops.broker.jars import assemble_kafka_jars, has_kafka_jars, java
+from streams.ops.broker.probe import ClusterAnswer, probe_kafka
+from streams.ops.broker.tools import check_tool, find_tool_class, run_tool
+from streams.ops.processes import Daemon
+from streams.settings import HubSettings
+
+HEAP_MAX_MB = 1024
+FORMAT_TIMEOUT_S = 120.0
+
+
+@dataclass(frozen=True)
+class BrokerStatus:
+    bootstrap_servers: str
+    embedded: bool
+    pid: int | None
+    answer: ClusterAnswer | None
+    kafka_version: str | None
+    log_path: Path | None
+
+    @property
+    def answers(self) -> bool:
+        return self.answer is not None and self.answer.broker_count > 0
+
+
+class EmbeddedKafka:
+    """Assemble, configure, start and stop the hub's own Kafka node.
+
+    Everything lives under `settings.home`; when `settings.kafka_bootstrap_servers`
+    names an external cluster, `up`/`down` start and stop nothing and `tool` talks
+    to that cluster.
+
+        kafka = EmbeddedKafka(get_settings())
+        kafka.up()                        # idempotent; waits until Kafka answers
+        kafka.tool("topics", ["--list"])  # Kafka's own CLI, same jars
+        kafka.down()
+    """
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        home = settings.home
+        self.dist_dir = home / f"kafka-{settings.kafka_version}"
+        self.libs_dir = self.dist_dir / "libs"
+        self.mvn_log_path = self.dist_dir / "mvn.log"
+        self.config_dir = home / "broker"
+        self.data_dir = self.config_dir / f"data-{settings.kafka_version}"
+        self.server_properties_path = self.config_dir / "server.properties"
+        self.server_log_path = home / "logs" / "kafka-server.log"
+        self.daemon = Daemon(
+            name="Kafka",
+            pid_path=home / "run" / "kafka.pid",
+            log_path=home / "logs" / "kafka.out",
+        )
+        self._lock_path = home / "run" / "kafka.lock"
+        self._lock_depth = 0
+
+    # -- lifecycle -------------------------------------------------------------
+
+    def up(self, *, timeout_s: float = 120.0) -> BrokerStatus:
+        """Start the node unless it runs; return once it answers a Metadata request.
+
+        Assembles the jars with `mvn` on first use (minutes on a cold Maven cache).
+        """
+        if not self.settings.uses_embedded_broker:
+            return self.status()
+        with self._locked():
+            if self.daemon.pid() is None:
+                self._refuse_busy_ports()
+                self.ensure_jars()
+                self._write_configs()
+                self._format_storage()
+                self.daemon.start(
+                    self._server_argv(),
+                    ready=self._answers,
+                    timeout_s=timeout_s,
+                    cwd=self.config_dir,
+                )
+            else:
+                self._wait_until_answers(timeout_s=timeout_s)
+        return self.status()
+
+    def down(self, *, timeout_s: float = 60.0) -> bool:
+        """Stop the node this hub home started; False when none ran or the cluster is external."""
+        if not self.settings.uses_embedded_broker:
+            return False
+        with self._locked():
+            return self.daemon.stop(timeout_s=timeout_s)
+
+    def status(self) -> BrokerStatus:
+        embedded = self.settings.uses_embedded_broker
+        return BrokerStatus(
+            bootstrap_servers=self.settings.bootstrap_servers,
+            embedded=embedded,
+            pid=self.daemon.pid() if embedded else None,
+            answer=probe_kafka(
+                self.settings.bootstrap_servers, timeout_s=self.settings.connect_timeout_s
+            ),
+            kafka_version=self.settings.kafka_version if embedded else None,
+            log_path=self.daemon.log_path if embedded else None,
+        )
+
+    # -- Kafka's own CLI tools ----------------------------------------------------
+
+    def tool(
+        self,
+        name: str,
+        args: Sequence[str] = (),
+        *,
+        capture: bool = False,
+        timeout_s: float | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run one of Kafka's CLI tools (see `TOOLS`) against the hub's cluster.
+
+        `--bootstrap-server` is added unless `args` name one (or `--broker-list`).
+        With `capture=False` the tool shares this terminal, so consumers stream.
+
+            kafka.tool("consumer-groups", ["--describe", "--group", "hotelhub"])
+        """
+        return run_tool(
+            name,
+            self.tool_class(name),
+            args,
+            bootstrap_servers=self.settings.bootstrap_servers,
+            config_dir=self.config_dir,
+            libs_dir=self.libs_dir,
+            capture=capture,
+            timeout_s=timeout_s,
+        )
+
+    def tool_class(self, name: str) -> str:
+        """The main class of tool `name` in this release's jars."""
+        check_tool(name)
+        self.ensure_jars()
+        return find_tool_class(
+            name, libs_dir=self.libs_dir, kafka_version=self.settings.kafka_version
+        )
+
+    # -- jars, config, storage ----------------------------------------------------
+
+    def ensure_jars(self) -> Path:
+        """Assemble this release's jars once with `mvn`; later calls reuse them."""
+        if has_kafka_jars(self.libs_dir):
+            return self.libs_dir
+        with self._locked():
+            if has_kafka_jars(self.libs_dir):
+                return self.libs_dir
+            assemble_kafka_jars(
+                dist_dir=self.dist_dir,
+                libs_dir=self.libs_dir,
+                mvn_log_path=self.mvn_log_path,
+                kafka_version=self.settings.kafka_version,
+            )
+        return self.libs_dir
+
+    def _write_configs(self) -> None:
+        self.config_dir.mkdir(parents=True, exist_ok=True)
+        self.server_log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.server_properties_path.write_text(
+            render_server_properties(self.settings, data_dir=self.data_dir)
+        )
+        (self.config_dir / "log4j2.properties").write_text(
+            render_server_log4j2(log_path=self.server_log_path)
+        )
+
+    def _format_storage(self) -> None:
+        """Format the log directory once; a formatted one keeps its cluster id."""
+        if (self.data_dir / "meta.properties").exists():
+            return
+        command = [
+            java(), "-Xmx256m",
+            f"-Dlog4j2.configurationFile={self.config_dir / 'log4j2.properties'}",
+            "-cp", f"{self.libs_dir}/*", "kafka.tools.StorageTool", "format",
+            "-t", new_cluster_id(), "-c", str(self.server_properties_path), "--ignore-formatted",
+        ]  # fmt: skip
+        self.daemon.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with self.daemon.log_path.open("ab") as log:
+            try:
+                done = subprocess.run(
+                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    timeout=FORMAT_TIMEOUT_S, check=False,
+                )  # fmt: skip
+            except subprocess.TimeoutExpired as exc:
+                raise EmbeddedServiceError(
+                    f"formatting Kafka storage timed out; see {self.daemon.log_path}"
+                ) from exc
+        if done.returncode != 0:
+            raise EmbeddedServiceError(
+                f"formatting Kafka storage failed (exit {done.returncode}); "
+                f"see {self.daemon.log_path}"
+            )
+
+    def _server_argv(self) -> list[str]:
+        return [
+            java(),
+            "-Xms256m",
+            f"-Xmx{HEAP_MAX_MB}m",
+            "-XX:+UseG1GC",
+            "-XX:MaxGCPauseMillis=20",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.config_dir / 'log4j2.properties'}",
+            "-cp",
+            f"{self.libs_dir}/*",
+            "kafka.Kafka",
+            str(self.server_properties_path),
+        ]
+
+    # -- readiness ----------------------------------------------------------------
+
+    def _answers(self) -> bool:
+        answer = probe_kafka(self.settings.bootstrap_servers, timeout_s=1.0)
+        return answer is not None and answer.broker_count > 0
+
+    def _wait_until_answers(self, *, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not self._answers():
+            if time.monotonic() > deadline:
+                raise EmbeddedServiceError(
+                    f"Kafka (pid {self.daemon.pid()}) runs but did not answer within "
+                    f"{timeout_s:.0f} s; see {self.daemon.log_path}"
+                )
+            time.sleep(0.25)
+
+    def _refuse_busy_ports(self) -> None:
+        for port in (self.settings.broker_port, self.settings.controller_port):
+            with socket.socket() as sock:
+                sock.settimeout(0.5)
+                if sock.connect_ex((LOOPBACK, port)) == 0:
+                    raise EmbeddedServiceError(
+                        f"port {port} is taken by a process this hub home did not start; "
+                        "set HOTELHUB_BROKER_PORT/HOTELHUB_CONTROLLER_PORT, or "
+                        "KAFKA_BOOTSTRAP_SERVERS to use that cluster"
+                    )
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """Serialise up/down/assembly between processes sharing one hub home (re-entrant)."""
+        if self._lock_depth:
+            self._lock_depth += 1
+            try:
+                yield
+            finally:
+                self._lock_depth -= 1
+            return
+        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock_path.open("a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            self._lock_depth = 1
+            try:
+                yield
+            finally:
+                self._lock_depth = 0
+                fcntl.flock(handle, fcntl.LOCK_UN)
