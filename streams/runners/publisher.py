@@ -11,7 +11,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -24,7 +25,9 @@ from pydantic import BaseModel, ValidationError
 
 from streams.core.exceptions import (
     BrokerUnavailable,
+    CodecError,
     EventValidationError,
+    HubError,
     PublishError,
     PublishForbidden,
 )
@@ -33,7 +36,7 @@ from streams.core.limits import Limits, violations
 from streams.core.models import EVENT_MODELS, HotelEvent, record_key
 from streams.ops.metrics import events_published_total
 from streams.settings import HubSettings, get_settings
-from streams.wire.cloudevents import headers_for
+from streams.wire.cloudevents import Headers, headers_for
 from streams.wire.codec import ConfluentAvroCodec, SchemaSource
 
 log = logging.getLogger(__name__)
@@ -53,6 +56,40 @@ class PublishedEvent:
     topic: str
     partition: int
     offset: int
+
+
+@dataclass(frozen=True)
+class PublishOutcome:
+    """What `publish_many` did with one event of a batch, at the event's `index`.
+
+    Exactly one of `published` and `error` is set. `error` is the same exception the
+    one-event methods raise: `EventValidationError` (its `errors` name each bad field),
+    `PublishForbidden`, `CodecError`, or `PublishError` when the broker did not take it.
+    """
+
+    index: int
+    event: HotelEvent | None = None
+    """The validated event (None when the document did not validate)."""
+    published: PublishedEvent | None = None
+    error: HubError | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def problem(self) -> str | None:
+        """`event 3: invalid reservation event: data.total_amount: ...`, or None when sent."""
+        return None if self.error is None else f"event {self.index}: {self.error}"
+
+
+@dataclass(frozen=True)
+class _Record:
+    event: HotelEvent
+    topic: str
+    key: bytes
+    value: bytes
+    headers: Headers
 
 
 def field_errors(exc: ValidationError) -> dict[str, str]:
@@ -249,6 +286,138 @@ class HotelEventPublisher:
         """Publish a whole event document (as `hotelhub publish` reads it from JSON)."""
         return await self.send(self.build(document))
 
+    def _record(self, event: HotelEvent) -> _Record:
+        return _Record(event, self.settings.topic(POLICIES[EventKind(event.type)].topic),
+                       record_key(event), self.encode(event), headers_for(event))
+
+    async def send(self, event: HotelEvent) -> PublishedEvent:
+        """Send an already validated event (the offline outbox replays these).
+
+        A send the broker does not acknowledge in time is repeated with the same
+        record, event_id included, up to `publish_attempts` times: if an earlier
+        attempt did land after all, the hub drops the copy by its event_id.
+        """
+        outcome = (await self._deliver({0: self._record(event)}))[0]
+        if isinstance(outcome, PublishError):
+            raise outcome
+        return outcome
+
+    async def publish_many(
+        self, events: Iterable[Mapping[str, Any] | HotelEvent]
+    ) -> list[PublishOutcome]:
+        """Validate, encode and send a batch; one outcome per event, in the batch's order.
+
+        Documents (as `publish_document` takes them) are validated and enriched;
+        events already validated (`HotelEvent` models) are only encoded. Every good
+        event is sent, all at once (one send future each, no task per record), and
+        awaited together, with the same timeout and retries as `send`. A bad event does
+        not stop the others: its outcome carries the error naming what is wrong (for a
+        document, `EventValidationError.errors` maps each field path to why) and
+        `problem` adds its index. Nothing is raised for one event; `PublishError` only
+        when the publisher is not started.
+        """
+        outcomes: dict[int, PublishOutcome] = {}
+        records: dict[int, _Record] = {}
+        for index, item in enumerate(events):
+            try:
+                event = item if isinstance(item, BaseModel) else self.build(item)
+                records[index] = self._record(event)
+            except (EventValidationError, PublishForbidden, CodecError) as exc:
+                outcomes[index] = PublishOutcome(index, error=exc)
+        for index, result in (await self._deliver(records)).items():
+            event = records[index].event
+            outcomes[index] = (
+                PublishOutcome(index, event, error=result) if isinstance(result, PublishError)
+                else PublishOutcome(index, event, published=result))
+        return [outcomes[index] for index in sorted(outcomes)]
+
+    async def _deliver(
+        self, records: Mapping[int, _Record]
+    ) -> dict[int, PublishedEvent | PublishError]:
+        """Send every record and wait for the acks together; retry what is not acknowledged.
+
+        One attempt sends each waiting record (`producer.send` queues it and returns its
+        future: no task per record) and waits for all their futures, bounded by
+        `publish_timeout_s` (`asyncio.timeout`, which cancels only the wait, never a
+        send already queued). What is not acknowledged by then is sent again, same bytes
+        and event_id, up to `publish_attempts` times.
+        """
+        producer = self._producer
+        if producer is None:
+            raise PublishError("publisher is not started")
+        timeout_s, attempts = self.settings.publish_timeout_s, self.settings.publish_attempts
+        results: dict[int, PublishedEvent | PublishError] = {}
+        waiting = dict(records)
+        attempt = 1
+        while waiting:
+            futures: dict[int, asyncio.Future[Any]] = {}
+            try:
+                async with asyncio.timeout(timeout_s):
+                    for index, record in waiting.items():
+                        try:
+                            futures[index] = await producer.send(
+                                record.topic, record.value, key=record.key,
+                                headers=record.headers)
+                        except KafkaTimeoutError:
+                            raise  # no metadata for the topic in time: as unacknowledged
+                        except KafkaError as exc:  # e.g. a record larger than the broker takes
+                            results[index] = PublishError(
+                                f"Kafka refused event {record.event.event_id}: {exc}")
+                    if futures:
+                        await asyncio.wait(futures.values())
+            except (TimeoutError, KafkaTimeoutError):
+                pass
+            for index, future in futures.items():
+                future.add_done_callback(_retrieve)
+                if not future.done() or future.cancelled():
+                    continue
+                error = future.exception()
+                if error is None:
+                    metadata = future.result()
+                    record = waiting[index]
+                    results[index] = PublishedEvent(record.event, record.topic,
+                                                    metadata.partition, metadata.offset)
+                elif not isinstance(error, KafkaTimeoutError):
+                    results[index] = PublishError(
+                        f"Kafka refused event {waiting[index].event.event_id}: {error}")
+            waiting = {index: record for index, record in waiting.items()
+                       if index not in results}
+            if not waiting:
+                break
+            await self._give_up(producer, waiting, results, attempt, attempts, timeout_s)
+            waiting = {index: record for index, record in waiting.items()
+                       if index not in results}
+            if waiting:
+                log.warning("%d event(s) not acknowledged within %g s (attempt %d of %d); "
+                            "sending them again", len(waiting), timeout_s, attempt, attempts)
+            attempt += 1
+        sent = Counter(str(result.event.type) for result in results.values()
+                       if isinstance(result, PublishedEvent))
+        for kind, count in sent.items():
+            events_published_total.labels(kind=kind, system=self.system.value).inc(count)
+        return results
+
+    async def _give_up(
+        self, producer: AIOKafkaProducer, waiting: Mapping[int, _Record],
+        results: dict[int, PublishedEvent | PublishError], attempt: int, attempts: int,
+        timeout_s: float,
+    ) -> None:
+        """Fail what is not acknowledged when retrying cannot help: its topic is missing,
+        or it was sent `attempts` times."""
+        missing = {topic for topic in {record.topic for record in waiting.values()}
+                   if await self._topic_missing(producer, topic)}
+        for index, record in waiting.items():
+            if record.topic in missing:
+                results[index] = PublishError(
+                    f"topic {record.topic} does not exist on the broker, which creates none "
+                    "by itself; start a worker (it creates the hub's topics), then publish "
+                    "again")
+            elif attempt >= attempts:
+                results[index] = PublishError(
+                    f"Kafka did not acknowledge event {record.event.event_id} within "
+                    f"{timeout_s:g} s, {attempt} time(s); publishing it again with the same "
+                    "event_id is safe")
+
     async def _topic_missing(self, producer: AIOKafkaProducer, topic: str) -> bool:
         """True only when the broker says `topic` does not exist (retrying cannot help);
         False when it exists or the broker cannot tell us in time."""
@@ -261,43 +430,8 @@ class HotelEventPublisher:
             return False
         return topic not in cluster.topics()
 
-    async def send(self, event: HotelEvent) -> PublishedEvent:
-        """Send an already validated event (the offline outbox replays these).
 
-        A send the broker does not acknowledge in time is repeated with the same
-        record, event_id included, up to `publish_attempts` times: if an earlier
-        attempt did land after all, the hub drops the copy by its event_id.
-        """
-        producer = self._producer
-        if producer is None:
-            raise PublishError("publisher is not started")
-        topic = self.settings.topic(POLICIES[EventKind(event.type)].topic)
-        value = self.encode(event)
-        key, headers = record_key(event), headers_for(event)
-        timeout_s, attempts = self.settings.publish_timeout_s, self.settings.publish_attempts
-        attempt = 1
-        while True:
-            try:
-                async with asyncio.timeout(timeout_s):
-                    metadata = await producer.send_and_wait(topic, value, key=key,
-                                                            headers=headers)
-                break
-            except (TimeoutError, KafkaTimeoutError) as exc:
-                if await self._topic_missing(producer, topic):
-                    raise PublishError(
-                        f"topic {topic} does not exist on the broker, which creates none by "
-                        "itself; start a worker (it creates the hub's topics), then publish again"
-                    ) from exc
-                if attempt >= attempts:
-                    raise PublishError(
-                        f"Kafka did not acknowledge event {event.event_id} within "
-                        f"{timeout_s:g} s, {attempt} time(s); publishing it again with the "
-                        "same event_id is safe"
-                    ) from exc
-                log.warning("event %s not acknowledged within %g s (attempt %d of %d); "
-                            "sending it again", event.event_id, timeout_s, attempt, attempts)
-                attempt += 1
-            except KafkaError as exc:
-                raise PublishError(f"Kafka refused event {event.event_id}: {exc}") from exc
-        events_published_total.labels(kind=str(event.type), system=self.system.value).inc()
-        return PublishedEvent(event, topic, metadata.partition, metadata.offset)
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    """An abandoned send's late failure is not an unhandled error: its retry decides."""
+    if not future.cancelled():
+        future.exception()

@@ -13,10 +13,10 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.core.exceptions import EventValidationError, PublishError, PublishForbidden
 from streams.core.kinds import EventKind, Priority, System
+from streams.runners.admin import ensure_topics
 from streams.runners.publisher import HotelEventPublisher, build_event
 from streams.settings import HubSettings
 from streams.wire.registry_client import SchemaRegistryClient
-from streams.wire.topics import ensure_topics
 from tests.support.events import sample
 
 
@@ -134,22 +134,22 @@ async def slow_publisher(hub_settings: HubSettings) -> AsyncIterator[HotelEventP
 
 
 class Flaky:
-    """Stands in for `send_and_wait`: the first `unanswered` calls get no acknowledgement
-    (after really sending when `deliver_late`), later calls go through."""
+    """Stands in for the producer's `send`: the first `unanswered` records get a future that
+    is never acknowledged (after really sending the record when `deliver_late`); later
+    calls go through."""
 
     def __init__(self, real: Callable[..., Awaitable[Any]], *, unanswered: int,
                  deliver_late: bool = False) -> None:
         self.real, self.unanswered, self.deliver_late = real, unanswered, deliver_late
         self.sent: list[tuple[bytes, bytes]] = []
-        self.late: list[asyncio.Task[Any]] = []
+        self.late: list[asyncio.Future[Any]] = []
 
     async def __call__(self, topic: str, value: bytes, *, key: bytes, headers: Any) -> Any:
         self.sent.append((key, value))
         if len(self.sent) <= self.unanswered:
             if self.deliver_late:
-                self.late.append(asyncio.ensure_future(
-                    self.real(topic, value, key=key, headers=headers)))
-            await asyncio.sleep(3600)  # the acknowledgement never comes in time
+                self.late.append(await self.real(topic, value, key=key, headers=headers))
+            return asyncio.get_running_loop().create_future()  # never acknowledged
         return await self.real(topic, value, key=key, headers=headers)
 
 
@@ -190,8 +190,8 @@ async def test_a_timed_out_send_is_retried_with_the_same_event(
 ) -> None:
     producer = slow_publisher._producer
     assert producer is not None
-    flaky = Flaky(producer.send_and_wait, unanswered=1)
-    monkeypatch.setattr(producer, "send_and_wait", flaky)
+    flaky = Flaky(producer.send, unanswered=1)
+    monkeypatch.setattr(producer, "send", flaky)
     event = room_event()
     published = await slow_publisher.send(event)
     assert published.event.event_id == event.event_id
@@ -209,8 +209,8 @@ async def test_a_late_acknowledgement_and_its_retry_carry_one_event_id(
     the hub's dedupe recognises, never a second event."""
     producer = slow_publisher._producer
     assert producer is not None
-    flaky = Flaky(producer.send_and_wait, unanswered=1, deliver_late=True)
-    monkeypatch.setattr(producer, "send_and_wait", flaky)
+    flaky = Flaky(producer.send, unanswered=1, deliver_late=True)
+    monkeypatch.setattr(producer, "send", flaky)
     event = room_event()
     published = await slow_publisher.send(event)
     late = await asyncio.gather(*flaky.late)
@@ -226,8 +226,8 @@ async def test_no_acknowledgement_at_all_is_a_publish_error_after_the_attempts(
 ) -> None:
     producer = slow_publisher._producer
     assert producer is not None
-    flaky = Flaky(producer.send_and_wait, unanswered=10)
-    monkeypatch.setattr(producer, "send_and_wait", flaky)
+    flaky = Flaky(producer.send, unanswered=10)
+    monkeypatch.setattr(producer, "send", flaky)
     event = room_event()
     with pytest.raises(PublishError) as caught:
         await slow_publisher.send(event)
