@@ -96,6 +96,14 @@ CONTRACT_TOPICS: dict[str, str] = {
 """Every Avro contract (`schemas/avro/<name>.avsc`) and the topic whose values it types."""
 
 
+TYPE_PREFIX = "hotel"
+
+
+def event_type(kind: str, action: str) -> str:
+    """CloudEvents `type`, e.g. `hotel.reservation.created`."""
+    return f"{TYPE_PREFIX}.{kind}.{action}"
+
+
 def subject_of(contract: str) -> str:
     """Registry subject of a contract under Confluent's TopicNameStrategy."""
     return f"{CONTRACT_TOPICS[contract]}-value"

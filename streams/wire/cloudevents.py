@@ -7,18 +7,13 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from streams.core.kinds import TYPE_PREFIX, event_type
 from streams.core.models import HotelEvent, Refusal, entity_id
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/avro"
-TYPE_PREFIX = "hotel"
 
 Headers = list[tuple[str, bytes]]
-
-
-def event_type(kind: str, action: str) -> str:
-    """CloudEvents `type`, e.g. `hotel.reservation.created`."""
-    return f"{TYPE_PREFIX}.{kind}.{action}"
 
 
 def headers_for(event: HotelEvent, *, schema_url: str | None = None) -> Headers:
