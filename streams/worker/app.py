@@ -13,8 +13,8 @@ from typing import Any
 
 import faust
 
-import streams.worker.patches  # noqa: F401  (restores tables under exactly_once; see the module)
 from streams.settings import HubSettings, get_settings
+from streams.worker import patches
 
 
 def faust_options(settings: HubSettings) -> dict[str, Any]:
@@ -37,4 +37,5 @@ def faust_options(settings: HubSettings) -> dict[str, Any]:
     return options
 
 
+patches.install()  # checks the Faust and aiokafka versions, then fixes them
 app = faust.App(get_settings().app_id, autodiscover=False, **faust_options(get_settings()))

@@ -1,49 +1,250 @@
-"""Two fixes to faust-streaming 0.15.3, imported with the app.
+"""Three fixes to faust-streaming and aiokafka, installed by `install()` before the app is built.
 
-1. Restoring tables under exactly_once.
+Nothing is patched at import. `install()` first checks that the installed faust-streaming and
+aiokafka are exactly the versions these fixes were written against, and that every name they
+replace or read is still there with the signature they expect; if not it raises
+`PatchMismatch` naming the package, its version and the name, and patches nothing. A new
+release must be read again (is the bug fixed upstream? does the fix still fit?) before the
+versions below are moved. The README ("Faust and aiokafka patches") reports each bug.
 
-Under `processing_guarantee="exactly_once"` Faust's consumer answers `highwaters()` from
-aiokafka's `last_stable_offset`, which is only known once the partition has been
-fetched. A worker that just started has fetched nothing, so recovery reads every
-changelog highwater as -1, restores nothing, reports "Restore complete" and serves
-(and keeps processing on) empty tables. Asking the broker instead (`end_offsets`,
-which under read_committed is the last stable offset) restores what was committed.
-
-2. Reading read_committed under at_least_once too (below).
+1. Restoring tables under exactly_once (`_broker_highwaters`).
+2. Reading read_committed under at_least_once too (`_read_committed_consumer`).
+3. Committing past transaction markers (`_fetch_records_noting_positions`,
+   `_new_offset_past_markers`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import inspect
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
-from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+WRITTEN_FOR = {"faust-streaming": "0.15.3", "aiokafka": "0.14.0"}
+"""The exact versions the fixes were read against."""
 
+_installed = False
+_install_lock = threading.Lock()
+
+
+class PatchMismatch(RuntimeError):
+    """The installed Faust or aiokafka is not what the patches were written for."""
+
+
+# --- 1. highwaters from the broker ---------------------------------------------------------
 
 async def _broker_highwaters(self: Any, partitions: Iterable[Any]) -> Mapping[Any, int]:
+    """Ask the broker (`end_offsets`; under read_committed the last stable offset).
+
+    Under exactly_once Faust answers from aiokafka's `last_stable_offset`, known only once
+    the partition has been fetched: a worker that just started reads every changelog
+    highwater as -1, restores nothing and serves empty tables.
+    """
     consumer = self._ensure_consumer()
     offsets: Mapping[Any, int] = await consumer.end_offsets(list(partitions))
     return offsets
 
 
-AIOKafkaConsumerThread._highwaters = _broker_highwaters  # type: ignore[method-assign]
+# --- 2. read_committed whatever the guarantee ----------------------------------------------
+
+def _read_committed(create: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def _read_committed_consumer(self: Any, transport: Any) -> Any:
+        """Faust reads read_committed only under its own exactly_once; our agents consume
+        what the hotel processor writes in transactions (room events, the state log), and
+        an aborted transaction's records must never reach them."""
+        consumer = create(self, transport)
+        consumer._isolation_level = "read_committed"  # read by AIOKafkaConsumer.start()
+        return consumer
+
+    return _read_committed_consumer
 
 
-_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+# --- 3. commit past transaction markers ----------------------------------------------------
+
+@dataclass(frozen=True)
+class Fetched:
+    """What one fetch of a partition told: the last record handed to Faust, and the
+    consumer's position just after. No committed record lies in [`last` + 1, `position`):
+    aiokafka only moves past transaction markers and aborted batches without handing out a
+    record, and that stays true of the log."""
+
+    last: int
+    position: int
+    state: Any
+    """aiokafka's TopicPartitionState of the assignment it was seen in."""
 
 
-def _read_committed_consumer(self: Any, transport: Any) -> Any:
-    """Read only committed records, whatever the processing guarantee.
-
-    Faust reads read_committed only under its own exactly_once. Our agents consume
-    what the hotel processor writes in transactions (room events, the hotel state
-    log); an aborted transaction's records must never reach them.
-    """
-    consumer = _create_worker_consumer(self, transport)
-    consumer._isolation_level = "read_committed"
-    return consumer
+FETCHED_ATTRIBUTE = "_hotelhub_fetched"
+"""Where the consumer thread leaves, per partition, the last `Fetched` (on Faust's Consumer)."""
 
 
-AIOKafkaConsumerThread._create_worker_consumer = (  # type: ignore[method-assign]
-    _read_committed_consumer
-)
+def _tp_state(aiokafka_consumer: Any, tp: Any) -> Any:
+    """aiokafka's state of `tp` when it has a position, else None (read, never awaited)."""
+    subscription = aiokafka_consumer._subscription.subscription
+    if subscription is None or subscription.assignment is None:
+        return None
+    state = subscription.assignment.state_value(tp)
+    if state is None or not state.has_valid_position:
+        return None
+    return state
+
+
+def _noting_positions(fetch: Callable[..., Any]) -> Callable[..., Any]:
+    async def _fetch_records_noting_positions(
+        self: Any, consumer: Any, active_partitions: Any,
+        timeout: float | None = None,  # noqa: ASYNC109  (Faust's own signature)
+        max_records: int | None = None,
+    ) -> Any:
+        """Faust's fetch, then (with no await in between, in the consumer's own thread)
+        each partition's last handed record and position, for `_new_offset_past_markers`."""
+        fetched: dict[Any, Fetched] = self.consumer.__dict__.setdefault(FETCHED_ATTRIBUTE, {})
+        before = {}
+        for tp in consumer.assignment():
+            state = _tp_state(consumer, tp)
+            if state is not None:
+                before[tp] = (state, state.position)
+        records = await fetch(self, consumer, active_partitions, timeout=timeout,
+                              max_records=max_records)
+        for tp in consumer.assignment():
+            state = _tp_state(consumer, tp)
+            if state is None:
+                continue
+            handed = records.get(tp) if records else None
+            if handed:
+                fetched[tp] = Fetched(handed[-1].offset, state.position, state)
+                continue
+            known = fetched.get(tp)
+            # Nothing handed, yet the position may have moved past a marker that came in a
+            # fetch of its own. Only trusted when the position moved from where the last
+            # fetch left it, in the same assignment (no seek in between).
+            if (known is not None and known.state is state and before.get(tp) == (
+                    state, known.position) and state.position > known.position):
+                fetched[tp] = Fetched(known.last, state.position, state)
+        return records
+
+    return _fetch_records_noting_positions
+
+
+def _past_markers(new_offset: Callable[[Any, Any], int | None]
+                  ) -> Callable[[Any, Any], int | None]:
+    def _new_offset_past_markers(self: Any, tp: Any) -> int | None:
+        """Faust's offset to commit, moved on to the consumer's position when every record
+        fetched of `tp` is acknowledged.
+
+        Faust commits last acknowledged offset + 1. On a topic written in transactions the
+        last offset is a commit marker no message acknowledges, so the committed offset
+        stays one short of the end and the group's lag reads 1 for ever. The consumer's
+        position (read_committed) is past the marker.
+        """
+        offset = new_offset(self, tp)
+        # None with nothing acknowledged: all is committed, but a marker may have come on
+        # its own since. (None with acknowledged records: they wait behind a gap.)
+        done = offset if offset is not None or self._acked[tp] else self._committed_offset[tp]
+        fetched: Fetched | None = self.__dict__.get(FETCHED_ATTRIBUTE, {}).get(tp)
+        if done is not None and fetched is not None and fetched.last + 1 == done < fetched.position:
+            return fetched.position
+        return offset
+
+    return _new_offset_past_markers
+
+
+# --- checking and installing ---------------------------------------------------------------
+
+def _check_version(package: str) -> None:
+    try:
+        found = metadata.version(package)
+    except metadata.PackageNotFoundError:
+        raise PatchMismatch(f"{package} is not installed; streams.worker.patches was written "
+                            f"for {package} {WRITTEN_FOR[package]}") from None
+    if found != WRITTEN_FOR[package]:
+        raise PatchMismatch(
+            f"{package} {found} is installed, but streams.worker.patches was written for "
+            f"{package} {WRITTEN_FOR[package]}: read each patched name again in {found} "
+            f"(is the bug fixed? does the fix still fit?), then move WRITTEN_FOR")
+
+
+def _check_name(package: str, owner: Any, name: str, parameters: tuple[str, ...] | None = None
+                ) -> None:
+    """`owner.name` exists (and, given `parameters`, is a callable taking exactly those)."""
+    where = f"{getattr(owner, '__module__', '')}.{getattr(owner, '__qualname__', owner)}.{name}"
+    version = WRITTEN_FOR[package]
+    if not hasattr(owner, name):
+        raise PatchMismatch(f"{package} {metadata.version(package)}: {where} is missing; "
+                            f"streams.worker.patches was written for {package} {version}")
+    if parameters is None:
+        return
+    found = tuple(inspect.signature(getattr(owner, name)).parameters)
+    if found != parameters:
+        raise PatchMismatch(
+            f"{package} {metadata.version(package)}: {where} takes {found}, "
+            f"streams.worker.patches expects {parameters} ({package} {version})")
+
+
+def _check_source(package: str, owner: Any, name: str, text: str) -> None:
+    """`owner.name`'s source still contains `text` (for behaviour a patch relies on)."""
+    _check_name(package, owner, name)
+    if text not in inspect.getsource(getattr(owner, name)):
+        raise PatchMismatch(
+            f"{package} {metadata.version(package)}: {owner.__qualname__}.{name} no longer "
+            f"contains {text!r}, which streams.worker.patches relies on "
+            f"({package} {WRITTEN_FOR[package]})")
+
+
+def check() -> None:
+    """Raise `PatchMismatch` unless every version and name the patches touch is as expected."""
+    for package in WRITTEN_FOR:
+        _check_version(package)
+    from aiokafka import AIOKafkaConsumer
+    from aiokafka.consumer.subscription_state import (
+        Assignment,
+        SubscriptionState,
+        TopicPartitionState,
+    )
+    from faust.transport.consumer import Consumer
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    faust, aiokafka = "faust-streaming", "aiokafka"
+    thread = AIOKafkaConsumerThread
+    _check_name(faust, thread, "_highwaters", ("self", "partitions"))
+    _check_name(faust, thread, "_ensure_consumer", ("self",))
+    _check_name(faust, thread, "_create_worker_consumer", ("self", "transport"))
+    _check_name(faust, thread, "_fetch_records",
+                ("self", "consumer", "active_partitions", "timeout", "max_records"))
+    _check_name(faust, Consumer, "_new_offset", ("self", "tp"))
+    for attribute in ("_acked", "_committed_offset"):
+        if attribute not in Consumer.__annotations__:
+            _check_name(faust, Consumer, attribute)  # raises: Faust keeps it no more
+    _check_source(aiokafka, AIOKafkaConsumer, "__init__",
+                  "self._isolation_level = isolation_level")
+    _check_source(aiokafka, AIOKafkaConsumer, "start", "isolation_level=self._isolation_level")
+    _check_name(aiokafka, AIOKafkaConsumer, "end_offsets", ("self", "partitions"))
+    _check_name(aiokafka, AIOKafkaConsumer, "assignment", ("self",))
+    _check_name(aiokafka, SubscriptionState, "subscription")
+    _check_name(aiokafka, Assignment, "state_value", ("self", "tp"))
+    _check_name(aiokafka, TopicPartitionState, "has_valid_position")
+    _check_name(aiokafka, TopicPartitionState, "position")
+
+
+def install() -> None:
+    """Check (`check`), then patch Faust; a second call does nothing."""
+    global _installed
+    with _install_lock:
+        if _installed:
+            return
+        check()
+        from faust.transport.consumer import Consumer
+        from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as Thread
+
+        create, fetch, new_offset = (Thread._create_worker_consumer, Thread._fetch_records,
+                                     Consumer._new_offset)
+        Thread._highwaters = _broker_highwaters  # type: ignore[method-assign]
+        Thread._create_worker_consumer = _read_committed(create)  # type: ignore[method-assign,assignment]
+        Thread._fetch_records = _noting_positions(fetch)  # type: ignore[method-assign]
+        Consumer._new_offset = _past_markers(new_offset)  # type: ignore[method-assign,assignment]
+        _installed = True
+
+
+def installed() -> bool:
+    return _installed
