@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 events_published_total = Counter(
     "hotelhub_events_published_total", "Events acknowledged by Kafka.", ["kind", "system"]
@@ -29,4 +29,10 @@ event_apply_delay_seconds = Histogram(
 )
 refusals_total = Counter(
     "hotelhub_refusals_total", "Events the rules refused, by reason.", ["reason"]
+)
+consumer_group_lag_records = Gauge(
+    "hotelhub_consumer_group_lag_records",
+    "Records a consumer group has yet to commit past: the read_committed end offset (last "
+    "stable offset) minus the group's committed offset, per partition (streams.ops.lag).",
+    ["group", "topic", "partition"],
 )
