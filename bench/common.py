@@ -102,6 +102,8 @@ class Progress:
 
     wanted: set[str]
     processed: int = 0
+    ready_at: Stamp | None = None
+    """When the side was ready to read (assigned, state restored); None: from the first."""
     first_at: Stamp | None = None
     done_at: Stamp | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
@@ -115,9 +117,16 @@ class Progress:
             self.done_at = Stamp.now()
             self.done.set()
 
+    def ready(self) -> None:
+        if self.ready_at is None:
+            self.ready_at = Stamp.now()
+
     def rate(self) -> Rate:
-        """(records - 1) / (last - first): the first record starts the clock, uncounted."""
+        """records / (last - ready) when the side said it was ready; otherwise
+        (records - 1) / (last - first): the first record starts the clock, uncounted."""
         assert self.first_at is not None and self.done_at is not None
+        if self.ready_at is not None:
+            return Rate.between(self.processed, self.ready_at, self.done_at)
         return Rate.between(self.processed - 1, self.first_at, self.done_at)
 
 
