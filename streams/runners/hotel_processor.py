@@ -29,6 +29,7 @@ import asyncio
 import heapq
 import logging
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -72,7 +73,14 @@ State = dict[tuple[str, bytes], Any]
 SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = (
     "hub.source.topic", "hub.source.partition", "hub.source.offset")
 """Headers of a re-keyed record: where its producer wrote it."""
+HOTEL_HEADER = "ce_hotelid"
 KINDS = (EventKind.RESERVATION, EventKind.CHECKIN_CHECKOUT, EventKind.ROOM, EventKind.CUSTOMER)
+FETCH_RECORDS = 10_000
+"""Records one poll may return (aiokafka's `max_records`)."""
+ROUND_RECORDS = 5_000
+"""Records of one topic-partition kind taken into one round of transactions at most."""
+TASK_IDLE_S = 2.0
+"""How long a source record waits for a partition not read to its end (max.task.idle.ms)."""
 
 
 class HotelProcessor:
@@ -94,6 +102,10 @@ class HotelProcessor:
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._states: dict[int, State] = {}
         self._lock = asyncio.Lock()
+        self._buffers: dict[TopicPartition, deque[ConsumerRecord[bytes, bytes]]] = {}
+        """Fetched records not yet taken, per topic-partition (`_take`)."""
+        self._idle_since: float | None = None
+        self._more = False
         self._task: asyncio.Task[None] | None = None
         self._sinks: list[Sink] = []
         self._on_failure: list[Callable[[BaseException], None]] = []
@@ -154,6 +166,8 @@ class HotelProcessor:
         async with self._lock:
             for partition in {tp.partition for tp in revoked}:
                 await self._release(partition)
+            for tp in revoked:
+                self._buffers.pop(tp, None)
 
     async def _acquire(self, partition: int) -> None:
         producer = AIOKafkaProducer(
@@ -233,77 +247,141 @@ class HotelProcessor:
         assert consumer is not None
         retry = 0
         while True:
-            batches = await consumer.getmany(timeout_ms=500, max_records=2000)
-            streams: dict[int, list[list[ConsumerRecord[bytes, bytes]]]] = {}
+            batches = await consumer.getmany(
+                timeout_ms=0 if self._more else 100 if self._idle_since is not None else 500,
+                max_records=FETCH_RECORDS)
             for tp, records in batches.items():
-                streams.setdefault(tp.partition, []).append(records)
-            merged = [(partition, _in_time_order(parts)) for partition, parts in streams.items()]
-            # Partitions whose records were produced first go first: when a backlog is read,
-            # rooms sent before their bookings are decided before them.
-            by_partition = dict(sorted(merged, key=lambda item: item[1][0].timestamp))
-            done: set[int] = set()
-            try:
-                for partition, records in by_partition.items():
-                    await self._process(partition, records)
-                    done.add(partition)
-            except RegistryUnavailable as exc:
-                # Every record fetched and not committed is read again, not only those of
-                # the partition that was waiting.
-                await self._rewind(tp for tp in batches if tp.partition not in done)
-                self.waiting = f"waiting for the schema registry: {exc}"
+                self._buffers.setdefault(tp, deque()).extend(records)
+            by_partition = await self._take()
+            if not by_partition:
+                continue
+            async with self._lock:
+                outcomes = await asyncio.gather(*(
+                    self._process(partition, records)
+                    for partition, records in by_partition.items()), return_exceptions=True)
+            waiting = [exc for exc in outcomes if isinstance(exc, RegistryUnavailable)]
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException) and not isinstance(
+                        outcome, RegistryUnavailable):
+                    raise outcome
+            if waiting:
+                # What these partitions took and did not commit is read again.
+                failed = {partition for partition, outcome in zip(by_partition, outcomes,
+                                                                 strict=True)
+                          if isinstance(outcome, RegistryUnavailable)}
+                await self._rewind(tp for tp in consumer.assignment() if tp.partition in failed)
+                self.waiting = f"waiting for the schema registry: {waiting[0]}"
                 log.warning("%s; records wait and are read again", self.waiting)
                 await asyncio.sleep(registry_backoff_s(retry))
                 retry += 1
                 continue
             retry, self.waiting = 0, None
 
+    async def _caught_up(self, tp: TopicPartition) -> bool:
+        """Nothing of `tp` is buffered and the consumer has read all it may (read_committed)."""
+        consumer = self._consumer
+        assert consumer is not None
+        if self._buffers.get(tp):
+            return False
+        stable = consumer.last_stable_offset(tp)
+        if stable is None:
+            stable = consumer.highwater(tp)
+        return stable is not None and await consumer.position(tp) >= stable
+
+    async def _take(self) -> dict[int, list[ConsumerRecord[bytes, bytes]]]:
+        """What to process now, by partition, timestamp-synchronised like Kafka Streams'
+        max.task.idle.ms: source records go in timestamp order across every assigned event
+        topic partition, and none is taken while another source partition that has not been
+        read to its end may still hold an earlier one (waiting at most TASK_IDLE_S). The
+        re-keyed topic is taken as fetched, each partition's records merged by source."""
+        consumer = self._consumer
+        assert consumer is not None
+        assigned = consumer.assignment()
+        sources = [tp for tp in assigned if tp.topic in self.sources]
+        blocked = [tp for tp in sources
+                   if not self._buffers.get(tp) and not await self._caught_up(tp)]
+        taken: dict[int, list[ConsumerRecord[bytes, bytes]]] = {}
+        if blocked and any(self._buffers.get(tp) for tp in sources):
+            now = time.monotonic()
+            if self._idle_since is None:
+                self._idle_since = now
+            if now - self._idle_since < TASK_IDLE_S:
+                sources = []  # wait for the blocked partitions' next fetch
+            else:
+                blocked = []  # waited long enough: go on with what is here
+        if not blocked:
+            self._idle_since = None
+        heads = [(self._buffers[tp][0].timestamp, index, tp)
+                 for index, tp in enumerate(sources) if self._buffers.get(tp)]
+        heapq.heapify(heads)
+        count, self._more = 0, False
+        while heads and count < ROUND_RECORDS:
+            _, index, tp = heapq.heappop(heads)
+            buffer = self._buffers[tp]
+            taken.setdefault(tp.partition, []).append(buffer.popleft())
+            count += 1
+            if buffer:
+                heapq.heappush(heads, (buffer[0].timestamp, index, tp))
+            elif not blocked and not await self._caught_up(tp):
+                break  # it may hold earlier records than the other heads: fetch first
+        self._more = bool(heads) and count >= ROUND_RECORDS
+        for tp in assigned:
+            if tp.topic == self.hotel_events and self._buffers.get(tp):
+                buffer = self._buffers[tp]
+                records = [buffer.popleft() for _ in range(min(len(buffer), ROUND_RECORDS))]
+                taken.setdefault(tp.partition, []).extend(_in_source_order(records))
+                self._more = self._more or bool(buffer)
+        return taken
+
     async def _process(self, partition: int, records: list[ConsumerRecord[bytes, bytes]]
                        ) -> None:
         consumer = self._consumer
         assert consumer is not None
-        async with self._lock:
-            producer = self._producers.get(partition)
-            if producer is None:
-                return  # revoked meanwhile; its new owner reads these from the committed offsets
-            overlay: State = {}
-            steps: list[Step] = []
-            offsets: dict[TopicPartition, int] = {}
-            fetched = {TopicPartition(record.topic, record.partition) for record in records}
-            sends: list[asyncio.Future[Any]] = []
-            try:
-                async with producer.transaction():
-                    for record in records:
-                        offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
-                        for out in await self._handle(record, partition, overlay, steps):
-                            sends.append(await producer.send(
-                                out.topic, key=out.key, value=out.value, headers=out.headers,
-                                partition=out.partition, timestamp_ms=out.timestamp_ms))
-                    await asyncio.gather(*sends)
-                    # Every fetched record of these partitions is processed: commit the
-                    # position, which is past a transaction marker ending the fetch (as
-                    # Kafka Streams does), or the group's lag stays 1 on transactional topics.
-                    for tp in offsets.keys() & consumer.assignment():
-                        offsets[tp] = max(offsets[tp], await consumer.position(tp))
-                    await producer.send_offsets_to_transaction(offsets, self.group_id)
-            except ProducerFenced:
-                _forget(sends)
-                log.warning("hotel partition %d was fenced: giving it up and taking it again",
-                            partition)
-                await self._release(partition)
-                await self._rewind(fetched)
-                if any(tp.partition == partition for tp in consumer.assignment()):
-                    await self._acquire(partition)
-                return
-            except RegistryUnavailable:
-                _forget(sends)
-                raise  # the loop rewinds everything of this fetch not committed
-            except KafkaError as exc:
-                _forget(sends)
-                # Aborted: nothing of this batch is visible. Read it again.
-                log.warning("transaction on hotel partition %d aborted: %s", partition, exc)
-                await self._rewind(fetched)
-                return
-            self._states[partition].update(overlay)
+        producer = self._producers.get(partition)
+        if producer is None:
+            return  # revoked meanwhile; its new owner reads these from the committed offsets
+        overlay: State = {}
+        steps: list[Step] = []
+        offsets: dict[TopicPartition, int] = {}
+        fetched = {TopicPartition(record.topic, record.partition) for record in records}
+        sends: list[asyncio.Future[Any]] = []
+        try:
+            async with producer.transaction():
+                for record in records:
+                    offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+                    for out in await self._handle(record, partition, overlay, steps):
+                        sends.append(await producer.send(
+                            out.topic, key=out.key, value=out.value, headers=out.headers,
+                            partition=out.partition, timestamp_ms=out.timestamp_ms))
+                await asyncio.gather(*sends)
+                # Every fetched record of these partitions is processed: commit the
+                # position, which is past a transaction marker ending the fetch (as
+                # Kafka Streams does), or the group's lag stays 1 on transactional topics.
+                # A partition with records still buffered commits its next record's offset.
+                for tp in offsets.keys() & consumer.assignment():
+                    buffered = self._buffers.get(tp)
+                    offsets[tp] = (buffered[0].offset if buffered
+                                   else max(offsets[tp], await consumer.position(tp)))
+                await producer.send_offsets_to_transaction(offsets, self.group_id)
+        except ProducerFenced:
+            _forget(sends)
+            log.warning("hotel partition %d was fenced: giving it up and taking it again",
+                        partition)
+            await self._release(partition)
+            await self._rewind(fetched)
+            if any(tp.partition == partition for tp in consumer.assignment()):
+                await self._acquire(partition)
+            return
+        except RegistryUnavailable:
+            _forget(sends)
+            raise  # the loop rewinds everything of this partition not committed
+        except KafkaError as exc:
+            _forget(sends)
+            # Aborted: nothing of this batch is visible. Read it again.
+            log.warning("transaction on hotel partition %d aborted: %s", partition, exc)
+            await self._rewind(fetched)
+            return
+        self._states[partition].update(overlay)
         for step in steps:
             events_consumed_total.labels(kind=str(step.event.type)).inc()
             for refusal in step.refusals:
@@ -318,7 +396,8 @@ class HotelProcessor:
         """Back to the committed offsets, so an aborted batch is read again."""
         consumer = self._consumer
         assert consumer is not None
-        for tp in offsets:
+        for tp in list(offsets):
+            self._buffers.pop(tp, None)
             if tp not in consumer.assignment():
                 continue
             committed = await consumer.committed(tp)
@@ -342,25 +421,53 @@ class HotelProcessor:
             return [self._dead_letter(record, exc)]
 
     async def _forward(self, record: ConsumerRecord[bytes, bytes]) -> list[OutRecord]:
-        """Re-key to the hotel's partition; our own derived room events are applied already."""
-        event = await self.codec.decode(self.sources[record.topic], record.value or b"")
+        """Re-key to the hotel's partition; our own derived room events are applied already.
+
+        The hotel is read from the `ce_hotelid` header when the key agrees with it
+        (`hotel_id:entity_id`), so the event is decoded once, where it is applied; a record
+        without them is decoded here (and dead-lettered here if it cannot be read)."""
         headers = list(record.headers or ())
-        if DERIVED_BY in header_map(headers):
+        found = header_map(headers)
+        if DERIVED_BY in found:
             return []  # a room status derived from a movement every hub app sees itself
-        return [OutRecord(
-            self.hotel_events, record_key(event), record.value or b"",
+        hotel = found.get(HOTEL_HEADER, "")
+        key = record.key or b""
+        if not hotel or not key.startswith(hotel.encode() + b":"):
+            event = await self.codec.decode(self.sources[record.topic], record.value or b"")
+            hotel, key = event.hotel_id, record_key(event)
+        return [self._rekeyed(record, key, hotel, headers)]
+
+    def _rekeyed(self, record: ConsumerRecord[bytes, bytes], key: bytes, hotel: str,
+                 headers: list[tuple[str, bytes]]) -> OutRecord:
+        return OutRecord(
+            self.hotel_events, key, record.value or b"",
             [*headers, (SOURCE_TOPIC, record.topic.encode()),
              (SOURCE_PARTITION, str(record.partition).encode()),
              (SOURCE_OFFSET, str(record.offset).encode())],
-            partition=hotel_partition(event.hotel_id, self.settings.topic_partitions),
-            timestamp_ms=record.timestamp)]
+            partition=hotel_partition(hotel, self.settings.topic_partitions),
+            timestamp_ms=record.timestamp)
 
     async def _apply(self, record: ConsumerRecord[bytes, bytes], partition: int,
                      overlay: State, steps: list[Step]) -> list[OutRecord]:
-        source = header_map(record.headers).get(SOURCE_TOPIC, "")
+        found = header_map(record.headers)
+        source = found.get(SOURCE_TOPIC, "")
         if source not in self.sources:
             raise ValueError(f"re-keyed record names no event topic of this hub: {source!r}")
         event = await self.codec.decode(self.sources[source], record.value or b"")
+        if hotel_partition(event.hotel_id, self.settings.topic_partitions) != partition:
+            # Its ce_hotelid header named another hotel than the event: on to the right one.
+            log.warning("%s[%d]@%d: header hotel %r is not the event's %r; forwarded again",
+                        source, int(found.get(SOURCE_PARTITION, -1)),
+                        int(found.get(SOURCE_OFFSET, -1)), found.get(HOTEL_HEADER),
+                        event.hotel_id)
+            kept = [(name, value) for name, value in record.headers or ()
+                    if name not in (SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET)]
+            again = self._rekeyed(record, record_key(event), event.hotel_id, kept)
+            return [OutRecord(again.topic, again.key, again.value,
+                              [*kept, *(item for item in record.headers or ()
+                                        if item[0] in (SOURCE_TOPIC, SOURCE_PARTITION,
+                                                       SOURCE_OFFSET))],
+                              partition=again.partition, timestamp_ms=again.timestamp_ms)]
         states = self._states[partition]
 
         def read(tag: str, key: bytes) -> Any:
@@ -402,12 +509,20 @@ class HotelProcessor:
         ])
 
 
-def _in_time_order(streams: list[list[ConsumerRecord[bytes, bytes]]]
-                   ) -> list[ConsumerRecord[bytes, bytes]]:
-    """One partition's records of all its topics, merged by when they were produced: a room
-    sent before a booking of its type comes first when both are in one fetch. Each
-    topic-partition keeps its own order, whatever its producers' clocks say."""
-    return list(heapq.merge(*streams, key=lambda record: record.timestamp))
+def _in_source_order(records: list[ConsumerRecord[bytes, bytes]]
+                     ) -> list[ConsumerRecord[bytes, bytes]]:
+    """Re-keyed records of one partition, merged by timestamp across the event topic
+    partitions they came from (records of different partitions have no order of their own;
+    several transactional producers forward into one partition). Each source
+    topic-partition keeps its order."""
+    by_source: dict[tuple[bytes, bytes], list[ConsumerRecord[bytes, bytes]]] = {}
+    for record in records:
+        found = dict(record.headers or ())
+        by_source.setdefault((found.get(SOURCE_TOPIC, b""), found.get(SOURCE_PARTITION, b"")),
+                             []).append(record)
+    if len(by_source) == 1:
+        return records
+    return list(heapq.merge(*by_source.values(), key=lambda record: record.timestamp))
 
 
 def _forget(sends: list[asyncio.Future[Any]]) -> None:
