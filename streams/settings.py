@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
     from streams.core.limits import Limits
+    from streams.core.rules import RuleSettings
 
 EMBEDDED_BOOTSTRAP = "127.0.0.1:9092"
 EMBEDDED_REGISTRY_URL = "http://127.0.0.1:8081"
@@ -137,6 +138,15 @@ class HubSettings(BaseSettings):
         from streams.core.limits import Limits  # settings stay importable without the models
 
         return Limits(max_stay_nights=self.max_stay_nights)
+
+    def rules(self) -> RuleSettings:
+        """What the hotel rules (`streams.core.rules`) need from these settings."""
+        from streams.core.rules import RuleSettings
+
+        return RuleSettings(
+            timezone=self.timezone, pms_customer_fields=frozenset(self.pms_customer_fields),
+            overbooking=self.overbooking, limits=self.limits(), order_grace_s=self.order_grace_s,
+        )
 
     def topic(self, base: str) -> str:
         """The topic this deployment uses for a hub topic (`hotel.room` -> `staging.hotel.room`)."""

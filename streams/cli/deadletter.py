@@ -26,6 +26,7 @@ from rich.console import Console
 
 from streams.core.exceptions import BrokerUnavailable, ConfigurationError, HubError
 from streams.core.kinds import DEADLETTER_TOPIC
+from streams.runners.admin import admin_client
 from streams.settings import HubSettings, get_settings
 from streams.wire.deadletters import (
     DeadLetter,
@@ -37,7 +38,6 @@ from streams.wire.deadletters import (
     replay_headers,
     select,
 )
-from streams.wire.topics import admin_client
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections import Counter
 from datetime import date, datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 from zoneinfo import ZoneInfo
 
 import typer
@@ -24,6 +24,9 @@ from streams.core.simulation import hotel_day
 from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings, get_settings
 from streams.wire.registry_client import SchemaRegistryClient
+
+if TYPE_CHECKING:
+    from streams.worker.tables import Tables  # the worker (and Faust) load with the demo
 
 
 def demo(
@@ -51,8 +54,7 @@ def demo(
 
 async def _run(settings: HubSettings, the_day: date, timeout_s: float
                ) -> tuple[Counter[str], list[Table]]:
-    import agents
-    from streams.worker.run import running_app
+    from streams.worker.run import running_hub
 
     simulated = hotel_day(day=the_day, hotel_id=settings.default_hotel_id,
                           timezone=settings.timezone, currency=settings.default_currency)
@@ -74,9 +76,8 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
                 if not waiting:
                     finished.set()
 
-    for agent in agents.EVENT_AGENTS:
-        agent.add_sink(count)
-    async with running_app(), SchemaRegistryClient(settings.registry_url) as registry:
+    async with (running_hub(settings, sinks=[count]) as hub,
+                SchemaRegistryClient(settings.registry_url) as registry):
         publishers = {system: HotelEventPublisher(system=system, registry=registry,
                                                   settings=settings)
                       for system in {item.system for item in simulated}}
@@ -114,28 +115,23 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
         finally:
             for publisher in publishers.values():
                 await publisher.stop()
-        return processed, _summarise(settings.default_hotel_id, the_day)
+        return processed, _summarise(hub.tables, settings.default_hotel_id, the_day)
 
 
-def _summarise(hotel_id: str, the_day: date) -> list[Table]:
+def _summarise(tables: Tables, hotel_id: str, the_day: date) -> list[Table]:
     """What the day left in the tables (this worker owns every partition here)."""
     from streams.core.mirrored import states
     from streams.core.state import AvailabilityState, ReservationState, RoomState
-    from streams.worker.tables import (
-        reservation_to_state,
-        room_to_state,
-        room_type_to_availability,
-    )
 
     prefix = f"{hotel_id}:".encode()
     rooms = Counter(RoomState.model_validate(value).status.value
-                    for key, value in states(room_to_state) if key.startswith(prefix))
+                    for key, value in states(tables.rooms) if key.startswith(prefix))
     stays = Counter(str(ReservationState.model_validate(value).status)
-                    for key, value in states(reservation_to_state) if key.startswith(prefix))
+                    for key, value in states(tables.stays) if key.startswith(prefix))
     tonight = Table(title=f"Availability for the night of {the_day}")
     for column in ("room type", "in house", "sold", "out of order", "free"):
         tonight.add_column(column, justify="left" if column == "room type" else "right")
-    for key, value in sorted(states(room_type_to_availability)):
+    for key, value in sorted(states(tables.availability)):
         if key.startswith(prefix):
             state = AvailabilityState.model_validate(value)
             night = state.night(the_day)

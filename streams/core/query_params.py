@@ -2,7 +2,7 @@
 
 Parameters are parsed here (a bad one is a `BadQuery` naming it, never an exception that
 would make a 500), and a hotel's rooms are filtered and put in room-number order, so the
-views in `streams.worker.queries` stay thin and all of this is tested without a worker.
+views in `streams.worker.views` stay thin and all of this is tested without a worker.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from streams.core.step import Step
 from streams.settings import HubSettings
 from streams.wire.cloudevents import Headers, headers_for, refusal_headers
 from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.topics import state_topic
 
 DERIVED_BY = "hub.derived-by"
 """Header on the room events a hub app derived from a movement and applied in the same
@@ -40,14 +41,6 @@ class OutRecord:
             len(name) + len(value) for name, value in self.headers)
 
 
-def state_topic(settings: HubSettings) -> str:
-    """The hotel processor's committed state log (compacted), partitioned by hotel."""
-    return f"{settings.app_id}.hotel-state"
-
-
-def hotel_events_topic(settings: HubSettings) -> str:
-    """Every event re-keyed to its hotel's partition, whichever partitioner produced it."""
-    return f"{settings.app_id}.hotel-events"
 
 
 def state_key(tag: str, key: bytes) -> bytes:

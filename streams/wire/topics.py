@@ -1,18 +1,10 @@
-"""The hub's topics, created explicitly at start with their partitions and configs.
-
-Brokers here run with auto-creation off, so a topic exists only as declared.
-"""
+"""Every topic name the hub uses, and the partitions and configs it creates them with
+(`streams.runners.admin`: brokers here run with auto-creation off)."""
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
-
-from streams.core.exceptions import BrokerUnavailable, ConfigurationError
 from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC
 from streams.settings import HubSettings
 
@@ -40,58 +32,11 @@ def hub_topics(settings: HubSettings) -> list[TopicSpec]:
     return specs
 
 
-async def admin_client(settings: HubSettings) -> AIOKafkaAdminClient:
-    """A started admin client, or BrokerUnavailable naming where Kafka was looked for."""
-    admin = AIOKafkaAdminClient(
-        bootstrap_servers=settings.bootstrap_servers,
-        request_timeout_ms=int(settings.connect_timeout_s * 1000),
-    )
-    try:
-        await admin.start()
-    except KafkaConnectionError as exc:
-        await admin.close()
-        raise BrokerUnavailable(
-            f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}"
-        ) from exc
-    return admin
+def state_topic(settings: HubSettings) -> str:
+    """The hotel processor's committed state log (compacted), partitioned by hotel."""
+    return f"{settings.app_id}.hotel-state"
 
 
-async def ensure_topics(settings: HubSettings, specs: Iterable[TopicSpec] | None = None) -> None:
-    """Create missing topics; refuse to run on an existing one with the wrong partition count.
-
-    A wrong count would break per-key order and co-partitioning, so it is an
-    operator decision, never fixed silently.
-    """
-    wanted = {spec.name: spec for spec in (specs or hub_topics(settings))}
-    admin = await admin_client(settings)
-    try:
-        existing = set(await admin.list_topics())
-        missing = [
-            NewTopic(
-                spec.name,
-                num_partitions=spec.partitions,
-                replication_factor=settings.replication_factor,
-                topic_configs=spec.config,
-            )
-            for name, spec in wanted.items()
-            if name not in existing
-        ]
-        if missing:
-            # Another worker may create one between our list and create.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
-        present = [name for name in wanted if name in existing]
-        if present:
-            for meta in await admin.describe_topics(present):
-                spec = wanted[meta["topic"]]
-                count = len(meta["partitions"])
-                if count != spec.partitions:
-                    raise ConfigurationError(
-                        f"topic {spec.name} has {count} partitions, the hub expects "
-                        f"{spec.partitions} (HOTELHUB_TOPIC_PARTITIONS); repartitioning "
-                        "changes key placement, so align the setting or the topic deliberately"
-                    )
-    except KafkaError as exc:
-        raise BrokerUnavailable(f"Kafka refused topic administration: {exc}") from exc
-    finally:
-        await admin.close()
+def hotel_events_topic(settings: HubSettings) -> str:
+    """Every event re-keyed to its hotel's partition, whichever partitioner produced it."""
+    return f"{settings.app_id}.hotel-events"

@@ -1,10 +1,9 @@
-"""The Faust application every agent and table belongs to.
+"""The Faust application every agent and table belongs to, built from the settings given.
 
-Built once from the settings at import, so a program that wants other
-settings (a test's own consumer group, say) sets the environment first.
-`hotelhub worker` runs it; the demo and tests start it in process. The hub
-creates its topics before the worker starts (the broker does not
-auto-create); Faust creates its own changelog topics.
+Nothing is built at import: `create_app` is called by the worker (`streams.worker.hub`),
+so a test or benchmark passes its own settings instead of editing the environment
+before an import. The hub creates its topics before the worker starts (the broker does
+not auto-create); Faust creates its own changelog topics.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ from typing import Any
 
 import faust
 
-from streams.settings import HubSettings, get_settings
+from streams.settings import HubSettings
 from streams.worker import patches
 
 
@@ -37,5 +36,7 @@ def faust_options(settings: HubSettings) -> dict[str, Any]:
     return options
 
 
-patches.install()  # checks the Faust and aiokafka versions, then fixes them
-app = faust.App(get_settings().app_id, autodiscover=False, **faust_options(get_settings()))
+def create_app(settings: HubSettings) -> faust.App:
+    """A new app for these settings; the Faust fixes are installed (and checked) first."""
+    patches.install()
+    return faust.App(settings.app_id, autodiscover=False, **faust_options(settings))

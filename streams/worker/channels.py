@@ -6,37 +6,36 @@ go to the dead-letter topic instead of crashing or vanishing.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import faust
 
 from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
-from streams.runners.effects import state_topic
-from streams.settings import get_settings
-from streams.worker.app import app
+from streams.settings import HubSettings
+from streams.wire.topics import state_topic
 
 
-def _topic(*names: str, partitions: int) -> faust.TopicT:
-    return app.topic(*names, key_type=bytes, value_type=bytes, value_serializer="raw",
-                     key_serializer="raw", partitions=partitions)
+@dataclass(frozen=True)
+class Channels:
+    analytics: faust.TopicT
+    deadletter: faust.TopicT
+    hotel_state: faust.TopicT
+    """The hotel processor's committed state log (`streams.runners.hotel_processor`),
+    compacted, one partition per hotel; mirrored into the queryable tables."""
 
 
-_settings = get_settings()
-_partitions = _settings.topic_partitions
+def create_channels(app: faust.App, settings: HubSettings) -> Channels:
+    partitions = settings.topic_partitions
 
+    def raw(name: str, *, partitions: int) -> faust.TopicT:
+        return app.topic(name, key_type=bytes, value_type=bytes, value_serializer="raw",
+                         key_serializer="raw", partitions=partitions)
 
-def _of(kind: EventKind) -> str:
-    return _settings.topic(POLICIES[kind].topic)
-
-
-analytics_topic = _topic(_of(EventKind.ANALYTICS), partitions=_partitions)
-deadletter_topic = _topic(_settings.topic(DEADLETTER_TOPIC), partitions=1)
-
-
-def _internal(name: str, *, compacting: bool = False) -> faust.TopicT:
-    """A topic of this app's own: byte keys, JSON values, the hub's partition count."""
-    return app.topic(name, key_type=bytes, key_serializer="raw", value_serializer="json",
-                     partitions=_partitions, internal=True, compacting=compacting)
-
-
-hotel_state_topic = _internal(state_topic(_settings), compacting=True)
-"""The hotel processor's committed state log (`streams.runners.hotel_processor`), compacted, one
-partition per hotel; mirrored into the queryable tables."""
+    return Channels(
+        analytics=raw(settings.topic(POLICIES[EventKind.ANALYTICS].topic), partitions=partitions),
+        deadletter=raw(settings.topic(DEADLETTER_TOPIC), partitions=1),
+        # This app's own: byte keys, JSON values, the hub's partition count.
+        hotel_state=app.topic(state_topic(settings), key_type=bytes, key_serializer="raw",
+                              value_serializer="json", partitions=partitions, internal=True,
+                              compacting=True),
+    )

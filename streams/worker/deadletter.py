@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from faust.types import EventT
+from faust.types import EventT, TopicT
 
 from streams.ops.metrics import events_deadlettered_total
 from streams.wire.deadletters import deadletter_headers
-from streams.worker.channels import deadletter_topic
 
 
-async def dead_letter(event: EventT[bytes], error: BaseException) -> None:
+async def dead_letter(topic: TopicT, event: EventT[bytes], error: BaseException) -> None:
     """Send the original bytes on and wait for the broker, so nothing is lost before the ack."""
     message = event.message
     raw = message.headers or []
@@ -22,6 +21,6 @@ async def dead_letter(event: EventT[bytes], error: BaseException) -> None:
     )
     value = message.value if isinstance(message.value, bytes) else bytes(message.value or b"")
     key = message.key if isinstance(message.key, bytes) or message.key is None else None
-    sent = await deadletter_topic.send(key=key, value=value, headers=headers)
+    sent = await topic.send(key=key, value=value, headers=headers)
     await sent
     events_deadlettered_total.labels(topic=message.topic).inc()

@@ -8,16 +8,15 @@ import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from faust.types import StreamT
+from faust.types import StreamT, TopicT
 
 from streams.core.exceptions import CodecError, RegistryUnavailable
 from streams.core.kinds import POLICIES, EventKind
 from streams.core.models import HotelEvent
 from streams.ops.metrics import event_consume_delay_seconds, events_consumed_total
-from streams.settings import get_settings
+from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
 from streams.worker.deadletter import dead_letter
-from streams.worker.runtime import shared_codec
 
 log = logging.getLogger(__name__)
 
@@ -35,14 +34,13 @@ async def _decode_when_registry_answers(codec: ConfluentAvroCodec, kind: EventKi
     raise AssertionError("unreachable")
 
 
-async def decoded(records: StreamT[bytes]) -> AsyncIterator[HotelEvent]:
+async def decoded(records: StreamT[bytes], *, settings: HubSettings, codec: ConfluentAvroCodec,
+                  deadletters: TopicT) -> AsyncIterator[HotelEvent]:
     """Yield each record as its topic's event model; a bad record goes to the dead-letter topic.
 
     The agent goes on after a bad record: Faust acknowledges a message whose
     agent raised, so raising would lose it silently.
     """
-    codec = shared_codec()
-    settings = get_settings()
     kinds = {settings.topic(policy.topic): kind for kind, policy in POLICIES.items()}
     async for event in records.events():
         payload, kind = event.value, kinds[event.message.topic]
@@ -51,7 +49,7 @@ async def decoded(records: StreamT[bytes]) -> AsyncIterator[HotelEvent]:
                 raise CodecError(f"expected bytes, got {type(payload).__name__}")
             hotel_event = await _decode_when_registry_answers(codec, kind, payload)
         except CodecError as exc:
-            await dead_letter(event, exc)
+            await dead_letter(deadletters, event, exc)
             continue
         events_consumed_total.labels(kind=kind.value).inc()
         delay_s = (datetime.now(UTC) - hotel_event.occurred_at).total_seconds()

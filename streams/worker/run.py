@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import faust
 
 from streams.ops import health
-from streams.settings import HubSettings, get_settings
+from streams.runners.admin import ensure_topics
+from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
-from streams.wire.topics import ensure_topics
+from streams.worker.hub import Hub, Sink, build_hub
 
 
 async def prepare(settings: HubSettings) -> None:
@@ -22,20 +23,11 @@ async def prepare(settings: HubSettings) -> None:
         await ConfluentAvroCodec(registry).register()
 
 
-def load_app() -> faust.App:
-    """The app with every agent registered."""
-    import agents  # noqa: F401  (registers the agents)
-    import streams.worker.queries  # noqa: F401  (registers the table queries)
-    from streams.worker.app import app
-
-    return app
-
-
 def run_worker(settings: HubSettings, *, loglevel: str = "info") -> None:
     """Block running a worker until it is signalled to stop."""
     asyncio.run(prepare(settings))
-    app = load_app()
-    worker = faust.Worker(app, loglevel=loglevel, override_logging=False)
+    hub = build_hub(settings)
+    worker = faust.Worker(hub.app, loglevel=loglevel, override_logging=False)
 
     stopping: list[asyncio.Future[None]] = []
 
@@ -50,13 +42,19 @@ def run_worker(settings: HubSettings, *, loglevel: str = "info") -> None:
 
 
 @asynccontextmanager
-async def running_app() -> AsyncIterator[faust.App]:
-    """Start the app in this event loop (demo, tests) with the process settings; stop on exit."""
-    await prepare(get_settings())
-    app = load_app()
-    app.finalize()
-    await app.start()
+async def running_hub(settings: HubSettings, *, sinks: Iterable[Sink] = ()
+                      ) -> AsyncIterator[Hub]:
+    """Start a hub in this event loop (demo, tests, benchmarks); stop it on exit.
+
+    `sinks` see every event the event agents processed, from the first one on.
+    """
+    await prepare(settings)
+    hub = build_hub(settings)
+    for sink in sinks:
+        hub.add_sink(sink)
+    hub.app.finalize()
+    await hub.app.start()
     try:
-        yield app
+        yield hub
     finally:
-        await app.stop()
+        await hub.app.stop()

@@ -8,22 +8,33 @@ topic and restored from it when a worker starts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import faust
 from faust.types import TableT
 
-from streams.settings import get_settings
-from streams.worker.app import app
-
-_partitions = get_settings().topic_partitions
+Table = TableT[bytes, dict[str, object]]
 
 
-def _table(name: str, help: str) -> TableT[bytes, dict[str, object]]:
-    # bytes keys travel "raw"; values without a type travel as JSON.
-    return app.Table(name, key_type=bytes, partitions=_partitions, help=help)
+@dataclass(frozen=True)
+class Tables:
+    rooms: Table
+    customers: Table
+    stays: Table
+    availability: Table
+
+    def all(self) -> tuple[Table, ...]:
+        return (self.rooms, self.customers, self.stays, self.availability)
 
 
-room_to_state = _table("room_to_state", "hotel_id:room_id -> RoomState")
-customer_to_state = _table("customer_to_state", "hotel_id:customer_id -> CustomerState")
-reservation_to_state = _table("reservation_to_state",
-                              "hotel_id:reservation_id -> ReservationState")
-room_type_to_availability = _table("room_type_to_availability",
-                                   "hotel_id:room_type -> AvailabilityState")
+def create_tables(app: faust.App, partitions: int) -> Tables:
+    def table(name: str, help: str) -> Table:
+        # bytes keys travel "raw"; values without a type travel as JSON.
+        return app.Table(name, key_type=bytes, partitions=partitions, help=help)
+
+    return Tables(
+        rooms=table("room_to_state", "hotel_id:room_id -> RoomState"),
+        customers=table("customer_to_state", "hotel_id:customer_id -> CustomerState"),
+        stays=table("reservation_to_state", "hotel_id:reservation_id -> ReservationState"),
+        availability=table("room_type_to_availability", "hotel_id:room_type -> AvailabilityState"),
+    )

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import json
 import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -21,6 +20,7 @@ from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings, get_settings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
+from streams.worker.hub import Hub
 from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.http import Answer, get
 from tests.support.tables import HubTables, hub_tables
@@ -34,12 +34,10 @@ ALLOWANCE_HOTEL = f"HTL-ALLOW-{uuid.uuid4().hex[:6].upper()}"
 
 @pytest.fixture(scope="session")
 def hub_env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory) -> HubSettings:
-    """Process settings for the in-process app: the test cluster and a consumer group of its own.
+    """Settings for the in-process hub: the test cluster and a consumer group of its own.
 
-    The Faust app reads the settings when `streams.worker.app` is first imported, so this
-    must run before anything imports it.
+    Also put in the environment, which the worker processes some tests start inherit.
     """
-    assert "streams.worker.app" not in sys.modules, "app imported too early"
     os.environ.update({
         "KAFKA_BOOTSTRAP_SERVERS": hub_settings.bootstrap_servers,
         "SCHEMA_REGISTRY_URL": hub_settings.registry_url,
@@ -58,16 +56,24 @@ def hub_env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory)
 
 
 @pytest.fixture(scope="session")
-async def processed(hub_env: HubSettings) -> AsyncIterator[ProcessedEvents]:
-    """Starts the hub's app with every agent; yields what the agents processed."""
-    from agents import EVENT_AGENTS
-    from streams.worker.run import running_app
+async def running(hub_env: HubSettings) -> AsyncIterator[tuple[Hub, ProcessedEvents]]:
+    """The hub with every agent, started in this loop, and what its event agents processed."""
+    from streams.worker.run import running_hub
 
     collector = ProcessedEvents()
-    for agent in EVENT_AGENTS:
-        agent.add_sink(collector)
-    async with running_app():
-        yield collector
+    async with running_hub(hub_env, sinks=[collector]) as hub:
+        hub_tables(hub)  # so `HubTables.mirrored()` knows which hub to wait for
+        yield hub, collector
+
+
+@pytest.fixture(scope="session")
+def processed(running: tuple[Hub, ProcessedEvents]) -> ProcessedEvents:
+    return running[1]
+
+
+@pytest.fixture(scope="session")
+def hub(running: tuple[Hub, ProcessedEvents]) -> Hub:
+    return running[0]
 
 
 @pytest.fixture(scope="session")
@@ -129,6 +135,6 @@ async def ask(hub_env: HubSettings, processed: ProcessedEvents) -> AsyncIterator
 
 
 @pytest.fixture(scope="session")
-def tables(processed: ProcessedEvents) -> HubTables:
-    """The running app's tables (imported after the app was set up for the tests)."""
-    return hub_tables()
+def tables(hub: Hub) -> HubTables:
+    """The running hub's committed state and query tables."""
+    return hub_tables(hub)

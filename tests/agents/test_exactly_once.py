@@ -41,12 +41,13 @@ from streams.core.models import CheckinCheckoutEvent, HotelEvent, ReservationEve
 from streams.core.rules import derived_id
 from streams.core.state import AvailabilityState, ReservationState, RoomState
 from streams.core.step import AVAILABILITY, ROOM, STAY
-from streams.runners.effects import DERIVED_BY, hotel_events_topic, state_topic
+from streams.runners.admin import ensure_topics
+from streams.runners.effects import DERIVED_BY
 from streams.runners.publisher import HotelEventPublisher, build_event
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
-from streams.wire.topics import ensure_topics
+from streams.wire.topics import hotel_events_topic, state_topic
 from tests.support.eos import (
     committed_offsets,
     delete_topics_under,

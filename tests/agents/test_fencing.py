@@ -16,10 +16,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from streams.core.kinds import EventKind, System
-from streams.runners.effects import state_topic
 from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.partitioning import hotel_partition
+from streams.wire.topics import state_topic
 from tests.support.collector import ProcessedEvents, Refusals
 from tests.support.events import sample
 from tests.support.tables import HubTables
@@ -32,8 +32,7 @@ async def test_a_fenced_partition_is_taken_again_and_loses_nothing(
     publishers: dict[System, HotelEventPublisher], tables: HubTables,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from agents.hotel import track_hotels
-
+    track_hotels = tables.hotel.processor
     hotel = f"HTL-{uuid.uuid4().hex[:6]}"
     partition = hotel_partition(hotel, hub_env.topic_partitions)
 

@@ -32,12 +32,13 @@ from schemas import schema_text
 from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
 from streams.core.models import ReservationEvent, record_key
 from streams.core.step import STAY
-from streams.runners.effects import hotel_events_topic, split_state_key, state_topic
+from streams.runners.effects import split_state_key
 from streams.runners.publisher import HotelEventPublisher, build_event
 from streams.settings import HubSettings
 from streams.wire.cloudevents import headers_for
 from streams.wire.codec import parse_schema
 from streams.wire.registry_client import SchemaRegistryClient
+from streams.wire.topics import hotel_events_topic, state_topic
 from tests.support.events import sample
 from tests.support.hotel import new_hotel_id
 from tests.support.http import Answer, get, money

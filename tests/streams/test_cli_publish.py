@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from streams.cli import app
 from streams.core.kinds import EventKind
+from streams.runners.admin import ensure_topics
 from streams.settings import HubSettings
-from streams.wire.topics import ensure_topics
 from tests.support.events import sample
 
 

@@ -23,6 +23,7 @@ from typer.testing import CliRunner
 
 from streams.cli.deadletter import app
 from streams.core.kinds import DEADLETTER_TOPIC
+from streams.runners.admin import ensure_topics
 from streams.settings import HubSettings, get_settings
 from streams.wire.deadletters import (
     HEADER_PREFIX,
@@ -36,7 +37,7 @@ from streams.wire.deadletters import (
     replay_headers,
     select,
 )
-from streams.wire.topics import TopicSpec, ensure_topics, hub_topics
+from streams.wire.topics import TopicSpec, hub_topics
 
 ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 5, 1, 9, 30, tzinfo=UTC)

@@ -20,8 +20,9 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 
-from streams.runners.effects import split_state_key, state_topic
+from streams.runners.effects import split_state_key
 from streams.settings import HubSettings
+from streams.wire.topics import state_topic
 from tests.support.workers import WorkerProcess, worker_env
 
 FAST_GROUP_ENV = {

@@ -19,11 +19,11 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.structs import TopicPartition
 
 from streams.core.kinds import EventKind, System
-from streams.runners.effects import hotel_events_topic, state_topic
 from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.partitioning import hotel_partition
 from streams.wire.registry_client import SchemaRegistryClient
+from streams.wire.topics import hotel_events_topic, state_topic
 from tests.support.events import sample
 from tests.support.http import Answer, money
 

@@ -13,6 +13,9 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from streams.core.step import AVAILABILITY, CUSTOMER, ROOM, STAY
+from streams.runners.hotel_processor import HotelProcessor
+from streams.worker.hub import Hub
 from tests.support.collector import eventually
 
 M = TypeVar("M", bound=BaseModel)
@@ -21,13 +24,12 @@ M = TypeVar("M", bound=BaseModel)
 class Committed:
     """One kind of hotel state, shaped like a table: `.get(key)` gives the stored JSON form."""
 
-    def __init__(self, tag: str) -> None:
+    def __init__(self, processor: HotelProcessor, tag: str) -> None:
+        self.processor = processor
         self.tag = tag
 
     def get(self, key: bytes) -> Any:
-        from agents.hotel import track_hotels
-
-        state = track_hotels.state(self.tag, key)
+        state = self.processor.state(self.tag, key)
         return None if state is None else state.model_dump(mode="json")
 
 
@@ -37,6 +39,8 @@ class HubTables:
     customers: Committed
     stays: Committed
     availability: Committed
+    hotel: Any
+    """What `agents.hotel.install` returned: the processor and the tables it feeds."""
 
     @staticmethod
     def read(table: Committed, key: bytes, model: type[M]) -> M | None:
@@ -45,16 +49,18 @@ class HubTables:
 
     @staticmethod
     async def mirrored(*, timeout_s: float = 30) -> None:
-        """Until the query tables hold every state the processor committed (they follow
-        the state log a moment later), so an HTTP answer shows what was decided."""
-        from agents.hotel import TABLE_BY_TAG, track_hotels
+        """Until the running hub's query tables hold every state its processor committed
+        (they follow the state log a moment later), so an HTTP answer shows what was decided."""
+        assert _running, "no hub is running in this process (the `tables` fixture starts one)"
+        hotel = _running[-1].hotel
+        table_by_tag = hotel.table_by_tag
 
         def behind() -> bool:
-            for states in list(track_hotels._states.values()):
+            for states in list(hotel.processor._states.values()):
                 for (tag, key), state in list(states.items()):
-                    if tag not in TABLE_BY_TAG:
+                    if tag not in table_by_tag:
                         continue  # not queryable
-                    mirrored = TABLE_BY_TAG[tag].get(key)
+                    mirrored = table_by_tag[tag].get(key)
                     if mirrored is None or mirrored["state"] != json.loads(
                             state.model_dump_json()):
                         return True
@@ -63,8 +69,14 @@ class HubTables:
         await eventually(lambda: not behind(), timeout_s=timeout_s, interval_s=0.05)
 
 
-def hub_tables() -> HubTables:
-    from streams.core.step import AVAILABILITY, CUSTOMER, ROOM, STAY
+def hub_tables(hub: Hub) -> HubTables:
+    hotel = hub.installed["hotel"]
+    processor = hotel.processor
+    tables = HubTables(Committed(processor, ROOM), Committed(processor, CUSTOMER),
+                       Committed(processor, STAY), Committed(processor, AVAILABILITY), hotel)
+    _running.append(tables)
+    return tables
 
-    return HubTables(Committed(ROOM), Committed(CUSTOMER), Committed(STAY),
-                     Committed(AVAILABILITY))
+
+_running: list[HubTables] = []
+"""The in-process hub's tables (one per test session)."""

@@ -1,0 +1,46 @@
+"""Asking the worker that owns a key: one internal hop, never forwarded again.
+
+Internal hops carry `scope=local`: the receiving worker answers from its own active
+partitions only, so two workers that disagree about ownership for a moment answer 503
+rather than bounce a request between them.
+"""
+
+from __future__ import annotations
+
+import aiohttp
+from faust import web
+from faust.types import AppT
+from yarl import URL
+
+from streams.core.query_params import OwnerUnavailable
+
+FORWARD_TIMEOUT_S = 10.0
+SERVED_BY = "X-Hotelhub-Served-By"
+"""Response header naming the worker whose table answered (kept when forwarded)."""
+SCOPE_LOCAL = "local"
+_KEPT = ("Content-Type", "Retry-After", SERVED_BY)
+
+
+def is_local_query(request: web.Request) -> bool:
+    return request.url.query.get("scope") == SCOPE_LOCAL
+
+
+async def forward(app: AppT, view: web.View, request: web.Request, owner: URL
+                  ) -> web.Response:
+    """The owner's answer to the same GET, status and body as it gave them."""
+    url = owner.with_path(request.url.path).with_query(
+        {**request.url.query, "scope": SCOPE_LOCAL})
+    try:
+        async with app.http_client.get(
+            url, timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+        ) as response:
+            body = await response.read()
+            headers = {name: response.headers[name] for name in _KEPT
+                       if name in response.headers}
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise OwnerUnavailable(
+            f"the worker at {owner} owning this key did not answer ({type(exc).__name__})"
+        ) from exc
+    content_type = headers.pop("Content-Type", "application/json")
+    return view.bytes(body, status=response.status,
+                      headers={**headers, "Content-Type": content_type})

@@ -1,0 +1,73 @@
+"""One worker's hub: the Faust app and everything its agents share, passed to each agent.
+
+The agents live outside `streams/` and are found through the `hotelhub.agents` entry
+points (see pyproject.toml): each names an `install(hub)` function that registers its
+agents, services and health checks with this hub. A deployment adds an agent by adding
+an entry point, and the platform never imports `agents/`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any, Protocol
+
+import faust
+
+from streams.core.rules import RuleSettings
+from streams.settings import HubSettings
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
+from streams.worker.app import create_app
+from streams.worker.channels import Channels, create_channels
+from streams.worker.tables import Tables, create_tables
+
+AGENTS_GROUP = "hotelhub.agents"
+
+Sink = Callable[[Any], Any]
+
+
+class EventAgent(Protocol):
+    """What consumes the public event topics and hands each processed event to its sinks."""
+
+    def add_sink(self, sink: Any) -> None: ...
+
+
+@dataclass
+class Hub:
+    settings: HubSettings
+    app: faust.App
+    codec: ConfluentAvroCodec
+    rules: RuleSettings
+    channels: Channels
+    tables: Tables
+    event_agents: list[EventAgent] = field(default_factory=list)
+    installed: dict[str, Any] = field(default_factory=dict)
+    """What each entry point's `install` returned, by entry point name (tests look inside)."""
+
+    def add_sink(self, sink: Sink) -> None:
+        """Call `sink` with every event any event agent processed (demo, tests, benchmarks)."""
+        for agent in self.event_agents:
+            agent.add_sink(sink)
+
+
+def build_hub(settings: HubSettings) -> Hub:
+    """The app, its topics and tables, with every installed agent registered."""
+    app = create_app(settings)
+    hub = Hub(
+        settings=settings, app=app,
+        codec=ConfluentAvroCodec(SchemaRegistryClient(settings.registry_url)),
+        rules=settings.rules(), channels=create_channels(app, settings),
+        tables=create_tables(app, settings.topic_partitions),
+    )
+    found = sorted(entry_points(group=AGENTS_GROUP), key=lambda point: point.name)
+    if not found:
+        raise RuntimeError(f"no agents installed: no entry point in group {AGENTS_GROUP!r}; "
+                           "is the project installed (pip install -e .)?")
+    for point in found:
+        hub.installed[point.name] = point.load()(hub)
+    from streams.worker.views import install_views  # the views read the tables above
+
+    install_views(hub)
+    return hub

@@ -1,0 +1,201 @@
+"""Table queries over HTTP: the current state of rooms, customers, stays and availability.
+
+Every worker serves these views on its Faust web port and answers for every key: a key
+another worker owns is forwarded to that worker (`streams.worker.routing`,
+`streams.worker.forwarding`). While a worker's tables are restoring from their changelogs
+or its partitions are moving, it answers 503 with `Retry-After` rather than serve an
+incomplete table.
+
+    GET /rooms/{hotel_id}/{room_id}
+    GET /rooms/{hotel_id}?status=&type=
+    GET /availability/{hotel_id}/{room_type}?from=YYYY-MM-DD&to=YYYY-MM-DD
+    GET /customers/{hotel_id}/{customer_id}
+    GET /reservations/{hotel_id}/{reservation_id}
+    GET /health, GET /metrics
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from faust import web
+from prometheus_client import REGISTRY, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
+from pydantic import BaseModel
+
+from streams.core.mirrored import read, states
+from streams.core.query_params import (
+    EntityNotFound,
+    NotServing,
+    QueryError,
+    hotel_rooms,
+    nights_param,
+    room_filters,
+)
+from streams.core.state import (
+    AvailabilityState,
+    CustomerState,
+    ReservationState,
+    RoomState,
+    table_key,
+)
+from streams.worker.forwarding import SERVED_BY, forward, is_local_query
+from streams.worker.routing import (
+    active_partitions,
+    is_me,
+    not_serving_reason,
+    owners,
+    partition_of,
+)
+from streams.worker.tables import Table, Tables
+
+if TYPE_CHECKING:
+    from streams.worker.hub import Hub
+
+RETRY_AFTER_S = 2
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One kind of single-entity lookup: `GET /{path}/{hotel_id}/{id}`."""
+
+    path: str
+    table: str
+    model: type[BaseModel]
+    noun: str
+
+
+ENTITIES = (
+    Entity("rooms", "rooms", RoomState, "room"),
+    Entity("customers", "customers", CustomerState, "customer"),
+    Entity("reservations", "stays", ReservationState, "reservation"),
+)
+
+
+class _Query(web.View):
+    """A GET view of the hub's tables whose refusals (`QueryError`) become JSON bodies."""
+
+    tables: ClassVar[Tables]
+
+    async def get(self, request: web.Request, **params: str) -> web.Response:
+        try:
+            return await self.answer(request, params)
+        except QueryError as exc:
+            headers = {"Retry-After": str(RETRY_AFTER_S)} if exc.retry else {}
+            return self.answer_json({"error": exc.code, "detail": str(exc)}, status=exc.status,
+                                    headers=headers)
+
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        raise NotImplementedError
+
+    def answer_json(self, body: Any, *, status: int = 200,
+                    headers: Mapping[str, str] | None = None) -> web.Response:
+        me = str(self.app.conf.canonical_url)
+        return self.json(body, status=status, headers={SERVED_BY: me, **(headers or {})})
+
+    async def elsewhere(self, request: web.Request, table: Table, hotel_id: str
+                        ) -> web.Response | None:
+        """None when this worker owns the hotel's partition of `table`, else the owner's answer."""
+        reason = not_serving_reason(self.app)
+        if reason is not None:
+            raise NotServing(f"this worker is not serving yet: {reason}")
+        partition = partition_of(self.app, table, hotel_id)
+        if partition in active_partitions(self.app, table):
+            return None
+        if is_local_query(request):
+            raise NotServing(f"partition {partition} of {table.name} is moving to another worker")
+        owner = owners(self.app, table).get(partition)
+        if owner is None or is_me(self.app, owner):
+            raise NotServing(f"partition {partition} of {table.name} has no active owner yet")
+        return await forward(self.app, self, request, owner)
+
+
+class EntityQuery(_Query):
+    entity: ClassVar[Entity]
+
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        hotel_id, entity_id = params["hotel_id"], params["entity_id"]
+        table = getattr(self.tables, self.entity.table)
+        forwarded = await self.elsewhere(request, table, hotel_id)
+        if forwarded is not None:
+            return forwarded
+        state = read(table, table_key(hotel_id, entity_id).encode(), self.entity.model)
+        if state is None:
+            raise EntityNotFound(f"no {self.entity.noun} {entity_id} at hotel {hotel_id}")
+        return self.answer_json(state.model_dump(mode="json"))
+
+
+class RoomsQuery(_Query):
+    """Rooms of a hotel, from the worker that owns the hotel."""
+
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        hotel_id = params["hotel_id"]
+        status, room_type = room_filters(request)
+        forwarded = await self.elsewhere(request, self.tables.rooms, hotel_id)
+        if forwarded is not None:
+            return forwarded
+        rooms = hotel_rooms(states(self.tables.rooms), hotel_id, status, room_type)
+        return self.answer_json({
+            "hotel_id": hotel_id, "filters": {"status": status, "type": room_type},
+            "count": len(rooms), "rooms": rooms,
+        })
+
+
+class AvailabilityQuery(_Query):
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        hotel_id, room_type = params["hotel_id"], params["room_type"]
+        nights = nights_param(request)
+        table = self.tables.availability
+        forwarded = await self.elsewhere(request, table, hotel_id)
+        if forwarded is not None:
+            return forwarded
+        found = read(table, table_key(hotel_id, room_type).encode(), AvailabilityState)
+        if found is None:
+            raise EntityNotFound(f"no availability for room type {room_type} at hotel {hotel_id}")
+        return self.answer_json({
+            "hotel_id": hotel_id, "room_type": room_type, "in_house": found.in_house,
+            "from": nights[0].isoformat(), "to": nights[-1].isoformat(),
+            "nights": [found.night(night) for night in nights],
+        })
+
+
+class HealthQuery(_Query):
+    """200 when this worker's tables are current, 503 while they restore or move."""
+
+    async def get(self, request: web.Request, **params: str) -> web.Response:
+        reason = not_serving_reason(self.app)
+        body: dict[str, Any] = {
+            "status": "serving" if reason is None else "recovering",
+            "app_id": self.app.conf.id, "url": str(self.app.conf.canonical_url),
+            "active_partitions": {table.name: sorted(active_partitions(self.app, table))
+                                  for table in self.tables.all()},
+        }
+        if reason is not None:
+            body["detail"] = reason
+            return self.answer_json(body, status=503,
+                                    headers={"Retry-After": str(RETRY_AFTER_S)})
+        return self.answer_json(body)
+
+
+class MetricsQuery(web.View):
+    """The process's Prometheus metrics in the text format every scraper reads."""
+
+    async def get(self, request: web.Request) -> web.Response:
+        return self.bytes(generate_latest(REGISTRY),
+                          headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
+
+
+def install_views(hub: Hub) -> None:
+    """Serve the views on the hub's web port, each reading this hub's tables."""
+    def bound(view: type[_Query], **extra: Any) -> type[web.View]:
+        return type(view.__name__, (view,), {"tables": hub.tables, **extra})
+
+    for entity in ENTITIES:
+        hub.app.page(f"/{entity.path}/{{hotel_id}}/{{entity_id}}")(
+            bound(EntityQuery, entity=entity))
+    hub.app.page("/rooms/{hotel_id}")(bound(RoomsQuery))
+    hub.app.page("/availability/{hotel_id}/{room_type}")(bound(AvailabilityQuery))
+    hub.app.page("/health")(bound(HealthQuery))
+    hub.app.page("/metrics")(MetricsQuery)
