@@ -50,20 +50,14 @@ from streams.ops.metrics import (
     events_deadlettered_total,
     refusals_total,
 )
-from streams.runners.effects import (
-    DERIVED_BY,
-    OutRecord,
-    hotel_events_topic,
-    split_state_key,
-    state_topic,
-    step_records,
-)
+from streams.runners.admin import ensure_topics
+from streams.runners.effects import DERIVED_BY, OutRecord, split_state_key, step_records
 from streams.settings import HubSettings
 from streams.wire.cloudevents import header_map
 from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
 from streams.wire.deadletters import deadletter_headers
 from streams.wire.partitioning import hotel_partition
-from streams.wire.topics import DAY_MS, TopicSpec, ensure_topics
+from streams.wire.topics import DAY_MS, TopicSpec, hotel_events_topic, state_topic
 
 log = logging.getLogger(__name__)
 
