@@ -16,7 +16,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: help venv demo test lint contracts services-up services-down
+.PHONY: help venv demo test lint contracts services-up services-down bench
 
 help:
 	@echo "make venv           .venv with the project and its dev tools (Python 3.11+)"
@@ -26,6 +26,7 @@ help:
 	@echo "make contracts      check schemas/avro against the registry (hotelhub schemas check)"
 	@echo "make services-up    start the embedded Kafka and schema registry"
 	@echo "make services-down  stop them"
+	@echo "make bench          every benchmark in sequence (bench/README.md); BENCH_ARGS=--runs 3"
 
 venv: $(STAMP)
 
@@ -62,3 +63,14 @@ lint: venv
 
 contracts: services-up
 	$(HOTELHUB) schemas check
+
+# Every benchmark in sequence against the local broker and registry (left running), each
+# the median of 3 runs (bench.state: one run); results in bench/results/. Run one at a time on a quiet machine.
+BENCH_ARGS ?= --runs 3
+bench: services-up
+	$(BIN)/python -m bench.produce $(BENCH_ARGS)
+	$(BIN)/python -m bench.consume $(BENCH_ARGS)
+	$(BIN)/python -m bench.stay $(BENCH_ARGS)
+	$(BIN)/python -m bench.latency $(BENCH_ARGS)
+	$(BIN)/python -m bench.state
+	$(BIN)/python -m bench.month_catchup --runs 3

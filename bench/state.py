@@ -40,7 +40,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from bench.throughput import (
+from bench.common import (
     AgentSink,
     Deadline,
     Progress,
@@ -430,7 +430,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.throughput import _watchdog
+    from bench.common import _watchdog
 
     options = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")

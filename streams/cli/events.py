@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import uvloop
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 
@@ -99,7 +100,7 @@ def publish(
                     "partition": published.partition, "offset": published.offset,
                 }))
 
-    guard(lambda: asyncio.run(run()))
+    guard(lambda: uvloop.run(run()))  # the publisher's own loop: uvloop
 
 
 def tail(
