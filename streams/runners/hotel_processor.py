@@ -37,13 +37,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListen
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
-from pydantic import ValidationError
 
 from streams.core.exceptions import RegistryUnavailable
 from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
 from streams.core.models import HotelEvent, record_key
 from streams.core.rules import RuleSettings
-from streams.core.step import MODELS, Step, apply_event
+from streams.core.step import Step, apply_event
 from streams.ops.metrics import (
     event_apply_delay_seconds,
     events_consumed_total,
@@ -51,7 +50,8 @@ from streams.ops.metrics import (
     refusals_total,
 )
 from streams.runners.admin import ensure_topics
-from streams.runners.effects import DERIVED_BY, OutRecord, split_state_key, step_records
+from streams.runners.effects import DERIVED_BY, OutRecord, step_records
+from streams.runners.restore import State, restore_partition
 from streams.settings import HubSettings
 from streams.wire.cloudevents import header_map
 from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
@@ -62,7 +62,6 @@ from streams.wire.topics import DAY_MS, TopicSpec, hotel_events_topic, state_top
 log = logging.getLogger(__name__)
 
 Sink = Callable[[HotelEvent], Awaitable[None] | None]
-State = dict[tuple[str, bytes], Any]
 
 SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = (
     "hub.source.topic", "hub.source.partition", "hub.source.offset")
@@ -185,44 +184,8 @@ class HotelProcessor:
             await producer.stop()
 
     async def _restore(self, partition: int) -> State:
-        """Everything committed to the state log of this partition, last value per key.
-
-        A record that no longer validates is reported with its offset and skipped; the
-        next change of that entity writes it whole again.
-        """
-        reader = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
-        await reader.start()
-        try:
-            tp = TopicPartition(state_topic(self.settings), partition)
-            reader.assign([tp])
-            await reader.seek_to_beginning(tp)
-            end = (await reader.end_offsets([tp]))[tp]
-            states: State = {}
-            while await reader.position(tp) < end:
-                batch = await reader.getmany(tp, timeout_ms=1000, max_records=10_000)
-                for record in batch.get(tp, []):
-                    if record.key is None:
-                        continue
-                    tag, key = split_state_key(record.key)
-                    if record.value is None:
-                        states.pop((tag, key), None)
-                        continue
-                    model = MODELS.get(tag)
-                    try:
-                        if model is None:
-                            raise ValueError(f"unknown state tag {tag!r}")
-                        states[tag, key] = model.model_validate_json(record.value)
-                    except (ValidationError, ValueError) as exc:
-                        log.error("state log %s offset %d (%r) does not validate, skipped: %s",
-                                  tp, record.offset, record.key, exc)
-            return states
-        finally:
-            await reader.stop()
+        """Everything committed to the state log of this partition (`streams.runners.restore`)."""
+        return await restore_partition(self.settings, partition)
 
     # --- the loop --------------------------------------------------------------------
 
