@@ -112,13 +112,42 @@ class HubSettings(BaseSettings):
         default="127.0.0.1",
         description="Host other workers reach this one at, for routing table queries.",
     )
-    worker_data_dir: Path | None = None
+    worker_data_dir: Path | None = Field(
+        default=None,
+        description="Where the worker keeps its RocksDB table stores (unset: <home>/worker); "
+        "each app id gets a folder of its own. Kept across restarts, so a worker restarts "
+        "warm: it reads only the changelog written since it stopped.",
+    )
+    table_store: str = Field(
+        default="rocksdb",
+        pattern="^(rocksdb|memory)$",
+        description="Store of the query tables: 'rocksdb' (on disk in worker_data_dir, "
+        "restarts warm) or 'memory' (restored whole from the changelogs at every start).",
+    )
+    rocksdb_block_cache_bytes: int = Field(
+        default=8 * 1024 * 1024, ge=1024 * 1024,
+        description="Block cache of each RocksDB store (one per table partition: 4 tables x "
+        "partitions), for a small node; Faust's default is 2 GiB each.",
+    )
+    rocksdb_write_buffer_bytes: int = Field(
+        default=4 * 1024 * 1024, ge=1024 * 1024,
+        description="Memtable size of each RocksDB store (two at most); Faust's is 64 MiB x 3.",
+    )
+    rocksdb_max_open_files: int = Field(
+        default=64, ge=16, description="Open files of each RocksDB store.",
+    )
     publish_timeout_s: float = 10.0
     publish_attempts: int = Field(
         default=3, ge=1,
         description="Sends of one event (same event_id) before a publish gives up on a timeout.",
     )
     connect_timeout_s: float = 5.0
+
+    @property
+    def data_dir(self) -> Path:
+        """This app's own folder of table stores (two app ids never share RocksDB files)."""
+        base = self.worker_data_dir or self.home / "worker"
+        return base / re.sub(r"[^A-Za-z0-9._-]", "_", self.app_id)
 
     @property
     def bootstrap_servers(self) -> str:

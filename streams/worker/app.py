@@ -13,14 +13,14 @@ from typing import Any
 import faust
 
 from streams.settings import HubSettings
-from streams.worker import patches
+from streams.worker import patches, stores
 
 
 def faust_options(settings: HubSettings) -> dict[str, Any]:
     brokers = [f"kafka://{server.strip()}" for server in settings.bootstrap_servers.split(",")]
     options: dict[str, Any] = {
         "broker": brokers,
-        "store": "memory://",
+        "store": table_store(settings),
         "topic_partitions": settings.topic_partitions,
         "topic_replication_factor": settings.replication_factor,
         "topic_allow_declare": True,
@@ -32,11 +32,24 @@ def faust_options(settings: HubSettings) -> dict[str, Any]:
         "web_host": settings.web_host,
         "timezone": settings.timezone,
     }
-    options["datadir"] = str(settings.worker_data_dir or settings.home / "worker")
+    options["datadir"] = str(settings.data_dir)
     return options
+
+
+def table_store(settings: HubSettings) -> str:
+    """The query tables' store: RocksDB in the app's data dir (`streams.worker.stores`: the
+    rocksdict driver, memory sized for a small node, stale partitions wiped), or memory."""
+    if settings.table_store == "memory":
+        return "memory://"
+    return stores.store_url(stores.store_options(
+        block_cache_bytes=settings.rocksdb_block_cache_bytes,
+        write_buffer_bytes=settings.rocksdb_write_buffer_bytes,
+        max_open_files=settings.rocksdb_max_open_files))
 
 
 def create_app(settings: HubSettings) -> faust.App:
     """A new app for these settings; the Faust fixes are installed (and checked) first."""
     patches.install()
+    stores.register()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)  # Faust makes only its last part
     return faust.App(settings.app_id, autodiscover=False, **faust_options(settings))
