@@ -16,6 +16,7 @@ from typing import Any, Protocol
 import faust
 
 from streams.core.rules import RuleSettings
+from streams.ops.lag import LagExporter
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
@@ -24,6 +25,7 @@ from streams.worker.channels import Channels, create_channels
 from streams.worker.tables import Tables, create_tables
 
 AGENTS_GROUP = "hotelhub.agents"
+LAG_REFRESH_S = 15.0
 
 Sink = Callable[[Any], Any]
 
@@ -67,6 +69,8 @@ def build_hub(settings: HubSettings) -> Hub:
                            "is the project installed (pip install -e .)?")
     for point in found:
         hub.installed[point.name] = point.load()(hub)
+    # Every worker exports its groups' lag (the same group-wide figures: take the max).
+    hub.app.timer(interval=LAG_REFRESH_S)(LagExporter(settings).refresh)
     from streams.worker.views import install_views  # the views read the tables above
 
     install_views(hub)

@@ -223,9 +223,12 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
         assert not stays, f"stays applied while the registry was away: {stays}"
         forwarded = about_hotels(await read_topic(app_settings, hotel_events_topic(app_settings)),
                                  [hotel_id])
+        # The forwarder routes by the `ce_hotelid` header without decoding, so bookings may
+        # reach their hotel's partition meanwhile; there they wait, and a rewind of the
+        # deciding side never forwards one twice.
         booking_keys = {record_key(event) for event in bookings}
-        early = [describe(record) for record in forwarded if record.key in booking_keys]
-        assert not early, f"bookings forwarded while the registry was away: {early}"
+        early = [record.key for record in forwarded if record.key in booking_keys]
+        assert len(early) == len(set(early)), f"a booking forwarded twice: {early}"
         dead = about_hotels(await read_topic(own_settings, dead_topic), [hotel_id])
         assert not dead, [describe(record) for record in dead]
         waits = worker.logs[-1].read_text(errors="replace").count("records wait")
