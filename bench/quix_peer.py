@@ -188,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                             3),
         "first_to_last_s": round(seconds, 3),
         "records_per_s": round((counter.records - 1) / seconds, 1) if seconds > 0 else None,
+        "first_record_at": counter.first, "last_record_at": counter.last,
     }), flush=True)
     return 0
 
