@@ -61,6 +61,10 @@ class ConfluentAvroCodec:
         self._readers = {name: parse_schema(text) for name, text in self._texts.items()}
         self._writer_ids: dict[str, int] = {}
         self._writers_by_id: dict[int, Any] = {}
+        self._resolutions: dict[tuple[int, str], tuple[Any, Any]] = {}
+        """(writer, reader or None) per (schema id, contract): a reader equal to the writer is
+        None, so fastavro neither compares the two schemas nor resolves one into the other on
+        every record (both cost more than reading a small record)."""
 
     async def register(self, *contracts: str) -> dict[str, int]:
         """Register our contracts (idempotent) so `encode` knows their ids."""
@@ -98,16 +102,68 @@ class ConfluentAvroCodec:
 
     async def decode_record(self, kind: str, payload: bytes) -> dict[str, Any]:
         """Decode to a plain record resolved against our contract (schema evolution)."""
+        schema_id = self._schema_id_of(kind, payload)
+        resolution = self._resolutions.get((schema_id, kind))
+        if resolution is None:
+            resolution = self._resolution(schema_id, kind, await self._writer_schema(schema_id))
+        return self._read(kind, schema_id, resolution, payload)
+
+    def decode_known(self, kind: EventKind, payload: bytes) -> HotelEvent | None:
+        """`decode` without a coroutine for a record whose writer schema this codec has
+        already seen (the steady state of a consumer); None when the registry must be asked
+        first (then await `decode`). Raises `CodecError` as `decode` does."""
+        schema_id = self._schema_id_of(kind, payload)
+        resolution = self._resolutions.get((schema_id, kind))
+        if resolution is None:
+            writer = self._writers_by_id.get(schema_id)
+            if writer is None:
+                return None
+            resolution = self._resolution(schema_id, kind, writer)
+        return self._event(kind, self._read(kind, schema_id, resolution, payload))
+
+    async def decode(self, kind: EventKind, payload: bytes) -> HotelEvent:
+        """Decode and validate into the kind's model; CodecError names what is wrong."""
+        return self._event(kind, await self.decode_record(kind, payload))
+
+    async def decode_refusal(self, payload: bytes) -> Refusal:
+        return Refusal.model_validate(self._contract(
+            "refusal", await self.decode_record("refusal", payload)))
+
+    def _event(self, kind: EventKind, record: dict[str, Any]) -> HotelEvent:
+        validated = self._contract(kind, record)
+        model = EVENT_MODELS[kind]
+        # An event kind's contract model is its event model: validating twice is a no-op.
+        return validated if isinstance(validated, model) else model.model_validate(validated)
+
+    @staticmethod
+    def _contract(contract: str, record: dict[str, Any]) -> Any:
+        try:
+            return CONTRACT_MODELS[contract].model_validate(record)
+        except ValidationError as exc:
+            raise CodecError(f"{contract} record violates its contract: {exc}") from exc
+
+    @staticmethod
+    def _schema_id_of(kind: str, payload: bytes) -> int:
         if len(payload) < _HEADER.size:
             raise CodecError(f"{len(payload)} bytes is shorter than the Confluent header")
         magic, schema_id = _HEADER.unpack_from(payload)
         if magic != MAGIC_BYTE:
             raise CodecError(f"magic byte {magic} is not the Confluent framing (0)")
-        writer = await self._writer_schema(schema_id)
+        return int(schema_id)
+
+    def _resolution(self, schema_id: int, kind: str, writer: Any) -> tuple[Any, Any]:
+        reader = self._readers[kind]
+        resolution = (writer, None if writer is reader or writer == reader else reader)
+        self._resolutions[(schema_id, kind)] = resolution
+        return resolution
+
+    @staticmethod
+    def _read(kind: str, schema_id: int, resolution: tuple[Any, Any], payload: bytes
+              ) -> dict[str, Any]:
+        writer, reader = resolution
         try:
             record = fastavro.schemaless_reader(
-                io.BytesIO(payload[_HEADER.size :]), writer, self._readers[kind]
-            )
+                io.BytesIO(payload[_HEADER.size :]), writer, reader)
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise CodecError(
                 f"{kind} record with schema id {schema_id} is not valid Avro: "
@@ -116,20 +172,6 @@ class ConfluentAvroCodec:
         if not isinstance(record, dict):
             raise CodecError(f"{kind} record decoded to {type(record).__name__}, not a record")
         return record
-
-    async def decode(self, kind: EventKind, payload: bytes) -> HotelEvent:
-        """Decode and validate into the kind's model; CodecError names what is wrong."""
-        return EVENT_MODELS[kind].model_validate(await self._validated(kind, payload))
-
-    async def decode_refusal(self, payload: bytes) -> Refusal:
-        return Refusal.model_validate(await self._validated("refusal", payload))
-
-    async def _validated(self, contract: str, payload: bytes) -> Any:
-        record = await self.decode_record(contract, payload)
-        try:
-            return CONTRACT_MODELS[contract].model_validate(record)
-        except ValidationError as exc:
-            raise CodecError(f"{contract} record violates its contract: {exc}") from exc
 
     async def _writer_schema(self, schema_id: int) -> Any:
         writer = self._writers_by_id.get(schema_id)

@@ -7,6 +7,7 @@ import itertools
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 from faust.types import StreamT, TopicT
 
@@ -39,19 +40,31 @@ async def decoded(records: StreamT[bytes], *, settings: HubSettings, codec: Conf
     """Yield each record as its topic's event model; a bad record goes to the dead-letter topic.
 
     The agent goes on after a bad record: Faust acknowledges a message whose
-    agent raised, so raising would lose it silently.
+    agent raised, so raising would lose it silently. A record whose writer schema the
+    codec knows is decoded without a coroutine (`ConfluentAvroCodec.decode_known`); only
+    the first record of a schema id asks the registry.
     """
     kinds = {settings.topic(policy.topic): kind for kind, policy in POLICIES.items()}
+    counters: dict[EventKind, Any] = {}
+    delays: dict[EventKind, Any] = {}
+    decode_known = codec.decode_known
+    now = datetime.now
     async for event in records.events():
         payload, kind = event.value, kinds[event.message.topic]
         try:
             if not isinstance(payload, bytes):
                 raise CodecError(f"expected bytes, got {type(payload).__name__}")
-            hotel_event = await _decode_when_registry_answers(codec, kind, payload)
+            hotel_event = decode_known(kind, payload)
+            if hotel_event is None:
+                hotel_event = await _decode_when_registry_answers(codec, kind, payload)
         except CodecError as exc:
             await dead_letter(deadletters, event, exc)
             continue
-        events_consumed_total.labels(kind=kind.value).inc()
-        delay_s = (datetime.now(UTC) - hotel_event.occurred_at).total_seconds()
-        event_consume_delay_seconds.labels(kind=kind.value).observe(max(delay_s, 0.0))
+        counter = counters.get(kind)
+        if counter is None:  # a labelled child per kind, looked up once
+            counter = counters[kind] = events_consumed_total.labels(kind=kind.value)
+            delays[kind] = event_consume_delay_seconds.labels(kind=kind.value)
+        counter.inc()
+        delay_s = (now(UTC) - hotel_event.occurred_at).total_seconds()
+        delays[kind].observe(delay_s if delay_s > 0.0 else 0.0)
         yield hotel_event
