@@ -372,10 +372,10 @@ async def publish(events: Sequence[Planned], *, settings: HubSettings,
 def check_offline(events: Sequence[Planned]) -> dict[str, Any]:
     """Every event through the hub's pure step, in publish order, no Kafka: refusals by
     reason (0 expected), events still waiting, events/s of the step."""
+    from streams.core.documents import build_event
     from streams.core.models import record_key
     from streams.core.rules import RuleSettings
     from streams.core.step import apply_event
-    from streams.runners.publisher import build_event
 
     states: dict[tuple[str, bytes], Any] = {}
     refusals: Counter[str] = Counter()

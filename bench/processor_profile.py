@@ -242,10 +242,10 @@ async def run_raw(settings: HubSettings, ids: set[str], *, name: str, timeout_s:
 def state_records(customers: int, rooms: int) -> list[tuple[bytes, bytes]]:
     """The hub's own state JSON of one customer and one room, repeated under other ids."""
     from bench.state import customer_doc, room_doc
+    from streams.core.documents import build_event
     from streams.core.rules import RuleSettings
     from streams.core.step import apply_event
     from streams.runners.effects import state_key
-    from streams.runners.publisher import build_event
 
     def one(system: System, doc: dict[str, Any]) -> dict[tuple[str, bytes], Any]:
         event = build_event(doc, publisher=system, default_hotel_id="BENCH-FILL")

@@ -15,10 +15,11 @@ import uvloop
 from aiokafka import AIOKafkaConsumer
 from rich.console import Console
 
+from streams.core.documents import build_event, document_event_id
 from streams.core.exceptions import CodecError, EventValidationError, HubError
 from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, System
 from streams.core.models import HotelEvent
-from streams.runners.publisher import HotelEventPublisher, build_event, document_event_id
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import get_settings
 from streams.wire.cloudevents import header_map
 from streams.wire.codec import ConfluentAvroCodec

@@ -36,6 +36,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
+from streams.core.documents import build_event
 from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
 from streams.core.models import CheckinCheckoutEvent, HotelEvent, ReservationEvent, RoomEvent
 from streams.core.rules import derived_id
@@ -43,7 +44,7 @@ from streams.core.state import AvailabilityState, ReservationState, RoomState
 from streams.core.step import AVAILABILITY, ROOM, STAY
 from streams.runners.admin import ensure_topics
 from streams.runners.effects import DERIVED_BY
-from streams.runners.publisher import HotelEventPublisher, build_event
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient

@@ -25,9 +25,10 @@ import pytest
 from aiokafka.partitioner import murmur2
 from confluent_kafka import KafkaError, Message, Producer
 
+from streams.core.documents import build_event
 from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
 from streams.core.models import ReservationEvent, record_key
-from streams.runners.publisher import HotelEventPublisher, build_event
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.cloudevents import headers_for
 from streams.wire.codec import ConfluentAvroCodec

@@ -56,7 +56,7 @@ def room(hotel: str, room_id: str) -> HotelEvent:
     _, document = sample(EventKind.ROOM, room_id, room_type="DBL", status="vacant_clean",
                          maintenance_notes=None, version=1)
     document.update(action="status_changed", hotel_id=hotel)
-    from streams.runners.publisher import build_event
+    from streams.core.documents import build_event
 
     return build_event(document, publisher=System.HOTEL_PMS, default_hotel_id=hotel)
 

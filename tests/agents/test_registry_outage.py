@@ -29,11 +29,12 @@ from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.partitioner import murmur2
 
 from schemas import schema_text
+from streams.core.documents import build_event
 from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
 from streams.core.models import ReservationEvent, record_key
 from streams.core.step import STAY
 from streams.runners.effects import split_state_key
-from streams.runners.publisher import HotelEventPublisher, build_event
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.cloudevents import headers_for
 from streams.wire.codec import parse_schema

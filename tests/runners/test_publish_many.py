@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.core.documents import build_event
 from streams.core.exceptions import EventValidationError, PublishError, PublishForbidden
 from streams.core.kinds import EventKind, System
 from streams.runners.admin import ensure_topics
-from streams.runners.publisher import HotelEventPublisher, PublishedEvent, build_event
+from streams.runners.publisher import HotelEventPublisher, PublishedEvent
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient

@@ -10,8 +10,8 @@ from confluent_kafka.schema_registry.avro import AvroDeserializer, AvroSerialize
 from confluent_kafka.serialization import MessageField, SerializationContext
 
 from schemas import schema_text
+from streams.core.documents import build_event
 from streams.core.kinds import POLICIES, EventKind
-from streams.runners.publisher import build_event
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient

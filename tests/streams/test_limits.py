@@ -11,12 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from streams.core.documents import build_event
 from streams.core.exceptions import EventValidationError
 from streams.core.kinds import EventKind
 from streams.core.limits import Limits, violations
 from streams.core.models import HotelEvent
-from streams.runners.publisher import build_event
-from streams.settings import HubSettings, get_settings
+from streams.runners.publisher import HotelEventPublisher
+from streams.settings import HubSettings
 from tests.support.events import sample
 
 ROOMY = Limits(max_stay_nights=100_000, max_text_length=10**9, max_document_length=10**9,
@@ -126,19 +127,28 @@ def test_publisher_refuses_events_beyond_the_limits_naming_the_field() -> None:
     assert "data.checkout_date" in str(caught.value)
 
 
-def test_publisher_uses_the_configured_stay_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_publisher_uses_the_configured_stay_limit() -> None:
+    """The publisher takes its limits from the settings it is given; `build_event` alone
+    applies the default limits."""
     system, document = sample(EventKind.RESERVATION)  # two nights
-    monkeypatch.setenv("HOTELHUB_MAX_STAY_NIGHTS", "1")
-    get_settings.cache_clear()
-    try:
-        with pytest.raises(EventValidationError) as caught:
-            build_event(document, publisher=system, default_hotel_id="HTL-1")
-        assert set(caught.value.errors) == {"data.checkout_date"}
-    finally:
-        monkeypatch.undo()
-        get_settings.cache_clear()
+    publisher = HotelEventPublisher(system=system, registry=_NoRegistry(),
+                                    settings=HubSettings(max_stay_nights=1))
+    with pytest.raises(EventValidationError) as caught:
+        publisher.build({**document, "hotel_id": "HTL-1"})
+    assert set(caught.value.errors) == {"data.checkout_date"}
+    assert build_event(document, publisher=system, default_hotel_id="HTL-1")
     assert build_event(document, publisher=system, default_hotel_id="HTL-1",
                        limits=Limits(max_stay_nights=2))
+
+
+class _NoRegistry:
+    """Building an event never asks the registry."""
+
+    async def register(self, subject: str, schema_text: str) -> int:
+        raise AssertionError("not called")
+
+    async def schema_by_id(self, schema_id: int) -> str:
+        raise AssertionError("not called")
 
 
 # -- properties ------------------------------------------------------------------------------

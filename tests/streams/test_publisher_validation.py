@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from streams.core.documents import build_event
 from streams.core.exceptions import EventValidationError, PublishError, PublishForbidden
 from streams.core.kinds import EventKind, Priority, System
 from streams.runners.admin import ensure_topics
-from streams.runners.publisher import HotelEventPublisher, build_event
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.events import sample

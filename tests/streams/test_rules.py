@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from streams.core.documents import build_event
 from streams.core.kinds import EventKind, System
 from streams.core.models import RefusalReason, ReservationStatus, RoomStatus
 from streams.core.rules import (
@@ -21,7 +22,6 @@ from streams.core.rules import (
     parse_allowance,
 )
 from streams.core.state import InventoryDelta, ReservationState, RoomState, apply_delta
-from streams.runners.publisher import build_event
 from tests.support.events import sample
 
 RULES = RuleSettings(timezone="Asia/Tokyo")

@@ -22,6 +22,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
+from streams.core.documents import build_event
 from streams.core.kinds import EventKind, System
 from streams.core.limits import Limits
 from streams.core.models import (
@@ -37,7 +38,6 @@ from streams.core.models import (
 from streams.core.rules import RuleSettings, held_nights
 from streams.core.state import AvailabilityState, RoomState
 from streams.core.step import AVAILABILITY, ROOM, STAY, WAITING, Step, apply_event
-from streams.runners.publisher import build_event
 from tests.support.events import sample
 
 HOTEL = "H1"

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from schemas import schema_text
+from streams.core.documents import build_event
 from streams.core.exceptions import SchemaIncompatible
 from streams.core.kinds import EventKind
-from streams.runners.publisher import build_event
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient

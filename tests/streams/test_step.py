@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from streams.core.documents import build_event
 from streams.core.kinds import EventKind, System
 from streams.core.limits import Limits
 from streams.core.models import HotelEvent, RefusalReason, ReservationStatus, RoomStatus
@@ -25,7 +26,6 @@ from streams.core.step import (
     Step,
     apply_event,
 )
-from streams.runners.publisher import build_event
 from tests.support.events import sample
 
 JST = timezone(timedelta(hours=9))
