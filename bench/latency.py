@@ -56,19 +56,26 @@ class Stamps:
     def __init__(self) -> None:
         self.sent: dict[bytes, float] = {}
         self.latency_s: dict[bytes, float] = {}
-        self.arrived = asyncio.Event()
+        self._missing: set[bytes] = set()
+        self._all_in = asyncio.Event()
 
     def __call__(self, key: Any) -> None:
         sent = self.sent.get(key) if isinstance(key, bytes) else None
         if sent is not None and key not in self.latency_s:
             self.latency_s[key] = time.perf_counter() - sent
-            self.arrived.set()
+            self._missing.discard(key)
+            if not self._missing:
+                self._all_in.set()
 
     async def wait_for(self, keys: Sequence[bytes], timeout_s: float) -> None:
-        async with asyncio.timeout(timeout_s):
-            while any(key not in self.latency_s for key in keys):
-                self.arrived.clear()
-                await self.arrived.wait()
+        """Until every key has arrived. O(1) per arrival: looking at every key at every
+        arrival was quadratic, and at 1,000 events/s it burnt seconds of the CPU this
+        process shares with the hub it measures (py-spy: 12% of the samples)."""
+        self._missing = {key for key in keys if key not in self.latency_s}
+        self._all_in.clear()
+        if self._missing:
+            async with asyncio.timeout(timeout_s):
+                await self._all_in.wait()
 
 
 async def paced(pub: HotelEventPublisher, docs: list[dict[str, Any]], rate: float,

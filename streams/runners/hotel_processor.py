@@ -26,10 +26,8 @@ says why and the worker stops with a non-zero exit.
 from __future__ import annotations
 
 import asyncio
-import heapq
 import logging
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -51,6 +49,7 @@ from streams.ops.metrics import (
 )
 from streams.runners.admin import ensure_topics
 from streams.runners.effects import DERIVED_BY, OutRecord, step_records
+from streams.runners.ordering import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, Intake
 from streams.runners.restore import State, restore_partition
 from streams.settings import HubSettings
 from streams.wire.cloudevents import header_map
@@ -63,17 +62,17 @@ log = logging.getLogger(__name__)
 
 Sink = Callable[[HotelEvent], Awaitable[None] | None]
 
-SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET = (
-    "hub.source.topic", "hub.source.partition", "hub.source.offset")
-"""Headers of a re-keyed record: where its producer wrote it."""
 HOTEL_HEADER = "ce_hotelid"
 KINDS = (EventKind.RESERVATION, EventKind.CHECKIN_CHECKOUT, EventKind.ROOM, EventKind.CUSTOMER)
 FETCH_RECORDS = 10_000
 """Records one poll may return (aiokafka's `max_records`)."""
-ROUND_RECORDS = 5_000
-"""Records of one topic-partition kind taken into one round of transactions at most."""
-TASK_IDLE_S = 2.0
-"""How long a source record waits for a partition not read to its end (max.task.idle.ms)."""
+FETCH_WAIT_MS = 100
+"""How long the broker may hold a fetch with nothing to return (fetch.max.wait.ms; aiokafka's
+default is 500). A committed transaction does not answer a waiting read_committed fetch
+(measured: commit of the forward -> fetch of the re-keyed record up to ~600 ms), so the
+forwarded records would wait out the fetch wait before a round could apply them. 20 ms
+stalled the cold-backlog test (tests/runners/test_cold_backlog_order.py) on this box; 100
+passes it."""
 
 
 class HotelProcessor:
@@ -95,10 +94,8 @@ class HotelProcessor:
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._states: dict[int, State] = {}
         self._lock = asyncio.Lock()
-        self._buffers: dict[TopicPartition, deque[ConsumerRecord[bytes, bytes]]] = {}
-        """Fetched records not yet taken, per topic-partition (`_take`)."""
-        self._idle_since: float | None = None
-        self._more = False
+        self._intake = Intake(self.sources, self.hotel_events)
+        """Fetched records not yet taken, and what goes next (`streams.runners.ordering`)."""
         self._task: asyncio.Task[None] | None = None
         self._sinks: list[Sink] = []
         self._on_failure: list[Callable[[BaseException], None]] = []
@@ -123,6 +120,7 @@ class HotelProcessor:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_wait_ms=FETCH_WAIT_MS,
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         await consumer.start()
@@ -160,7 +158,7 @@ class HotelProcessor:
             for partition in {tp.partition for tp in revoked}:
                 await self._release(partition)
             for tp in revoked:
-                self._buffers.pop(tp, None)
+                self._intake.drop(tp)
 
     async def _acquire(self, partition: int) -> None:
         producer = AIOKafkaProducer(
@@ -204,12 +202,10 @@ class HotelProcessor:
         assert consumer is not None
         retry = 0
         while True:
-            batches = await consumer.getmany(
-                timeout_ms=0 if self._more else 100 if self._idle_since is not None else 500,
-                max_records=FETCH_RECORDS)
-            for tp, records in batches.items():
-                self._buffers.setdefault(tp, deque()).extend(records)
-            by_partition = await self._take()
+            batches = await consumer.getmany(timeout_ms=self._intake.poll_timeout_ms(),
+                                             max_records=FETCH_RECORDS)
+            self._intake.add(batches)
+            by_partition = await self._intake.take(consumer)
             if not by_partition:
                 continue
             async with self._lock:
@@ -233,62 +229,6 @@ class HotelProcessor:
                 retry += 1
                 continue
             retry, self.waiting = 0, None
-
-    async def _caught_up(self, tp: TopicPartition) -> bool:
-        """Nothing of `tp` is buffered and the consumer has read all it may (read_committed)."""
-        consumer = self._consumer
-        assert consumer is not None
-        if self._buffers.get(tp):
-            return False
-        stable = consumer.last_stable_offset(tp)
-        if stable is None:
-            stable = consumer.highwater(tp)
-        return stable is not None and await consumer.position(tp) >= stable
-
-    async def _take(self) -> dict[int, list[ConsumerRecord[bytes, bytes]]]:
-        """What to process now, by partition, timestamp-synchronised like Kafka Streams'
-        max.task.idle.ms: source records go in timestamp order across every assigned event
-        topic partition, and none is taken while another source partition that has not been
-        read to its end may still hold an earlier one (waiting at most TASK_IDLE_S). The
-        re-keyed topic is taken as fetched, each partition's records merged by source."""
-        consumer = self._consumer
-        assert consumer is not None
-        assigned = consumer.assignment()
-        sources = [tp for tp in assigned if tp.topic in self.sources]
-        blocked = [tp for tp in sources
-                   if not self._buffers.get(tp) and not await self._caught_up(tp)]
-        taken: dict[int, list[ConsumerRecord[bytes, bytes]]] = {}
-        if blocked and any(self._buffers.get(tp) for tp in sources):
-            now = time.monotonic()
-            if self._idle_since is None:
-                self._idle_since = now
-            if now - self._idle_since < TASK_IDLE_S:
-                sources = []  # wait for the blocked partitions' next fetch
-            else:
-                blocked = []  # waited long enough: go on with what is here
-        if not blocked:
-            self._idle_since = None
-        heads = [(self._buffers[tp][0].timestamp, index, tp)
-                 for index, tp in enumerate(sources) if self._buffers.get(tp)]
-        heapq.heapify(heads)
-        count, self._more = 0, False
-        while heads and count < ROUND_RECORDS:
-            _, index, tp = heapq.heappop(heads)
-            buffer = self._buffers[tp]
-            taken.setdefault(tp.partition, []).append(buffer.popleft())
-            count += 1
-            if buffer:
-                heapq.heappush(heads, (buffer[0].timestamp, index, tp))
-            elif not blocked and not await self._caught_up(tp):
-                break  # it may hold earlier records than the other heads: fetch first
-        self._more = bool(heads) and count >= ROUND_RECORDS
-        for tp in assigned:
-            if tp.topic == self.hotel_events and self._buffers.get(tp):
-                buffer = self._buffers[tp]
-                records = [buffer.popleft() for _ in range(min(len(buffer), ROUND_RECORDS))]
-                taken.setdefault(tp.partition, []).extend(_in_source_order(records))
-                self._more = self._more or bool(buffer)
-        return taken
 
     async def _process(self, partition: int, records: list[ConsumerRecord[bytes, bytes]]
                        ) -> None:
@@ -316,8 +256,8 @@ class HotelProcessor:
                 # Kafka Streams does), or the group's lag stays 1 on transactional topics.
                 # A partition with records still buffered commits its next record's offset.
                 for tp in offsets.keys() & consumer.assignment():
-                    buffered = self._buffers.get(tp)
-                    offsets[tp] = (buffered[0].offset if buffered
+                    buffered = self._intake.next_offset(tp)
+                    offsets[tp] = (buffered if buffered is not None
                                    else max(offsets[tp], await consumer.position(tp)))
                 await producer.send_offsets_to_transaction(offsets, self.group_id)
         except ProducerFenced:
@@ -354,7 +294,7 @@ class HotelProcessor:
         consumer = self._consumer
         assert consumer is not None
         for tp in list(offsets):
-            self._buffers.pop(tp, None)
+            self._intake.drop(tp)
             if tp not in consumer.assignment():
                 continue
             committed = await consumer.committed(tp)
@@ -464,22 +404,6 @@ class HotelProcessor:
             TopicSpec(self.hotel_events, self.settings.topic_partitions,
                       {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
         ])
-
-
-def _in_source_order(records: list[ConsumerRecord[bytes, bytes]]
-                     ) -> list[ConsumerRecord[bytes, bytes]]:
-    """Re-keyed records of one partition, merged by timestamp across the event topic
-    partitions they came from (records of different partitions have no order of their own;
-    several transactional producers forward into one partition). Each source
-    topic-partition keeps its order."""
-    by_source: dict[tuple[bytes, bytes], list[ConsumerRecord[bytes, bytes]]] = {}
-    for record in records:
-        found = dict(record.headers or ())
-        by_source.setdefault((found.get(SOURCE_TOPIC, b""), found.get(SOURCE_PARTITION, b"")),
-                             []).append(record)
-    if len(by_source) == 1:
-        return records
-    return list(heapq.merge(*by_source.values(), key=lambda record: record.timestamp))
 
 
 def _forget(sends: list[asyncio.Future[Any]]) -> None:
