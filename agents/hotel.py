@@ -65,16 +65,16 @@ def install(hub: Hub) -> HotelAgents:
     hub.app.service(HotelProcessing)
 
     @hub.app.agent(hub.channels.hotel_state, name="agents.hotel.mirror_hotel_state")
-    async def mirror_hotel_state(states: StreamT[Any]) -> AsyncIterator[bytes]:
+    async def mirror_hotel_state(states: StreamT[bytes]) -> AsyncIterator[bytes]:
         async for state in states.events():
-            if not isinstance(state.key, bytes):
-                continue
+            if not isinstance(state.key, bytes) or not isinstance(state.value, bytes):
+                continue  # a tombstone, or not written by a hub
             tag, key = split_state_key(state.key)
             table = table_by_tag.get(tag)
             if table is None:
                 continue  # the processor's own bookkeeping (events waiting for their room)
             try:
-                MODELS[tag].model_validate(state.value)
+                MODELS[tag].model_validate_json(state.value)
             except (KeyError, ValidationError) as exc:
                 # Never serve what the queries could not read; the processor skips it too.
                 log.error("state log %s offset %d (%r) is not a valid %s, not mirrored: %s",

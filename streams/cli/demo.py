@@ -124,16 +124,16 @@ def _summarise(tables: Tables, hotel_id: str, the_day: date) -> list[Table]:
     from streams.core.state import AvailabilityState, ReservationState, RoomState
 
     prefix = f"{hotel_id}:".encode()
-    rooms = Counter(RoomState.model_validate(value).status.value
+    rooms = Counter(RoomState.model_validate_json(value).status.value
                     for key, value in states(tables.rooms) if key.startswith(prefix))
-    stays = Counter(str(ReservationState.model_validate(value).status)
+    stays = Counter(str(ReservationState.model_validate_json(value).status)
                     for key, value in states(tables.stays) if key.startswith(prefix))
     tonight = Table(title=f"Availability for the night of {the_day}")
     for column in ("room type", "in house", "sold", "out of order", "free"):
         tonight.add_column(column, justify="left" if column == "room type" else "right")
     for key, value in sorted(states(tables.availability)):
         if key.startswith(prefix):
-            state = AvailabilityState.model_validate(value)
+            state = AvailabilityState.model_validate_json(value)
             night = state.night(the_day)
             tonight.add_row(state.room_type, *(str(night[name]) for name in
                                                ("in_house", "sold", "out_of_order", "free")))

@@ -126,15 +126,15 @@ def room_number_order(room: Mapping[str, Any]) -> tuple[Any, ...]:
     return natural_key(str(room.get("room_number", ""))), str(room.get("room_id", ""))
 
 
-def hotel_rooms(items: Iterable[tuple[bytes, Any]], hotel_id: str, status: str | None,
+def hotel_rooms(items: Iterable[tuple[bytes, bytes]], hotel_id: str, status: str | None,
                 room_type: str | None) -> list[dict[str, Any]]:
-    """The rooms of `hotel_id` among table items (key, stored JSON), filtered, in order."""
+    """The rooms of `hotel_id` among table items (key, state JSON), filtered, in order."""
     prefix = f"{hotel_id}:".encode()
     rooms = []
     for key, raw in items:
         if not key.startswith(prefix):
             continue
-        room = RoomState.model_validate(raw)
+        room = RoomState.model_validate_json(raw)
         if (status is None or room.status == status) and (
                 room_type is None or room.room_type == room_type):
             rooms.append(room.to_json())

@@ -34,8 +34,8 @@ def create_channels(app: faust.App, settings: HubSettings) -> Channels:
     return Channels(
         analytics=raw(settings.topic(POLICIES[EventKind.ANALYTICS].topic), partitions=partitions),
         deadletter=raw(settings.topic(DEADLETTER_TOPIC), partitions=1),
-        # This app's own: byte keys, JSON values, the hub's partition count.
+        # This app's own: byte keys, the states' JSON as bytes, the hub's partition count.
         hotel_state=app.topic(state_topic(settings), key_type=bytes, key_serializer="raw",
-                              value_serializer="json", partitions=partitions, internal=True,
-                              compacting=True),
+                              value_type=bytes, value_serializer="raw", partitions=partitions,
+                              internal=True, compacting=True),
     )

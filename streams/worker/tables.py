@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import faust
 from faust.types import TableT
 
-Table = TableT[bytes, dict[str, object]]
+Table = TableT[bytes, bytes]
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,10 @@ class Tables:
 
 def create_tables(app: faust.App, partitions: int) -> Tables:
     def table(name: str, help: str) -> Table:
-        # bytes keys travel "raw"; values without a type travel as JSON.
-        return app.Table(name, key_type=bytes, partitions=partitions, help=help)
+        # Keys and values are bytes (`streams.core.mirrored`), which Faust passes "raw":
+        # nothing to (de)serialise.
+        return app.Table(name, key_type=bytes, value_type=bytes, partitions=partitions,
+                         help=help)
 
     return Tables(
         rooms=table("room_to_state", "hotel_id:room_id -> RoomState"),

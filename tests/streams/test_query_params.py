@@ -3,6 +3,7 @@ never an exception that would make a 500 (no broker, no worker, no Faust app).""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from types import SimpleNamespace
 from typing import Any
@@ -72,10 +73,10 @@ def room(number: str, room_id: str) -> dict[str, Any]:
 
 
 def test_the_room_listing_sorts_any_room_number() -> None:
-    table = {f"H:{r['room_id']}".encode(): r for r in
+    table = {f"H:{r['room_id']}".encode(): json.dumps(r).encode() for r in
              [room("²", "R-sq"), room("10", "R-10"), room("2", "R-2"), room("٣", "R-3"),
               room("9" * 200, "R-long")]}
-    table[b"HX:R-other"] = room("1", "R-other")
+    table[b"HX:R-other"] = json.dumps(room("1", "R-other")).encode()
     listed = hotel_rooms(table.items(), "H", None, None)
     assert [r["room_number"] for r in listed] == ["2", "٣", "10", "9" * 200, "²"]
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel
 
+from streams.core.mirrored import state_json
 from streams.core.step import AVAILABILITY, CUSTOMER, ROOM, STAY
 from streams.runners.hotel_processor import HotelProcessor
 from streams.worker.hub import Hub
@@ -60,9 +61,8 @@ class HubTables:
                 for (tag, key), state in list(states.items()):
                     if tag not in table_by_tag:
                         continue  # not queryable
-                    mirrored = table_by_tag[tag].get(key)
-                    if mirrored is None or mirrored["state"] != json.loads(
-                            state.model_dump_json()):
+                    mirrored = state_json(table_by_tag[tag].get(key))
+                    if mirrored is None or mirrored != json.loads(state.model_dump_json()):
                         return True
             return False
 
