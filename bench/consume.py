@@ -5,8 +5,8 @@ both sides read those same records from the beginning, in an order that alternat
 
 - hub: the hub's worker in this process (`streams.worker.run.running_hub`); its analytics
   agent (`agents.analytics`) reads the records with Faust, decodes them with the hub's
-  codec (Confluent header, writer schema by id, fastavro, pydantic) and yields each event
-  to a sink;
+  codec (Confluent header, writer schema by id, fastavro, pydantic), counts them in its
+  metrics and hands each event to a sink;
 - raw: `AIOKafkaConsumer.getmany` (read_committed, as the hub's consumers) checking the
   Confluent header, `fastavro.schemaless_reader` (schema parsed once) and the same pydantic
   model's `model_validate`.
@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import fastavro
+import mode.loop
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.common import (
@@ -60,8 +61,8 @@ from streams.wire.registry_client import SchemaRegistryClient
 
 KIND = EventKind.ANALYTICS
 SIDES = {
-    "hub": "the hub's worker in process: Faust analytics agent, codec.decode (header, writer "
-           "schema by id, fastavro, pydantic), sink",
+    "hub": "the hub's worker in process: Faust analytics agent, the codec's decode (header, "
+           "writer schema by id, fastavro, pydantic), metrics, sink",
     "raw": "AIOKafkaConsumer.getmany (read_committed), header check, fastavro."
            "schemaless_reader, the same pydantic model_validate",
 }
@@ -172,6 +173,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__, events=20_000, timeout_s=600)
     options = parser.parse_args(argv)
     check_options(parser, options)
+    # As `hotelhub worker` runs (`streams.worker.run.run_worker`): the loop of the thread
+    # Faust runs its Kafka consumer in is made from the policy, so uvloop too.
+    mode.loop.use("uvloop")
     main_loop(lambda: run(options), timeout_s=options.timeout_s)
     return 0
 

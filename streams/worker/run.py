@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 
 import faust
+import mode.loop
 
 from streams.ops import health
 from streams.runners.admin import ensure_topics
@@ -24,7 +25,12 @@ async def prepare(settings: HubSettings) -> None:
 
 
 def run_worker(settings: HubSettings, *, loglevel: str = "info") -> None:
-    """Block running a worker until it is signalled to stop."""
+    """Block running a worker until it is signalled to stop.
+
+    Every event loop of the process runs on uvloop: the worker's, and the one of the thread
+    Faust runs its Kafka consumer in (mode makes that loop with the policy set here).
+    """
+    mode.loop.use("uvloop")
     asyncio.run(prepare(settings))
     hub = build_hub(settings)
     worker = faust.Worker(hub.app, loglevel=loglevel, override_logging=False)
