@@ -108,6 +108,8 @@ async def test_read_committed_under_at_least_once(hub_settings: HubSettings,
     consumer = await _started(thread, topic)
     try:
         assert consumer._isolation_level == "read_committed"
+        # ... and the fetch wait (Faust alone: 1,500 ms) reached the started fetcher.
+        assert consumer._fetcher._fetch_max_wait_ms == patches.FETCH_MAX_WAIT_MS < 1500
         values = [record.value for record in await _read_all(consumer, topic)]
     finally:
         await consumer.stop()
