@@ -162,7 +162,7 @@ async def hub_run(base: HubSettings, prefix: str, n: int, events: int, data_dir:
     hotelhub = Path(sys.executable).parent / "hotelhub"
     log_path = data_dir / f"hub-{n}.log"
     process = spawn([str(hotelhub), "worker", "--loglevel", "info"], env, log_path)
-    groups = [Watched(f"{settings.app_id}-hotels",
+    groups = [Watched(settings.processor_group,
                       [settings.topic(t) for t in SOURCES] + [hotel_events_topic(settings)]),
               Watched(settings.app_id, [state_topic(settings),
                                         settings.topic(POLICIES[EventKind.ANALYTICS].topic),

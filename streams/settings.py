@@ -177,6 +177,11 @@ class HubSettings(BaseSettings):
             overbooking=self.overbooking, limits=self.limits(), order_grace_s=self.order_grace_s,
         )
 
+    @property
+    def processor_group(self) -> str:
+        """The hotel processor's consumer group, and the prefix of its transactional ids."""
+        return f"{self.app_id}-hotels"
+
     def topic(self, base: str) -> str:
         """The topic this deployment uses for a hub topic (`hotel.room` -> `staging.hotel.room`)."""
         return f"{self.topic_prefix}{base}"

@@ -31,8 +31,8 @@ Lag = dict[tuple[str, TopicPartition], int]
 
 def hub_groups(settings: HubSettings) -> list[str]:
     """The worker's consumer groups: the Faust app's (`app_id`) and the hotel processor's
-    (`<app_id>-hotels`, streams.runners.hotel_processor)."""
-    return [settings.app_id, f"{settings.app_id}-hotels"]
+    (`settings.processor_group`, streams.runners.hotel_processor)."""
+    return [settings.app_id, settings.processor_group]
 
 
 async def group_lag(settings: HubSettings, groups: list[str]) -> Lag:

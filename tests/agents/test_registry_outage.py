@@ -245,7 +245,7 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
             return [problem for path, event in expected.items()
                     if (problem := booking_problem(path, await ask(path), event))]
 
-        group = f"{app_settings.app_id}-hotels"
+        group = app_settings.processor_group
         topic_partitions = [TopicPartition(reservation_topic, p) for p in range(partitions)]
 
         async def where() -> str:
