@@ -157,7 +157,6 @@ def watchdog(after_s: float) -> None:
     timer.start()
 
 
-_watchdog = watchdog  # the name bench.state imports
 
 
 # --- isolation ---------------------------------------------------------------------------

@@ -39,7 +39,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.throughput import Progress, Rate, Stamp, check_loopback
+from bench.common import Progress, Rate, Stamp, check_loopback
 from streams.core.kinds import POLICIES, EventKind, System
 from streams.settings import HubSettings, get_settings
 from streams.wire.registry_client import SchemaRegistryClient
@@ -354,7 +354,7 @@ async def run(options: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.throughput import _watchdog
+    from bench.common import watchdog
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--source", choices=("mixed", "month"), default="mixed")
@@ -367,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--timeout-s", type=float, default=600.0)
     options = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    _watchdog(options.timeout_s * 3 + 120)
+    watchdog(options.timeout_s * 3 + 120)
     for result in asyncio.run(run(options)):
         print(json.dumps(result))
     return 0

@@ -1,44 +1,32 @@
-"""Throughput of the state agents, and how long a fresh worker takes to restore the tables.
+"""Events/s of a mixed hotel stream through every agent, on a backlog and while publishing.
 
-Two figures the issue asks for, on one broker in one run:
+1. backlog: a mixed stream of rooms, customers, bookings, check-ins and check-outs is
+   published first, then the hub runs in this process under a new app id and an agent
+   sink times it from the first processed event to the last published one;
+2. fill: 100k customer `created` and 5k room events published while the hub runs (a
+   lower bound that includes publishing).
 
-1. events/s through the state agents (stays, rooms, customers, availability) for one
-   worker: a mixed stream of rooms, customers, bookings, check-ins and check-outs is
-   published first, then the hub's app runs in this process under a new consumer group
-   and an agent sink times it from the first processed event to the last published one.
-2. restore time: the same app then applies 100k customer `created` events and 5k room
-   events, stops, and a fresh `hotelhub worker` process (same app id) is started and
-   timed until Faust logs "Recovery complete" for its tables.
-
-Run with `python -m bench.state`. Everything goes to topics of this run's own
-(`HOTELHUB_TOPIC_PREFIX=bench-state-<id>.`, which the worker subprocess inherits),
-deleted at the end with the app's changelogs; the hub's `hotel.*` topics are untouched.
+How long a restarted worker takes to serve these again is `bench.restore`'s. Run with
+`python -m bench.state`. Everything goes to topics of this run's own
+(`HOTELHUB_TOPIC_PREFIX=bench-state-<id>.`), deleted at the end with the app's changelogs.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
 import platform
-import re
-import signal
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
-
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.common import (
     AgentSink,
@@ -47,20 +35,20 @@ from bench.common import (
     Rate,
     check_loopback,
     chunks,
+    drop_run_topics,
     free_port,
+    watchdog,
 )
 from streams.core.kinds import EventKind, System
+from streams.runners.hotel_processor import HotelProcessor
 from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings, get_settings
 from streams.wire.registry_client import SchemaRegistryClient
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "state.json"
-TABLES = ("room_to_state", "customer_to_state", "reservation_to_state",
-          "room_type_to_availability")
 ROOM_TYPES = ("DBL", "TWN", "SGL", "STE")
 FIRST_NIGHT = date(2026, 11, 23)
-_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
 
 log = logging.getLogger("bench.state")
 
@@ -83,46 +71,6 @@ def configure(data_dir: Path) -> HubSettings:
     settings = get_settings()
     check_loopback(settings)
     return settings
-
-
-async def drop_run_topics(settings: HubSettings) -> list[str]:
-    """Delete every topic of this run (hub topics, changelogs, assignor, deltas)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                                request_timeout_ms=int(settings.connect_timeout_s * 1000))
-    await asyncio.wait_for(admin.start(), timeout=settings.connect_timeout_s)
-    try:
-        names = await asyncio.wait_for(admin.list_topics(), timeout=settings.connect_timeout_s)
-        ours = sorted(name for name in names if name.startswith(settings.topic_prefix))
-        if ours and settings.topic_prefix.startswith("bench-state-"):
-            await asyncio.wait_for(admin.delete_topics(ours), timeout=30)
-        return ours
-    finally:
-        await admin.close()
-
-
-async def record_counts(settings: HubSettings, topics: Sequence[str]) -> dict[str, int]:
-    """Records per existing topic: end minus start offsets over its partitions."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
-    await asyncio.wait_for(admin.start(), timeout=settings.connect_timeout_s)
-    try:
-        existing = set(await admin.list_topics())
-        described = await admin.describe_topics([t for t in topics if t in existing])
-    finally:
-        await admin.close()
-    tps = {entry["topic"]: [TopicPartition(entry["topic"], p["partition"])
-                            for p in entry["partitions"]] for entry in described}
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None)
-    await asyncio.wait_for(consumer.start(), timeout=settings.connect_timeout_s)
-    try:
-        counts = {}
-        for topic in topics:
-            parts = tps.get(topic, [])
-            ends = await consumer.end_offsets(parts) if parts else {}
-            starts = await consumer.beginning_offsets(parts) if parts else {}
-            counts[topic] = sum(ends[tp] - starts[tp] for tp in parts)
-        return counts
-    finally:
-        await consumer.stop()
 
 
 # --- events --------------------------------------------------------------------------
@@ -236,16 +184,28 @@ async def process_in_app(
     mixed_ids, publish_s = await publish(mixed_docs, settings=settings, registry=registry,
                                          chunk=chunk)
     sink = AgentSink(Progress(set(mixed_ids)))  # Progress empties the set it is given
+    # The clock starts when the processor has its partitions and their state, as in
+    # bench.stay: a backlog is decided in rounds of thousands, so "first event decided"
+    # would start it after the first round.
+    assign = HotelProcessor.assign
+
+    async def assigned(self: HotelProcessor, partitions: Any) -> None:
+        await assign(self, partitions)
+        sink.progress.ready()
+
+    HotelProcessor.assign = assigned  # type: ignore[method-assign]
     started = time.perf_counter()
     async with (asyncio.timeout(deadline.remaining_s() + 30),
                 running_hub(settings, sinks=[sink])):
         await asyncio.wait_for(sink.progress.done.wait(), timeout=deadline.remaining_s())
-        assert sink.progress.first_at is not None
-        startup_s = sink.progress.first_at.wall_s - started
+        HotelProcessor.assign = assign  # type: ignore[method-assign]
+        assert sink.progress.ready_at is not None
+        startup_s = sink.progress.ready_at.wall_s - started
         results["mixed stream"] = _figures(len(mixed_ids), sink.progress.processed,
                                            sink.progress.rate(), publish_s,
                                            note="published before the app started")
-        results["mixed stream"]["app start-up until first event (s)"] = round(startup_s, 2)
+        results["mixed stream"]["start-up until the processor is ready (s)"] = round(
+            startup_s, 2)
         log.warning("mixed stream: %s", results["mixed stream"])
 
         sink.progress = Progress({str(doc["event_id"]) for _, doc in fill_docs})
@@ -276,80 +236,6 @@ def _figures(events: int, processed: int, rate: Rate, publish_s: float, *,
     }
 
 
-@dataclass(frozen=True)
-class Restore:
-    seconds_to_recovery_complete: float
-    seconds_restoring: float
-    seconds_to_worker_ready: float | None
-    seconds_to_hotel_state_restored: float | None
-    """Until the hotel processor logged every partition ready (its state read back)."""
-    recovery_log: list[str]
-
-
-def worker_command() -> list[str]:
-    """`hotelhub worker` without the CLI around it, with logging on so recovery can be timed."""
-    return [sys.executable, "-c",
-            "import logging\n"
-            "logging.basicConfig(level=logging.INFO, "
-            "format='%(asctime)s %(name)s %(levelname)s %(message)s')\n"
-            "from streams.settings import get_settings\n"
-            "from streams.worker.run import run_worker\n"
-            "run_worker(get_settings(), loglevel='info')"]
-
-
-def _stamp(line: str) -> float | None:
-    match = _STAMP.match(line)
-    if not match:
-        return None
-    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
-
-
-def time_restore(settings: HubSettings, data_dir: Path, *, timeout_s: float) -> Restore:
-    """Start a fresh worker process and read its log until "Recovery complete"; then stop it."""
-    log_path = data_dir / "restore-worker.log"
-    env = {**os.environ, "HOTELHUB_WORKER_DATA_DIR": str(data_dir / "restore"),
-           "HOTELHUB_WEB_PORT": str(free_port()), "PYTHONUNBUFFERED": "1"}
-    with log_path.open("wb") as out:
-        spawned = time.time()
-        process = subprocess.Popen(worker_command(), env=env, cwd=REPO_ROOT, stdout=out,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    try:
-        end = time.monotonic() + timeout_s
-        began = complete = ready = hotels = None
-        while time.monotonic() < end and (ready is None or hotels is None):
-            if process.poll() is not None:
-                raise RuntimeError(f"worker exited ({process.returncode}); see {log_path}")
-            for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-                if began is None and "Highwater for active changelog partitions" in line:
-                    began = _stamp(line)
-                elif complete is None and "Recovery complete" in line:
-                    complete = _stamp(line)
-                elif complete is not None and ready is None and "Worker ready" in line:
-                    ready = _stamp(line)
-            readies = [_stamp(line) for line in
-                       log_path.read_text(encoding="utf-8", errors="replace").splitlines()
-                       if "hotel partition" in line and "states restored" in line]
-            if hotels is None and len(readies) >= settings.topic_partitions:
-                hotels = max(stamp for stamp in readies if stamp is not None)
-            time.sleep(0.2)
-        if complete is None or began is None:
-            raise TimeoutError(f"no 'Recovery complete' within {timeout_s:g} s; see {log_path}")
-        text = log_path.read_text(encoding="utf-8", errors="replace")
-        start = text.find("Highwater for active changelog partitions")
-        lines = [line[:200] for line in text[start:].splitlines()][:120]
-        return Restore(round(complete - spawned, 3), round(complete - began, 3),
-                       None if ready is None else round(ready - spawned, 3),
-                       None if hotels is None else round(hotels - spawned, 3), lines)
-    finally:
-        if process.poll() is None:
-            os.kill(process.pid, signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-
-
 # --- report --------------------------------------------------------------------------
 
 
@@ -362,19 +248,6 @@ def markdown(document: dict[str, Any]) -> str:
                     f"| {figures['events']:,} / {figures['records_processed']:,} |")
         rows.append(f"| {name}: refusals so far (a fair run provokes none) "
                     f"| {figures['refusals_so_far']:,} |")
-    restore = document["restore"]
-    rows += [
-        f"| restore: fresh worker start -> Recovery complete (s) "
-        f"| {restore['seconds_to_recovery_complete']:.1f} |",
-        f"| restore: Highwater logged -> Recovery complete (s) "
-        f"| {restore['seconds_restoring']:.2f} |",
-        f"| restore: fresh worker start -> hotel processor state restored (s) "
-        f"| {restore['seconds_to_hotel_state_restored']} |",
-        f"| restore: changelog records (all tables) "
-        f"| {sum(document['changelog_records'].values()):,} |",
-    ]
-    rows += [f"| changelog records: {table} | {count:,} |"
-             for table, count in document["changelog_records"].items()]
     rows.append("")
     rows += [f"- {name}: {value}" for name, value in document["environment"].items()]
     return "\n".join(rows)
@@ -394,18 +267,10 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
                 mixed(options.events, "BENCH-MIX"), fill,
                 settings=settings, registry=registry, chunk=options.chunk, deadline=deadline,
             )
-        changelogs = {table: f"{settings.app_id}-{table}-changelog" for table in TABLES}
-        counts = await record_counts(settings, list(changelogs.values()))
-        log.warning("changelog records: %s; starting a fresh worker to restore", counts)
-        restore = await asyncio.to_thread(time_restore, settings, data_dir,
-                                          timeout_s=deadline.remaining_s())
     finally:
-        with contextlib.suppress(Exception):
-            await drop_run_topics(settings)
+        await drop_run_topics(settings)
     return {
         "throughput": throughput,
-        "restore": restore.__dict__,
-        "changelog_records": {table: counts[name] for table, name in changelogs.items()},
         "environment": {
             "processing_guarantee": settings.processing_guarantee,
             "topic partitions": settings.topic_partitions,
@@ -430,11 +295,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from bench.common import _watchdog
-
     options = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(message)s")
-    _watchdog(options.timeout_s + 60)
+    watchdog(options.timeout_s + 60)
     with tempfile.TemporaryDirectory(prefix="hotelhub-bench-state-") as data_dir:
         document = asyncio.run(run(options, Path(data_dir)))
     print()
