@@ -73,4 +73,5 @@ bench: services-up
 	$(BIN)/python -m bench.stay $(BENCH_ARGS)
 	$(BIN)/python -m bench.latency $(BENCH_ARGS)
 	$(BIN)/python -m bench.state
+	$(BIN)/python -m bench.restore $(BENCH_ARGS)
 	$(BIN)/python -m bench.month_catchup --runs 3

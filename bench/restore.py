@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -49,12 +50,23 @@ from bench.common import (
     free_port,
     watchdog,
 )
-from bench.state import _stamp, customer_doc, publish, room_doc, worker_command
+from bench.state import customer_doc, publish, room_doc
 from streams.settings import HubSettings, get_settings
 from streams.wire.registry_client import SchemaRegistryClient
+from tests.support.workers import WORKER_COMMAND
 
 HOTEL = "BENCH-FILL"
 log = logging.getLogger("bench.restore")
+
+_LOG_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+
+
+def _stamp(line: str) -> float | None:
+    """The wall time of a worker log line (`WORKER_COMMAND` logs `asctime` first)."""
+    match = _LOG_STAMP.match(line)
+    if not match:
+        return None
+    return datetime.strptime(match.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
 
 
 def configure() -> HubSettings:
@@ -93,7 +105,7 @@ class Worker:
     def start(self) -> float:
         with self.log_path.open("wb") as out:
             started = time.time()
-            self.process = subprocess.Popen(worker_command(), env=self.env, cwd=REPO_ROOT,
+            self.process = subprocess.Popen(WORKER_COMMAND, env=self.env, cwd=REPO_ROOT,
                                             stdout=out, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL)
         return started
