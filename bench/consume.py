@@ -1,12 +1,14 @@
-"""Consume: a Faust agent of the hub against a bare aiokafka loop, decode + validate each.
+"""Consume: the hub's analytics runner against a bare aiokafka loop, decode + validate each.
 
 Each run publishes `--events` analytics reports to the run's own topics (not timed), then
 both sides read those same records from the beginning, in an order that alternates:
 
-- hub: the hub's worker in this process (`streams.worker.run.running_hub`); its analytics
-  agent (`agents.analytics`) reads the records with Faust, decodes them with the hub's
-  codec (Confluent header, writer schema by id, fastavro, pydantic), counts them in its
-  metrics and hands each event to a sink;
+- hub: the hub's worker in this process (`streams.worker.run.running_hub`); what its
+  analytics install (`agents.analytics`) builds, the idempotent runner
+  (`streams.runners.idempotent`: aiokafka `getmany` in a consumer group of its own,
+  read_committed, a commit per batch), decodes the records with the hub's codec
+  (Confluent header, writer schema by id, fastavro, pydantic), counts them in its metrics
+  and hands each event to a sink;
 - raw: `AIOKafkaConsumer.getmany` (read_committed, as the hub's consumers) checking the
   Confluent header, `fastavro.schemaless_reader` (schema parsed once) and the same pydantic
   model's `model_validate`.
@@ -61,8 +63,9 @@ from streams.wire.registry_client import SchemaRegistryClient
 
 KIND = EventKind.ANALYTICS
 SIDES = {
-    "hub": "the hub's worker in process: Faust analytics agent, the codec's decode (header, "
-           "writer schema by id, fastavro, pydantic), metrics, sink",
+    "hub": "the hub's worker in process: analytics runner (aiokafka getmany, group commit "
+           "per batch), the codec's decode (header, writer schema by id, fastavro, pydantic), "
+           "metrics, sink",
     "raw": "AIOKafkaConsumer.getmany (read_committed), header check, fastavro."
            "schemaless_reader, the same pydantic model_validate",
 }
