@@ -103,7 +103,7 @@ class HubSettings(BaseSettings):
     app_id: str = "hotelhub"
     processing_guarantee: str = Field(
         default="at_least_once",
-        description="Faust's guarantee for the idempotent agents (the mirror, analytics). "
+        description="Faust's guarantee for its agents (the mirror of the state log). "
         "Hotels are always decided in Kafka transactions (streams.runners.hotel_processor).",
     )
     web_port: int = 6066

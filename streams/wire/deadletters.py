@@ -1,9 +1,9 @@
 """Dead letters: the headers that say where a record came from and why it failed, written
 and read back here; selecting them and rebuilding the original record for a replay.
 
-Pure functions, no Kafka client and no Faust, so the hotel processor, the Faust agents'
-`streams.worker.deadletter` and `hotelhub deadletter` share one layout: the original record's
-headers first, then `hub.errors.topic`, `.partition`, `.offset`, `.exception.class`,
+Pure functions, no Kafka client and no Faust, so the hotel processor, the idempotent
+runner (`streams.runners.idempotent`) and `hotelhub deadletter` share one layout: the
+original record's headers first, then `hub.errors.topic`, `.partition`, `.offset`, `.exception.class`,
 `.exception.message`, `.timestamp` (named like Kafka Connect's `__connect.errors.*`);
 key and value are the original bytes.
 """

@@ -31,7 +31,8 @@ Sink = Callable[[Any], Any]
 
 
 class EventAgent(Protocol):
-    """What consumes the public event topics and hands each processed event to its sinks."""
+    """What consumes the public event topics and hands each processed event to its sinks
+    (a runner with a consumer group of its own names it in `group_id`)."""
 
     def add_sink(self, sink: Any) -> None: ...
 
@@ -69,8 +70,11 @@ def build_hub(settings: HubSettings) -> Hub:
                            "is the project installed (pip install -e .)?")
     for point in found:
         hub.installed[point.name] = point.load()(hub)
-    # Every worker exports its groups' lag (the same group-wide figures: take the max).
-    hub.app.timer(interval=LAG_REFRESH_S)(LagExporter(settings).refresh)
+    # Every worker exports the lag of the app's groups: Faust's and each runner's own (the
+    # same group-wide figures on every worker: dashboards take the max).
+    groups = [settings.app_id] + [group for agent in hub.event_agents
+                                  if (group := getattr(agent, "group_id", None))]
+    hub.app.timer(interval=LAG_REFRESH_S)(LagExporter(settings, groups).refresh)
     from streams.worker.views import install_views  # the views read the tables above
 
     install_views(hub)

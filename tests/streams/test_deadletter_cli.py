@@ -47,7 +47,7 @@ def error_headers(
     *, topic: str | None, partition: int | None, offset: int | None, cls: str, message: str,
     at: datetime | str | None,
 ) -> list[tuple[str, bytes]]:
-    """The layout `streams.worker.deadletter` writes; a field given as None is left out."""
+    """The layout the runners write; a field given as None is left out."""
     fields = {"topic": topic, "partition": partition, "offset": offset,
               "exception.class": cls, "exception.message": message,
               "timestamp": at.isoformat() if isinstance(at, datetime) else at}
