@@ -3,9 +3,9 @@ and read back here; selecting them and rebuilding the original record for a repl
 
 Pure functions, no Kafka client and no Faust, so the hotel processor, the idempotent
 runner (`streams.runners.idempotent`) and `hotelhub deadletter` share one layout: the
-original record's headers first, then `hub.errors.topic`, `.partition`, `.offset`, `.exception.class`,
-`.exception.message`, `.timestamp` (named like Kafka Connect's `__connect.errors.*`);
-key and value are the original bytes.
+original record's headers first, then `hub.errors.topic`, `.partition`, `.offset`,
+`.exception.class`, `.exception.message`, `.timestamp` (named like Kafka Connect's
+`__connect.errors.*`); key and value are the original bytes.
 """
 
 from __future__ import annotations
