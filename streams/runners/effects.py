@@ -6,7 +6,9 @@ them, so a state change and what it announces are visible together or not at all
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from streams.core.exceptions import RecordTooLarge
 from streams.core.kinds import POLICIES, REFUSAL_TOPIC, EventKind
@@ -41,8 +43,6 @@ class OutRecord:
             len(name) + len(value) for name, value in self.headers)
 
 
-
-
 def state_key(tag: str, key: bytes) -> bytes:
     """State log key: the kind of state, then `hotel_id:entity_id` (ids may hold any byte)."""
     return tag.encode() + STATE_KEY_SEPARATOR + key
@@ -53,14 +53,12 @@ def split_state_key(raw: bytes) -> tuple[str, bytes]:
     return tag.decode(), key
 
 
-def step_records(step: Step, *, partition: int, settings: HubSettings,
-                 codec: ConfluentAvroCodec) -> list[OutRecord]:
-    """The records a step publishes, in order; raises RecordTooLarge before any is sent."""
-    records = [
-        OutRecord(state_topic(settings), state_key(tag, key),
-                  state.model_dump_json().encode(), partition=partition)
-        for (tag, key), state in step.changes.items()
-    ]
+def step_records(step: Step, *, settings: HubSettings, codec: ConfluentAvroCodec
+                 ) -> list[OutRecord]:
+    """The refusals and derived room events a step publishes, in order; raises
+    RecordTooLarge before any is sent. Its state changes are written once per round
+    (`state_records`)."""
+    records = []
     for refusal in step.refusals:
         records.append(OutRecord(
             settings.topic(REFUSAL_TOPIC), table_key(refusal.hotel_id, refusal.entity_id).encode(),
@@ -70,9 +68,55 @@ def step_records(step: Step, *, partition: int, settings: HubSettings,
             settings.topic(POLICIES[EventKind.ROOM].topic), record_key(room_event),
             codec.encode(room_event),
             [*headers_for(room_event), (DERIVED_BY, settings.app_id.encode())]))
+    check_sizes(records, settings)
+    return records
+
+
+def encode_states(changes: Mapping[tuple[str, bytes], Any], *, partition: int,
+                  settings: HubSettings) -> dict[tuple[str, bytes], OutRecord]:
+    """State log records of `changes` (one per key: the last state a round left it in);
+    raises RecordTooLarge if one is over the broker's limit."""
+    records = {(tag, key): OutRecord(state_topic(settings), state_key(tag, key),
+                                     state.model_dump_json().encode(), partition=partition)
+               for (tag, key), state in changes.items()}
+    check_sizes(records.values(), settings)
+    return records
+
+
+def check_sizes(records: Iterable[OutRecord], settings: HubSettings) -> None:
     for record in records:
         if record.size > settings.max_record_bytes:
             raise RecordTooLarge(
                 f"{record.topic} record of {record.size} bytes for {record.key[:200]!r} is over "
                 f"{settings.max_record_bytes} bytes (HOTELHUB_MAX_RECORD_BYTES)")
-    return records
+
+
+@dataclass
+class Round:
+    """What one partition's records decided in one round, before its transaction is sent.
+
+    A key that several steps change is written to the state log once, with its last state
+    (`states`): `overlay` holds the states as the round left them. In a `checked` round
+    every step's states were serialised and size-checked as it was applied (today's
+    dead-lettering of the step that makes a state too large); an unchecked round, the
+    fast path, serialises each changed key once at the end, and is replayed checked if
+    one of them is too large (`HotelProcessor._process`)."""
+
+    checked: bool
+    outs: list[OutRecord] = field(default_factory=list)
+    """Forwards, dead letters, refusals and derived room events, in the order decided."""
+    overlay: dict[tuple[str, bytes], Any] = field(default_factory=dict)
+    steps: list[Step] = field(default_factory=list)
+    encoded: dict[tuple[str, bytes], OutRecord] = field(default_factory=dict)
+    """Checked rounds: the state record of each key's last change, serialised already."""
+    dead_letters: list[str] = field(default_factory=list)
+    """The topic each dead letter was first written to (counted once committed)."""
+    applied: list[tuple[str, int]] = field(default_factory=list)
+    """Kind and producer timestamp of each event applied (its delay, once committed)."""
+
+    def state_records(self, *, partition: int, settings: HubSettings) -> list[OutRecord]:
+        """One state log record per changed key; raises RecordTooLarge (unchecked rounds)."""
+        missing = {key: state for key, state in self.overlay.items() if key not in self.encoded}
+        encoded = {**self.encoded, **encode_states(missing, partition=partition,
+                                                   settings=settings)}
+        return [encoded[key] for key in self.overlay]

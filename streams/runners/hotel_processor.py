@@ -12,7 +12,9 @@ Java clients place keys). The loop is the classic consume-transform-produce:
   whichever partitioner its producer used;
 - a record from `<app>.hotel-events` goes through the pure step (`streams.core.step`); the
   new states (compacted log `<app>.hotel-state`), refusals and derived room events
-  are sent in the same transaction as the consumed offsets;
+  are sent in the same transaction as the consumed offsets. A round of records is decided
+  first, then sent: each state it changed is written once, with its last value
+  (`effects.Round`), while refusals and room events go one by one, in order;
 - partition p has its own transactional producer (`<app>-hotels-<p>`): whoever owns p
   next fences the old owner and aborts its open transaction, then restores p's state
   from the log (read_committed) before it reads an event.
@@ -36,11 +38,11 @@ from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
-from streams.core.exceptions import RegistryUnavailable
-from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
-from streams.core.models import HotelEvent, record_key
+from streams.core.exceptions import RecordTooLarge, RegistryUnavailable
+from streams.core.kinds import POLICIES, EventKind
+from streams.core.models import HotelEvent
 from streams.core.rules import RuleSettings
-from streams.core.step import Step, apply_event
+from streams.core.step import apply_event
 from streams.ops.metrics import (
     event_apply_delay_seconds,
     events_consumed_total,
@@ -48,13 +50,13 @@ from streams.ops.metrics import (
     refusals_total,
 )
 from streams.runners.admin import ensure_topics
-from streams.runners.effects import DERIVED_BY, OutRecord, step_records
+from streams.runners.effects import OutRecord, Round, encode_states, step_records
+from streams.runners.forwarding import HOTEL_HEADER, Forwarding
 from streams.runners.ordering import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, Intake
 from streams.runners.restore import State, restore_partition
 from streams.settings import HubSettings
 from streams.wire.cloudevents import header_map
 from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
-from streams.wire.deadletters import deadletter_headers
 from streams.wire.partitioning import hotel_partition
 from streams.wire.topics import DAY_MS, TopicSpec, hotel_events_topic, state_topic
 
@@ -62,7 +64,6 @@ log = logging.getLogger(__name__)
 
 Sink = Callable[[HotelEvent], Awaitable[None] | None]
 
-HOTEL_HEADER = "ce_hotelid"
 KINDS = (EventKind.RESERVATION, EventKind.CHECKIN_CHECKOUT, EventKind.ROOM, EventKind.CUSTOMER)
 FETCH_RECORDS = 10_000
 """Records one poll may return (aiokafka's `max_records`)."""
@@ -95,6 +96,7 @@ class HotelProcessor:
         self._states: dict[int, State] = {}
         self._lock = asyncio.Lock()
         self._intake = Intake(self.sources, self.hotel_events)
+        self._forwarding = Forwarding(settings, codec, self.sources, self.hotel_events)
         """Fetched records not yet taken, and what goes next (`streams.runners.ordering`)."""
         self._task: asyncio.Task[None] | None = None
         self._sinks: list[Sink] = []
@@ -237,19 +239,25 @@ class HotelProcessor:
         producer = self._producers.get(partition)
         if producer is None:
             return  # revoked meanwhile; its new owner reads these from the committed offsets
-        overlay: State = {}
-        steps: list[Step] = []
         offsets: dict[TopicPartition, int] = {}
-        fetched = {TopicPartition(record.topic, record.partition) for record in records}
+        for record in records:
+            offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
+        fetched = set(offsets)
+        decided = await self._decide(partition, records, checked=False)
+        try:
+            states = decided.state_records(partition=partition, settings=self.settings)
+        except RecordTooLarge:
+            # A state left over the limit: replay the round step by step, which
+            # dead-letters the event that made it too large (nothing is sent yet).
+            decided = await self._decide(partition, records, checked=True)
+            states = decided.state_records(partition=partition, settings=self.settings)
         sends: list[asyncio.Future[Any]] = []
         try:
             async with producer.transaction():
-                for record in records:
-                    offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
-                    for out in await self._handle(record, partition, overlay, steps):
-                        sends.append(await producer.send(
-                            out.topic, key=out.key, value=out.value, headers=out.headers,
-                            partition=out.partition, timestamp_ms=out.timestamp_ms))
+                for out in (*decided.outs, *states):
+                    sends.append(await producer.send(
+                        out.topic, key=out.key, value=out.value, headers=out.headers,
+                        partition=out.partition, timestamp_ms=out.timestamp_ms))
                 await asyncio.gather(*sends)
                 # Every fetched record of these partitions is processed: commit the
                 # position, which is past a transaction marker ending the fetch (as
@@ -269,17 +277,20 @@ class HotelProcessor:
             if any(tp.partition == partition for tp in consumer.assignment()):
                 await self._acquire(partition)
             return
-        except RegistryUnavailable:
-            _forget(sends)
-            raise  # the loop rewinds everything of this partition not committed
         except KafkaError as exc:
             _forget(sends)
             # Aborted: nothing of this batch is visible. Read it again.
             log.warning("transaction on hotel partition %d aborted: %s", partition, exc)
             await self._rewind(fetched)
             return
-        self._states[partition].update(overlay)
-        for step in steps:
+        self._states[partition].update(decided.overlay)
+        now = time.time()
+        for topic in decided.dead_letters:
+            events_deadlettered_total.labels(topic=topic).inc()
+        for kind, timestamp_ms in decided.applied:
+            event_apply_delay_seconds.labels(kind=kind).observe(
+                max(now - timestamp_ms / 1000, 0.0))
+        for step in decided.steps:
             events_consumed_total.labels(kind=str(step.event.type)).inc()
             for refusal in step.refusals:
                 refusals_total.labels(reason=refusal.reason_code.value).inc()
@@ -288,6 +299,27 @@ class HotelProcessor:
                     result = sink(event)
                     if asyncio.iscoroutine(result):
                         await result
+
+    async def _decide(self, partition: int, records: list[ConsumerRecord[bytes, bytes]],
+                      *, checked: bool) -> Round:
+        """What these records decide, before anything is sent (`effects.Round`); raises
+        RegistryUnavailable (the loop reads them again later)."""
+        decided = Round(checked=checked)
+        for record in records:
+            try:
+                if record.topic == self.hotel_events:
+                    decided.outs.extend(await self._apply(record, partition, decided))
+                else:
+                    decided.outs.extend(await self._forwarding.forward(record))
+            except (RegistryUnavailable, asyncio.CancelledError):
+                raise
+            except Exception as exc:
+                log.warning("dead-lettering %s[%d]@%d: %r", record.topic, record.partition,
+                            record.offset, exc)
+                letter, topic = self._forwarding.dead_letter(record, exc)
+                decided.outs.append(letter)
+                decided.dead_letters.append(topic)
+        return decided
 
     async def _rewind(self, offsets: Iterable[TopicPartition]) -> None:
         """Back to the committed offsets, so an aborted batch is read again."""
@@ -303,49 +335,8 @@ class HotelProcessor:
             else:
                 consumer.seek(tp, committed)
 
-    async def _handle(self, record: ConsumerRecord[bytes, bytes], partition: int,
-                      overlay: State, steps: list[Step]) -> list[OutRecord]:
-        """The records one consumed record sends; a record that fails is a dead letter."""
-        try:
-            if record.topic == self.hotel_events:
-                return await self._apply(record, partition, overlay, steps)
-            return await self._forward(record)
-        except (RegistryUnavailable, asyncio.CancelledError):
-            raise
-        except Exception as exc:
-            log.warning("dead-lettering %s[%d]@%d: %r", record.topic, record.partition,
-                        record.offset, exc)
-            return [self._dead_letter(record, exc)]
-
-    async def _forward(self, record: ConsumerRecord[bytes, bytes]) -> list[OutRecord]:
-        """Re-key to the hotel's partition; our own derived room events are applied already.
-
-        The hotel is read from the `ce_hotelid` header when the key agrees with it
-        (`hotel_id:entity_id`), so the event is decoded once, where it is applied; a record
-        without them is decoded here (and dead-lettered here if it cannot be read)."""
-        headers = list(record.headers or ())
-        found = header_map(headers)
-        if DERIVED_BY in found:
-            return []  # a room status derived from a movement every hub app sees itself
-        hotel = found.get(HOTEL_HEADER, "")
-        key = record.key or b""
-        if not hotel or not key.startswith(hotel.encode() + b":"):
-            event = await self.codec.decode(self.sources[record.topic], record.value or b"")
-            hotel, key = event.hotel_id, record_key(event)
-        return [self._rekeyed(record, key, hotel, headers)]
-
-    def _rekeyed(self, record: ConsumerRecord[bytes, bytes], key: bytes, hotel: str,
-                 headers: list[tuple[str, bytes]]) -> OutRecord:
-        return OutRecord(
-            self.hotel_events, key, record.value or b"",
-            [*headers, (SOURCE_TOPIC, record.topic.encode()),
-             (SOURCE_PARTITION, str(record.partition).encode()),
-             (SOURCE_OFFSET, str(record.offset).encode())],
-            partition=hotel_partition(hotel, self.settings.topic_partitions),
-            timestamp_ms=record.timestamp)
-
     async def _apply(self, record: ConsumerRecord[bytes, bytes], partition: int,
-                     overlay: State, steps: list[Step]) -> list[OutRecord]:
+                     decided: Round) -> list[OutRecord]:
         found = header_map(record.headers)
         source = found.get(SOURCE_TOPIC, "")
         if source not in self.sources:
@@ -357,43 +348,21 @@ class HotelProcessor:
                         source, int(found.get(SOURCE_PARTITION, -1)),
                         int(found.get(SOURCE_OFFSET, -1)), found.get(HOTEL_HEADER),
                         event.hotel_id)
-            kept = [(name, value) for name, value in record.headers or ()
-                    if name not in (SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET)]
-            again = self._rekeyed(record, record_key(event), event.hotel_id, kept)
-            return [OutRecord(again.topic, again.key, again.value,
-                              [*kept, *(item for item in record.headers or ()
-                                        if item[0] in (SOURCE_TOPIC, SOURCE_PARTITION,
-                                                       SOURCE_OFFSET))],
-                              partition=again.partition, timestamp_ms=again.timestamp_ms)]
-        states = self._states[partition]
+            return [self._forwarding.again(record, event)]
+        states, overlay = self._states[partition], decided.overlay
 
         def read(tag: str, key: bytes) -> Any:
             return overlay[tag, key] if (tag, key) in overlay else states.get((tag, key))
 
         step = apply_event(event, read, self.rules)
-        records = step_records(step, partition=partition, settings=self.settings,
-                               codec=self.codec)
+        records = step_records(step, settings=self.settings, codec=self.codec)
+        if decided.checked:
+            decided.encoded.update(encode_states(step.changes, partition=partition,
+                                                 settings=self.settings))
         overlay.update(step.changes)  # only once every output is known to fit
-        steps.append(step)
-        event_apply_delay_seconds.labels(kind=str(event.type)).observe(
-            max(time.time() - record.timestamp / 1000, 0.0))
+        decided.steps.append(step)
+        decided.applied.append((str(event.type), record.timestamp))
         return records
-
-    def _dead_letter(self, record: ConsumerRecord[bytes, bytes], error: BaseException
-                     ) -> OutRecord:
-        """The original bytes and headers, plus where the record was first written and why."""
-        headers = list(record.headers or ())
-        found = header_map(headers)
-        topic = found.get(SOURCE_TOPIC, record.topic)
-        partition = int(found.get(SOURCE_PARTITION, record.partition))
-        offset = int(found.get(SOURCE_OFFSET, record.offset))
-        kept = [(name, value) for name, value in headers
-                if name not in (SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET)]
-        events_deadlettered_total.labels(topic=topic).inc()
-        return OutRecord(
-            self.settings.topic(DEADLETTER_TOPIC), record.key or b"", record.value or b"",
-            [*kept, *deadletter_headers(topic=topic, partition=partition, offset=offset,
-                                        error=error)])
 
     async def _ensure_own_topics(self) -> None:
         """The state log and the re-keyed events, before the first transaction writes to
