@@ -20,7 +20,7 @@ from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.partitioning import hotel_partition
 from streams.wire.topics import state_topic
-from tests.support.collector import ProcessedEvents, Refusals
+from tests.support.collector import ProcessedEvents, Refusals, eventually
 from tests.support.events import sample
 from tests.support.tables import HubTables
 
@@ -73,5 +73,7 @@ async def test_a_fenced_partition_is_taken_again_and_loses_nothing(
     # The restore validates a state when it is first read (streams.runners.restore), and
     # the mirror before it writes a table: both say which record they passed over.
     assert "does not validate" in caplog.text, caplog.text[-2000:]
-    assert f"offset {bad.offset}" in caplog.text and "is not a valid room" in caplog.text
+    # The mirror reads the state log on its own; wait until it passed over the bad record.
+    await eventually(lambda: f"offset {bad.offset}" in caplog.text
+                     and "is not a valid room" in caplog.text, timeout_s=30)
     assert not [e for e in before + after if str(e.event_id) in refusals.by_event]
