@@ -7,14 +7,15 @@ records, going on from where they stopped (the hub: a new processor in the same 
 its state restored from its log), with the same topology, order alternating:
 
 - hub: `streams.runners.hotel_processor.HotelProcessor` (a consumer group, one
-  transactional producer per partition): each record is decoded with the codec and
-  re-keyed to its hotel's partition of `<app>.hotel-events`; there it is decoded again,
-  `streams.core.step.apply_event` decides it, and the new states go to the compacted
-  `<app>.hotel-state` in the transaction that commits the consumed offsets;
+  transactional producer per partition): each record is re-keyed by its `ce_hotelid`
+  header to its hotel's partition of `<app>.hotel-events`; there it is decoded,
+  `streams.core.step.apply_event` decides it, and each state the round changed goes once
+  to the compacted `<app>.hotel-state` in the transaction that commits the offsets;
 - raw: one `AIOKafkaConsumer` (no group; read_committed), one transactional
-  `AIOKafkaProducer` per partition: the same two hops (fastavro + pydantic decode,
-  re-key by `hotel_partition`; decode again, `apply_event`, state JSON to a compacted
-  topic of its own, offsets in the same transaction), records of a partition in the
+  `AIOKafkaProducer` per partition: the same two hops (re-key by the `ce_hotelid` header
+  and `hotel_partition`; fastavro + pydantic decode, `apply_event`, each changed state's
+  JSON once per transaction to a compacted topic of its own, offsets in the same
+  transaction), records of a partition in the
   order they were produced, and the partition produced first first (as the hub).
 
 Each side is timed from the moment it is ready to read (the hub: its partitions assigned
@@ -75,12 +76,12 @@ from streams.wire.registry_client import SchemaRegistryClient
 KINDS = (EventKind.ROOM, EventKind.RESERVATION)
 SOURCE = "raw.source"
 SIDES = {
-    "hub": "HotelProcessor: decode (codec), re-key to <app>.hotel-events, decode again, "
-           "apply_event, state to the compacted log, offsets in the transaction; one "
-           "transactional producer per partition",
+    "hub": "HotelProcessor: re-key by the ce_hotelid header to <app>.hotel-events, decode "
+           "(codec), apply_event, each changed state once per round to the compacted log, "
+           "offsets in the transaction; one transactional producer per partition",
     "raw": "AIOKafkaConsumer + one transactional AIOKafkaProducer per partition: the same two "
-           "hops (fastavro + pydantic), apply_event, state JSON to a compacted topic, offsets "
-           "in the transaction",
+           "hops (re-key by header; fastavro + pydantic), apply_event, each changed state once "
+           "per transaction to a compacted topic, offsets in the transaction",
 }
 
 
@@ -212,22 +213,24 @@ class RawLoop:
                 offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
                 value = record.value or b""
                 if record.topic in self.sources:
-                    event = self.decode(self.sources[record.topic], value)
+                    # Re-keyed by the CloudEvents hotel header, as the hub does: no decode.
+                    hotel = dict(record.headers)["ce_hotelid"].decode()
                     futures.append(await producer.send(
                         self.rekeyed, value, key=record.key,
                         headers=[*record.headers, (SOURCE, record.topic.encode())],
-                        partition=hotel_partition(event.hotel_id, self.partitions),
+                        partition=hotel_partition(hotel, self.partitions),
                         timestamp_ms=record.timestamp))
                     continue
                 source = dict(record.headers)[SOURCE].decode()
                 step = apply_event(self.decode(self.sources[source], value), read, self.rules)
-                for (tag, key), state in step.changes.items():
-                    futures.append(await producer.send(
-                        self.states_topic, state.model_dump_json().encode(),
-                        key=tag.encode() + b"|" + key, partition=partition))
                 overlay.update(step.changes)
                 self.refusals.update(refusal.reason_code.value for refusal in step.refusals)
                 decided.append(str(step.event.event_id))
+            # Each state the transaction changed, once, with its last value (as the hub).
+            for (tag, key), state in overlay.items():
+                futures.append(await producer.send(
+                    self.states_topic, state.model_dump_json().encode(),
+                    key=tag.encode() + b"|" + key, partition=partition))
             await asyncio.gather(*futures)
             await producer.send_offsets_to_transaction(offsets, self.group)
         self.states.update(overlay)
