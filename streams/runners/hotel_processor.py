@@ -30,17 +30,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import KafkaError, ProducerFenced
 from aiokafka.structs import ConsumerRecord
 
 from streams.core.exceptions import RecordTooLarge, RegistryUnavailable
 from streams.core.kinds import POLICIES, EventKind
-from streams.core.models import HotelEvent
 from streams.core.rules import RuleSettings
 from streams.core.step import apply_event
 from streams.ops.metrics import (
@@ -54,6 +53,7 @@ from streams.runners.effects import OutRecord, Round, encode_states, step_record
 from streams.runners.forwarding import HOTEL_HEADER, Forwarding
 from streams.runners.ordering import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, Intake
 from streams.runners.restore import State, restore_partition
+from streams.runners.supervised import SupervisedLoop
 from streams.settings import HubSettings
 from streams.wire.cloudevents import header_map
 from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
@@ -62,7 +62,6 @@ from streams.wire.topics import DAY_MS, TopicSpec, hotel_events_topic, state_top
 
 log = logging.getLogger(__name__)
 
-Sink = Callable[[HotelEvent], Awaitable[None] | None]
 
 KINDS = (EventKind.RESERVATION, EventKind.CHECKIN_CHECKOUT, EventKind.ROOM, EventKind.CUSTOMER)
 FETCH_RECORDS = 10_000
@@ -76,21 +75,18 @@ stalled the cold-backlog test (tests/runners/test_cold_backlog_order.py) on this
 passes it."""
 
 
-class HotelProcessor:
+class HotelProcessor(SupervisedLoop):
     """Runs inside every worker; scales out with the partitions (hotels spread over them)."""
 
     def __init__(self, settings: HubSettings, codec: ConfluentAvroCodec, rules: RuleSettings,
                  ) -> None:
+        super().__init__("hotel processor")
         self.settings = settings
         self.codec = codec
         self.rules = rules
-        self.group_id = f"{settings.app_id}-hotels"
+        self.group_id = settings.processor_group
         self.sources = {settings.topic(POLICIES[kind].topic): kind for kind in KINDS}
         self.hotel_events = hotel_events_topic(settings)
-        self.failure: BaseException | None = None
-        """Why the loop stopped; set only if it died, which the worker reports and exits on."""
-        self.waiting: str | None = None
-        """Why records are waiting right now (the registry is away), for /health."""
         self._consumer: AIOKafkaConsumer | None = None
         self._producers: dict[int, AIOKafkaProducer] = {}
         self._states: dict[int, State] = {}
@@ -98,18 +94,6 @@ class HotelProcessor:
         self._intake = Intake(self.sources, self.hotel_events)
         self._forwarding = Forwarding(settings, codec, self.sources, self.hotel_events)
         """Fetched records not yet taken, and what goes next (`streams.runners.ordering`)."""
-        self._task: asyncio.Task[None] | None = None
-        self._sinks: list[Sink] = []
-        self._on_failure: list[Callable[[BaseException], None]] = []
-
-    def add_sink(self, sink: Sink) -> None:
-        """Called with each event, and each room event derived from it, after its
-        transaction committed (tests, the demo)."""
-        self._sinks.append(sink)
-
-    def on_failure(self, callback: Callable[[BaseException], None]) -> None:
-        """Called once if the processing loop dies (the worker exits non-zero)."""
-        self._on_failure.append(callback)
 
     async def start(self) -> None:
         await self._ensure_own_topics()
@@ -126,15 +110,12 @@ class HotelProcessor:
             partition_assignment_strategy=(RangePartitionAssignor,),
         )
         await consumer.start()
-        consumer.subscribe([*self.sources, self.hotel_events], listener=_Rebalance(self))
+        consumer.subscribe([*self.sources, self.hotel_events], listener=self.rebalance_listener())
         self._consumer = consumer
-        self._task = asyncio.create_task(self._guarded(), name="hotel-processor")
+        self._launch()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            # A loop that died has said why already (`failure`); stopping is not an error.
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._halt()
         async with self._lock:
             for partition in list(self._producers):
                 await self._release(partition)
@@ -188,16 +169,6 @@ class HotelProcessor:
         return await restore_partition(self.settings, partition)
 
     # --- the loop --------------------------------------------------------------------
-
-    async def _guarded(self) -> None:
-        try:
-            await self._run()
-        except Exception as exc:
-            self.failure = exc
-            log.critical("the hotel processor stopped: %r", exc, exc_info=exc)
-            for callback in self._on_failure:
-                callback(exc)
-            raise
 
     async def _run(self) -> None:
         consumer = self._consumer
@@ -295,10 +266,7 @@ class HotelProcessor:
             for refusal in step.refusals:
                 refusals_total.labels(reason=refusal.reason_code.value).inc()
             for event in (step.event, *step.room_events):
-                for sink in self._sinks:
-                    result = sink(event)
-                    if asyncio.iscoroutine(result):
-                        await result
+                await self._tell(event)
 
     async def _decide(self, partition: int, records: list[ConsumerRecord[bytes, bytes]],
                       *, checked: bool) -> Round:
@@ -379,14 +347,3 @@ def _forget(sends: list[asyncio.Future[Any]]) -> None:
     """Sends of an aborted transaction fail with it; their outcome is the abort's."""
     for send in sends:
         send.add_done_callback(lambda done: done.cancelled() or done.exception())
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, processor: HotelProcessor) -> None:
-        self.processor = processor
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.processor.revoke(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        await self.processor.assign(assigned)

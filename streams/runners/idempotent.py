@@ -25,32 +25,28 @@ If the loop itself dies, `failure` says why and the `on_failure` callbacks run.
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import IllegalStateError, KafkaError
 from aiokafka.structs import ConsumerRecord
 
 from streams.core.exceptions import CodecError, RegistryUnavailable
 from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, EventKind
-from streams.core.models import HotelEvent
 from streams.ops.metrics import (
     event_consume_delay_seconds,
     events_consumed_total,
     events_deadlettered_total,
 )
+from streams.runners.supervised import SupervisedLoop
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
 from streams.wire.deadletters import deadletter_headers
 
 log = logging.getLogger(__name__)
-
-Sink = Callable[[HotelEvent], Any]
-"""Called with each decoded event, in order; may return an awaitable (awaited before the next)."""
 
 FETCH_RECORDS = 2_000
 """Records one poll may return (aiokafka's `max_records`): one commit per batch."""
@@ -60,41 +56,26 @@ POLL_TIMEOUT_MS = 500
 """How long `getmany` waits for records before the loop looks again."""
 
 
-class IdempotentRunner:
+class IdempotentRunner(SupervisedLoop):
     """Reads the topics of `kinds` in a consumer group of its own; at-least-once."""
 
     def __init__(self, settings: HubSettings, codec: ConfluentAvroCodec,
                  kinds: Iterable[EventKind], *, name: str, group_id: str | None = None
                  ) -> None:
+        super().__init__(f"{name} runner")
         self.settings = settings
         self.codec = codec
-        self.name = name
         self.group_id = group_id or f"{settings.app_id}-{name}"
         self.kinds = {settings.topic(POLICIES[kind].topic): kind for kind in kinds}
         self.deadletter_topic = settings.topic(DEADLETTER_TOPIC)
-        self.failure: BaseException | None = None
-        """Why the loop stopped; set only if it died."""
-        self.waiting: str | None = None
-        """Why records are waiting right now (the registry is away), for /health."""
         self._consumer: AIOKafkaConsumer | None = None
         self._producer: AIOKafkaProducer | None = None
-        self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         """Held while a batch is handled and committed; a revocation waits for it."""
         self._done: dict[TopicPartition, int] = {}
         """Next offset of each partition whose records before it the sinks all saw."""
         self._committed: dict[TopicPartition, int] = {}
-        self._sinks: list[Sink] = []
-        self._on_failure: list[Callable[[BaseException], None]] = []
         self._metrics: dict[EventKind, tuple[Any, Any]] = {}
-
-    def add_sink(self, sink: Sink) -> None:
-        """Called with each decoded event, in order, before its offset is committed."""
-        self._sinks.append(sink)
-
-    def on_failure(self, callback: Callable[[BaseException], None]) -> None:
-        """Called once if the loop dies."""
-        self._on_failure.append(callback)
 
     async def start(self) -> None:
         producer = AIOKafkaProducer(
@@ -116,32 +97,20 @@ class IdempotentRunner:
         except BaseException:
             await producer.stop()
             raise
-        consumer.subscribe(list(self.kinds), listener=_Rebalance(self))
+        consumer.subscribe(list(self.kinds), listener=self.rebalance_listener())
         self._producer, self._consumer = producer, consumer
-        self._task = asyncio.create_task(self._guarded(), name=f"{self.name}-runner")
+        self._launch()
 
     async def stop(self) -> None:
         """Stop reading; what the sinks saw is committed already, a batch cut short is read
         again by the next owner (at-least-once)."""
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await self._halt()
         if self._consumer is not None:
             await self._consumer.stop()
         if self._producer is not None:
             await self._producer.stop()
 
     # --- the loop --------------------------------------------------------------------
-
-    async def _guarded(self) -> None:
-        try:
-            await self._run()
-        except Exception as exc:
-            self.failure = exc
-            log.critical("the %s runner stopped: %r", self.name, exc, exc_info=exc)
-            for callback in self._on_failure:
-                callback(exc)
-            raise
 
     async def _run(self) -> None:
         consumer = self._consumer
@@ -190,7 +159,6 @@ class IdempotentRunner:
         kind = self.kinds[tp.topic]
         counter, delays = self._kind_metrics(kind)
         decode_known = self.codec.decode_known
-        sinks = self._sinks
         now = datetime.now
         for record in records:
             payload = record.value
@@ -208,10 +176,7 @@ class IdempotentRunner:
             counter.inc()
             delay_s = (now(UTC) - event.occurred_at).total_seconds()
             delays.observe(delay_s if delay_s > 0.0 else 0.0)
-            for sink in sinks:
-                result = sink(event)
-                if inspect.isawaitable(result):
-                    await result
+            await self._tell(event)
         return None
 
     def _kind_metrics(self, kind: EventKind) -> tuple[Any, Any]:
@@ -264,14 +229,3 @@ class IdempotentRunner:
             for tp in gone:
                 self._done.pop(tp, None)
                 self._committed.pop(tp, None)
-
-
-class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, runner: IdempotentRunner) -> None:
-        self.runner = runner
-
-    async def on_partitions_revoked(self, revoked: list[TopicPartition]) -> None:
-        await self.runner.revoke(revoked)
-
-    async def on_partitions_assigned(self, assigned: list[TopicPartition]) -> None:
-        pass

@@ -8,7 +8,6 @@ an entry point, and the platform never imports `agents/`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from typing import Any, Protocol
@@ -17,6 +16,7 @@ import faust
 
 from streams.core.rules import RuleSettings
 from streams.ops.lag import LagExporter
+from streams.runners.supervised import Sink
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
@@ -26,9 +26,6 @@ from streams.worker.tables import Tables, create_tables
 
 AGENTS_GROUP = "hotelhub.agents"
 LAG_REFRESH_S = 15.0
-
-Sink = Callable[[Any], Any]
-
 
 class EventAgent(Protocol):
     """What consumes the public event topics and hands each processed event to its sinks

@@ -11,10 +11,11 @@ import mode.loop
 
 from streams.ops import health
 from streams.runners.admin import ensure_topics
+from streams.runners.supervised import Sink
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
-from streams.worker.hub import Hub, Sink, build_hub
+from streams.worker.hub import Hub, build_hub
 
 
 async def prepare(settings: HubSettings) -> None:
