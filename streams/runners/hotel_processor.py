@@ -53,7 +53,7 @@ from streams.runners.effects import OutRecord, Round, encode_states, step_record
 from streams.runners.forwarding import HOTEL_HEADER, Forwarding
 from streams.runners.ordering import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, Intake
 from streams.runners.restore import State, restore_partition
-from streams.runners.supervised import SupervisedLoop
+from streams.runners.supervised import SupervisedLoop, group_consumer
 from streams.settings import HubSettings
 from streams.wire.cloudevents import header_map
 from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
@@ -98,13 +98,8 @@ class HotelProcessor(SupervisedLoop):
     async def start(self) -> None:
         await self._ensure_own_topics()
         await self.codec.ensure_registered()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            group_id=self.group_id,
-            client_id=self.group_id,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
+        consumer = group_consumer(
+            self.settings, self.group_id,
             max_partition_fetch_bytes=4 * 1024 * 1024,
             fetch_max_wait_ms=FETCH_WAIT_MS,
             partition_assignment_strategy=(RangePartitionAssignor,),

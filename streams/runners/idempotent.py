@@ -41,7 +41,7 @@ from streams.ops.metrics import (
     events_consumed_total,
     events_deadlettered_total,
 )
-from streams.runners.supervised import SupervisedLoop
+from streams.runners.supervised import SupervisedLoop, group_consumer
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
 from streams.wire.deadletters import deadletter_headers
@@ -83,15 +83,7 @@ class IdempotentRunner(SupervisedLoop):
             enable_idempotence=True,
             max_request_size=self.settings.max_record_bytes + 64 * 1024)
         await producer.start()
-        consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap_servers,
-            group_id=self.group_id,
-            client_id=self.group_id,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            auto_offset_reset="earliest",
-            fetch_max_wait_ms=FETCH_WAIT_MS,
-        )
+        consumer = group_consumer(self.settings, self.group_id, fetch_max_wait_ms=FETCH_WAIT_MS)
         try:
             await consumer.start()
         except BaseException:

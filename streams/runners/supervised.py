@@ -10,15 +10,25 @@ import logging
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from aiokafka import ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 
 from streams.core.models import HotelEvent
+from streams.settings import HubSettings
 
 log = logging.getLogger(__name__)
 
 Sink = Callable[[HotelEvent], Any]
 """Called with each processed event, in order; may return an awaitable (awaited before the
 next). Tests, the demo and the benchmarks listen this way."""
+
+
+def group_consumer(settings: HubSettings, group_id: str, **options: Any) -> AIOKafkaConsumer:
+    """A runner's consumer: its own group, committed records only, offsets committed by the
+    runner when its work is done, a new group reading from the start."""
+    return AIOKafkaConsumer(
+        bootstrap_servers=settings.bootstrap_servers, group_id=group_id, client_id=group_id,
+        isolation_level="read_committed", enable_auto_commit=False,
+        auto_offset_reset="earliest", **options)
 
 
 class SupervisedLoop:
