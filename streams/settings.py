@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -136,6 +136,35 @@ class HubSettings(BaseSettings):
     rocksdb_max_open_files: int = Field(
         default=64, ge=16, description="Open files of each RocksDB store.",
     )
+    security: str = Field(
+        default="sasl",
+        pattern="^(sasl|none)$",
+        description="'sasl': every client authenticates (Kafka SASL/SCRAM-SHA-512, HTTP Basic "
+        "to the registry and the query API) and the broker enforces ACLs. 'none': plaintext, "
+        "no authentication, every client may do anything: for local development only.",
+    )
+    identity: str = Field(
+        default="hotel-hub",
+        description="The identity this process acts as (`streams.core.identities`): "
+        "the worker is hotel-hub; `hotelhub publish --system` and operator commands pick theirs.",
+    )
+    credentials_file: Path | None = Field(
+        default=None,
+        description="File holding 'username:secret' for this process (unset: the identity's "
+        "file in secrets_dir). HOTELHUB_USERNAME + HOTELHUB_PASSWORD override both.",
+    )
+    username: str | None = None
+    password: SecretStr | None = Field(default=None, repr=False)
+    security_dir: Path | None = Field(
+        default=None,
+        description="Where the identity store (identities.json) and the secret files "
+        "(secrets/<identity>.secret) live; unset: <home>/security.",
+    )
+    kafka_ssl_cafile: Path | None = Field(
+        default=None,
+        description="CA bundle of a TLS listener: set it to talk SASL_SSL instead of "
+        "SASL_PLAINTEXT (the embedded broker listens in plaintext on loopback only).",
+    )
     publish_timeout_s: float = 10.0
     publish_attempts: int = Field(
         default=3, ge=1,
@@ -185,6 +214,69 @@ class HubSettings(BaseSettings):
     def topic(self, base: str) -> str:
         """The topic this deployment uses for a hub topic (`hotel.room` -> `staging.hotel.room`)."""
         return f"{self.topic_prefix}{base}"
+
+    # -- security ------------------------------------------------------------------
+
+    @property
+    def secured(self) -> bool:
+        return self.security == "sasl"
+
+    @property
+    def identities_path(self) -> Path:
+        return (self.security_dir or self.home / "security") / "identities.json"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return (self.security_dir or self.home / "security") / "secrets"
+
+    def as_identity(self, identity: str) -> HubSettings:
+        """These settings acting as `identity`, with its own secret file."""
+        return self.model_copy(update={"identity": identity, "credentials_file": None,
+                                       "username": None, "password": None})
+
+    def credentials(self) -> tuple[str, str] | None:
+        """(username, secret) this process authenticates with; None when security is off.
+
+        Read when a client is made, so a rotated secret file is picked up by the next client.
+        """
+        if not self.secured:
+            return None
+        if self.username and self.password is not None:
+            return self.username, self.password.get_secret_value()
+        from streams.core.identities import read_user_info, secret_path
+
+        path = self.credentials_file or secret_path(self.secrets_dir, self.identity)
+        return read_user_info(path)
+
+    def kafka_auth(self) -> dict[str, Any]:
+        """What every aiokafka client of this process is given to connect (SCRAM-SHA-512)."""
+        found = self.credentials()
+        if found is None:
+            return {"security_protocol": "PLAINTEXT"}
+        username, secret = found
+        options: dict[str, Any] = {
+            "security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512",
+            "sasl_plain_username": username, "sasl_plain_password": secret,
+        }
+        if self.kafka_ssl_cafile is not None:
+            import ssl
+
+            options["security_protocol"] = "SASL_SSL"
+            options["ssl_context"] = ssl.create_default_context(cafile=str(self.kafka_ssl_cafile))
+        return options
+
+    def confluent_auth(self) -> dict[str, str]:
+        """The same for librdkafka (confluent-kafka) clients, in its config names."""
+        found = self.credentials()
+        if found is None:
+            return {"security.protocol": "PLAINTEXT"}
+        username, secret = found
+        options = {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512",
+                   "sasl.username": username, "sasl.password": secret}
+        if self.kafka_ssl_cafile is not None:
+            options["security.protocol"] = "SASL_SSL"
+            options["ssl.ca.location"] = str(self.kafka_ssl_cafile)
+        return options
 
     @property
     def uses_embedded_broker(self) -> bool:
