@@ -208,6 +208,7 @@ def run_settings(bench: str, run: int, data_dir: Path) -> HubSettings:
 
 async def admin(settings: HubSettings) -> AIOKafkaAdminClient:
     client = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                 **settings.kafka_auth(),
                                  request_timeout_ms=int(settings.connect_timeout_s * 1000))
     await asyncio.wait_for(client.start(), timeout=settings.connect_timeout_s)
     return client
@@ -232,6 +233,7 @@ async def drop_run_topics(settings: HubSettings) -> None:
 async def records_in(settings: HubSettings, topics: Sequence[str]) -> int:
     """How many records the topics hold (end - start offsets; 0 when a topic is missing)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(),
                                 enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), timeout=settings.connect_timeout_s)
     try:

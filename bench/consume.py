@@ -96,6 +96,7 @@ async def raw_side(settings: HubSettings, wanted: set[str], schema_id: int,
     model = EVENT_MODELS[KIND]
     progress = Progress(set(wanted))
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(),
                                 client_id="hotelhub-bench-raw", group_id=None,
                                 enable_auto_commit=False, isolation_level="read_committed")
     await asyncio.wait_for(consumer.start(), timeout=settings.connect_timeout_s)

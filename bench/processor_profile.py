@@ -163,7 +163,8 @@ async def run_raw(settings: HubSettings, ids: set[str], *, name: str, timeout_s:
 
     group = f"{settings.topic_prefix}{name}"
     state_out, other_out = f"{group}.state", f"{group}.out"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(state_out, settings.topic_partitions, 1),
@@ -179,10 +180,12 @@ async def run_raw(settings: HubSettings, ids: set[str], *, name: str, timeout_s:
         codec = ConfluentAvroCodec(registry)
         await codec.ensure_registered()
         consumer = AIOKafkaConsumer(*sources, bootstrap_servers=settings.bootstrap_servers,
+                                              **settings.kafka_auth(),
                                     group_id=group, isolation_level="read_committed",
                                     enable_auto_commit=False, auto_offset_reset="earliest",
                                     max_partition_fetch_bytes=4 * 1024 * 1024)
         producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
+                                    **settings.kafka_auth(),
                                     transactional_id=group, enable_idempotence=True,
                                     acks="all", linger_ms=5)
         await consumer.start()
@@ -289,6 +292,7 @@ async def run_restore(settings: HubSettings, *, customers: int, rooms: int) -> d
     partition = hotel_partition("BENCH-FILL", app.topic_partitions)
     records = state_records(customers, rooms)
     producer = AIOKafkaProducer(bootstrap_servers=app.bootstrap_servers, acks="all",
+                                **app.kafka_auth(),
                                 enable_idempotence=True, linger_ms=20)
     await producer.start()
     try:
@@ -308,7 +312,8 @@ async def run_restore(settings: HubSettings, *, customers: int, rooms: int) -> d
 
 
 async def drop_topics(settings: HubSettings) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await admin.start()
     try:
         ours = [name for name in await admin.list_topics()

@@ -69,7 +69,8 @@ SIDES = {
 def producer(settings: HubSettings, name: str) -> AIOKafkaProducer:
     """The publisher's producer settings, so only the per-event work differs."""
     return AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap_servers, client_id=f"hotelhub-bench-{name}",
+        bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_auth(), client_id=f"hotelhub-bench-{name}",
         acks="all", enable_idempotence=True, linger_ms=2,
         request_timeout_ms=int(settings.publish_timeout_s * 1000))
 

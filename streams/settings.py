@@ -234,6 +234,13 @@ class HubSettings(BaseSettings):
         return self.model_copy(update={"identity": identity, "credentials_file": None,
                                        "username": None, "password": None})
 
+    def acting_as(self, default: str) -> HubSettings:
+        """These settings as `default` unless an identity was set explicitly (HOTELHUB_IDENTITY):
+        operator commands act as the operator, the worker as hotel-hub."""
+        if {"identity", "credentials_file", "username"} & self.model_fields_set:
+            return self
+        return self.as_identity(default)
+
     def credentials(self) -> tuple[str, str] | None:
         """(username, secret) this process authenticates with; None when security is off.
 

@@ -73,7 +73,7 @@ def list_(
     timeout_s: TimeoutOption = 30.0,
 ) -> None:
     """One line per dead letter: offset, time, source topic/partition/offset, reason."""
-    settings = get_settings()
+    settings = get_settings().acting_as("operator")
     selection = _selection(settings, topic=topic, reason=reason, since=since, until=until)
     letters = _run(_read(settings, stall_s=timeout_s))
     chosen = select(letters, selection)
@@ -97,7 +97,7 @@ def replay(
 
     Exits 1 when a selected dead letter was not replayed (each is named), 2 on errors.
     """
-    settings = get_settings()
+    settings = get_settings().acting_as("operator")
     selection = _selection(settings, topic=topic, reason=reason, since=since, until=until)
     outcome = _run(_replay(settings, selection, dry_run=dry_run, stall_s=timeout_s))
     verb = "would replay" if dry_run else "replayed"
@@ -176,6 +176,7 @@ async def _read(settings: HubSettings, *, stall_s: float) -> list[DeadLetter]:
         )
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_auth(),
         client_id="hotelhub-deadletter",
         isolation_level="read_committed",  # letters of aborted stay transactions never happened
         enable_auto_commit=False,
@@ -261,6 +262,7 @@ async def _replay(
         return ReplayOutcome(selected=len(chosen), replayed=0)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_auth(),
         client_id="hotelhub-deadletter-replay",
         acks="all",
         enable_idempotence=True,

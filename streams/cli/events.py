@@ -42,7 +42,7 @@ def worker(
     """Run a stream-processing worker; start more to scale out across partitions."""
     from streams.worker.run import run_worker
 
-    guard(lambda: run_worker(get_settings(), loglevel=loglevel))
+    guard(lambda: run_worker(get_settings().acting_as("hotel-hub"), loglevel=loglevel))
 
 
 def publish(
@@ -116,10 +116,11 @@ def tail(
         raise typer.BadParameter(f"{topic!r} is not a hub topic ({known})")
 
     async def run() -> None:
-        settings = get_settings()
+        settings = get_settings().acting_as("operator")
         consumer = AIOKafkaConsumer(
             settings.topic(topic),
             bootstrap_servers=settings.bootstrap_servers,
+            **settings.kafka_auth(),
             auto_offset_reset="earliest" if from_beginning else "latest",
             enable_auto_commit=False,
             isolation_level="read_committed",

@@ -38,8 +38,10 @@ def hub_groups(settings: HubSettings) -> list[str]:
 async def group_lag(settings: HubSettings, groups: list[str]) -> Lag:
     """Each group's lag on every partition it committed an offset for."""
     timeout = settings.connect_timeout_s
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     ends = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                            **settings.kafka_auth(),
                             enable_auto_commit=False, isolation_level="read_committed")
     try:
         await asyncio.wait_for(admin.start(), timeout)

@@ -17,6 +17,7 @@ async def admin_client(settings: HubSettings) -> AIOKafkaAdminClient:
     """A started admin client, or BrokerUnavailable naming where Kafka was looked for."""
     admin = AIOKafkaAdminClient(
         bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_auth(),
         request_timeout_ms=int(settings.connect_timeout_s * 1000),
     )
     try:

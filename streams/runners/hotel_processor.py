@@ -141,6 +141,7 @@ class HotelProcessor(SupervisedLoop):
     async def _acquire(self, partition: int) -> None:
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.bootstrap_servers,
+            **self.settings.kafka_auth(),
             transactional_id=f"{self.group_id}-{partition}",
             enable_idempotence=True,
             acks="all",

@@ -80,6 +80,7 @@ class IdempotentRunner(SupervisedLoop):
     async def start(self) -> None:
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.bootstrap_servers, acks="all",
+            **self.settings.kafka_auth(),
             enable_idempotence=True,
             max_request_size=self.settings.max_record_bytes + 64 * 1024)
         await producer.start()

@@ -99,6 +99,10 @@ class HotelEventPublisher:
     ) -> None:
         self.system = System(system)
         self.settings = settings or get_settings()
+        # The producer authenticates as this system: the broker's ACLs then decide what it
+        # may write, whatever this process's own identity is.
+        self._auth = (self.settings if self.settings.identity == self.system.value
+                      else self.settings.as_identity(self.system.value))
         self._codec = ConfluentAvroCodec(registry)
         self._producer: AIOKafkaProducer | None = None
         self._limits = self.settings.limits()
@@ -108,6 +112,7 @@ class HotelEventPublisher:
         await self._codec.register()
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.bootstrap_servers,
+            **self._auth.kafka_auth(),
             client_id=f"hotelhub-publisher-{self.system}",
             acks="all",
             enable_idempotence=True,

@@ -99,6 +99,7 @@ async def restore_partition(settings: HubSettings, partition: int) -> State:
     """
     reader = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_auth(),
         isolation_level="read_committed",
         enable_auto_commit=False,
         fetch_max_bytes=FETCH_BYTES,

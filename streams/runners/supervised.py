@@ -27,6 +27,7 @@ def group_consumer(settings: HubSettings, group_id: str, **options: Any) -> AIOK
     runner when its work is done, a new group reading from the start."""
     return AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers, group_id=group_id, client_id=group_id,
+        **settings.kafka_auth(),
         isolation_level="read_committed", enable_auto_commit=False,
         auto_offset_reset="earliest", **options)
 

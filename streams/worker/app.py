@@ -33,7 +33,22 @@ def faust_options(settings: HubSettings) -> dict[str, Any]:
         "timezone": settings.timezone,
     }
     options["datadir"] = str(settings.data_dir)
+    credentials = broker_credentials(settings)
+    if credentials is not None:
+        options["broker_credentials"] = credentials
     return options
+
+
+def broker_credentials(settings: HubSettings) -> faust.SASLCredentials | None:
+    """Faust's form of `settings.kafka_auth()`: its consumer, producer and admin all use it."""
+    found = settings.credentials()
+    if found is None:
+        return None
+    auth = settings.kafka_auth()
+    return faust.SASLCredentials(
+        username=found[0], password=found[1], mechanism="SCRAM-SHA-512",
+        ssl_context=auth.get("ssl_context"),
+    )
 
 
 def table_store(settings: HubSettings) -> str:

@@ -31,6 +31,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from aiokafka import TopicPartition as KafkaTP
 from faust.stores import rocksdb
+from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 from faust.types import TP, CollectionT
 
 SCHEME = "hubrocksdb"
@@ -95,6 +96,7 @@ class HubRocksDBStore(rocksdb.Store):
     async def _end_offsets(self, tps: list[TP]) -> dict[TP, int]:
         servers = [url.authority for url in self.app.conf.broker]
         reader = AIOKafkaConsumer(bootstrap_servers=servers, enable_auto_commit=False,
+                                  **credentials_to_aiokafka_auth(self.app.conf.broker_credentials),
                                   isolation_level="read_uncommitted")
         await asyncio.wait_for(reader.start(), timeout=30)
         try:

@@ -61,7 +61,7 @@ async def running(hub_env: HubSettings) -> AsyncIterator[tuple[Hub, ProcessedEve
     from streams.worker.run import running_hub
 
     collector = ProcessedEvents()
-    async with running_hub(hub_env, sinks=[collector]) as hub:
+    async with running_hub(hub_env.as_identity("hotel-hub"), sinks=[collector]) as hub:
         hub_tables(hub)  # so `HubTables.mirrored()` knows which hub to wait for
         yield hub, collector
 
@@ -101,7 +101,7 @@ async def publishers(
 async def refusals(hub_env: HubSettings, processed: ProcessedEvents) -> AsyncIterator[Refusals]:
     """Refusals published from now on, read as the origin systems would (read_committed)."""
     collector = Refusals()
-    consumer = AIOKafkaConsumer(bootstrap_servers=hub_env.bootstrap_servers,
+    consumer = AIOKafkaConsumer(bootstrap_servers=hub_env.bootstrap_servers, **hub_env.kafka_auth(),
                                 isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     partitions = [TopicPartition(hub_env.topic(REFUSAL_TOPIC), p)

@@ -48,7 +48,7 @@ async def test_a_fenced_partition_is_taken_again_and_loses_nothing(
 
     # A record in the state log that no longer validates, then a zombie with the
     # partition's transactional id: the next transaction is fenced.
-    intruder = AIOKafkaProducer(bootstrap_servers=hub_env.bootstrap_servers,
+    intruder = AIOKafkaProducer(bootstrap_servers=hub_env.bootstrap_servers, **hub_env.kafka_auth(),
                                 transactional_id=f"{track_hotels.group_id}-{partition}")
     await intruder.start()
     try:

@@ -302,6 +302,7 @@ def produce_with_librdkafka(settings: HubSettings, topic: str,
                             ) -> dict[bytes, int]:
     """Produce with confluent-kafka's defaults (no `partitioner` set); key -> partition."""
     producer = Producer({"bootstrap.servers": settings.bootstrap_servers, "acks": "all",
+                         **settings.confluent_auth(),
                          "enable.idempotence": True, "client.id": "foreign-partitioner-test"})
     placed: dict[bytes, int] = {}
     failed: list[str] = []

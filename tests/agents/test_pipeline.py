@@ -74,7 +74,8 @@ async def test_garbage_goes_to_the_dead_letter_topic_and_the_agent_goes_on(
     garbage = f"not avro {uuid.uuid4()}".encode()
     room_topic = hub_env.topic(POLICIES[EventKind.ROOM].topic)
     room_id = unique("R")
-    producer = AIOKafkaProducer(bootstrap_servers=hub_env.bootstrap_servers)
+    producer = AIOKafkaProducer(bootstrap_servers=hub_env.bootstrap_servers,
+                                **hub_env.kafka_auth())
     await producer.start()
     try:
         bad = await producer.send_and_wait(
@@ -100,6 +101,7 @@ async def _headers_at(settings: HubSettings, topic: str, partition: int, offset:
     from aiokafka import TopicPartition
 
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(),
                                 enable_auto_commit=False)
     await consumer.start()
     try:
@@ -115,6 +117,7 @@ async def _headers_at(settings: HubSettings, topic: str, partition: int, offset:
 async def _find_dead_letter(settings: HubSettings, value: bytes) -> dict[str, str]:
     consumer = AIOKafkaConsumer(
         settings.topic(DEADLETTER_TOPIC), bootstrap_servers=settings.bootstrap_servers,
+                                          **settings.kafka_auth(),
         auto_offset_reset="earliest", enable_auto_commit=False,
     )
     await consumer.start()

@@ -63,7 +63,8 @@ def room(hotel: str, room_id: str) -> HotelEvent:
 
 async def produce(settings: HubSettings, topic: str, value: bytes, key: bytes) -> tuple[int, int]:
     """A record from a client that is not the hub's publisher: (partition, offset)."""
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await producer.start()
     try:
         sent = await producer.send_and_wait(topic, value, key=key)
@@ -76,6 +77,7 @@ async def dead_letter_of(settings: HubSettings, topic: str, partition: int, offs
                          ) -> dict[str, str]:
     """The dead letter naming this source record (waits for it, up to a minute)."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(),
                                 isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     try:

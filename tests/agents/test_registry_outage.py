@@ -180,6 +180,7 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
         bookings = [booking(hotel_id, reservation_id, index)
                     for index, reservation_id in enumerate(ids)]
         producer = AIOKafkaProducer(bootstrap_servers=own_settings.bootstrap_servers,
+                                    **own_settings.kafka_auth(),
                                     acks="all", enable_idempotence=True)
         await producer.start()
         try:

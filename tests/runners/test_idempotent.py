@@ -127,7 +127,8 @@ async def test_a_bad_record_is_dead_lettered_and_the_rest_processed(
     topic = settings.topic(POLICIES[KIND].topic)
     before = await publish(settings, registry, 5, "before")
     garbage = f"not avro {uuid.uuid4()}".encode()
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await producer.start()
     try:
         bad = await producer.send_and_wait(topic, garbage, key=b"HTL:bad", partition=0,
@@ -193,6 +194,7 @@ async def test_a_restart_resumes_after_the_committed_position(
 async def dead_letter_with(settings: HubSettings, value: bytes) -> Any:
     consumer = AIOKafkaConsumer(settings.topic(DEADLETTER_TOPIC),
                                 bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(),
                                 auto_offset_reset="earliest", enable_auto_commit=False,
                                 isolation_level="read_committed")
     await consumer.start()

@@ -46,6 +46,7 @@ async def publisher(hub_settings: HubSettings, registry: SchemaRegistryClient
 async def read_back(settings: HubSettings, published: PublishedEvent) -> Any:
     """The record at the published offset."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(),
                                 enable_auto_commit=False)
     await consumer.start()
     try:

@@ -299,9 +299,11 @@ def dead_letters(hub_settings: HubSettings) -> Written:
         specs += [TopicSpec(settings.topic(a), 2), TopicSpec(settings.topic(b), 2)]
         await ensure_topics(settings, specs)
         offsets: dict[str, int] = {}
-        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers, acks="all",
+        producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
+                                    **settings.kafka_auth(), acks="all",
                                     enable_idempotence=True)
         aborting = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
+                                    **settings.kafka_auth(),
                                     transactional_id=f"dl-test-{run}")
         await producer.start()
         await aborting.start()
@@ -346,6 +348,7 @@ def received(settings: HubSettings, topic: str) -> list[tuple[int, bytes | None,
 
     async def read() -> list[tuple[int, bytes | None, bytes | None, list[tuple[str, bytes]]]]:
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                    **settings.kafka_auth(),
                                     isolation_level="read_committed", enable_auto_commit=False)
         await consumer.start()
         try:

@@ -158,6 +158,7 @@ async def records_with_id(settings: HubSettings, topic: str, partition: int,
                           event_id: str, until: int) -> list[int]:
     """Offsets in [0, until] of `partition` whose CloudEvents id is `event_id`."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(),
                                 enable_auto_commit=False)
     await consumer.start()
     try:

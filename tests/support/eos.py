@@ -80,7 +80,7 @@ async def read_topic(
     Returns [] for a topic that does not exist yet.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
+        bootstrap_servers=settings.bootstrap_servers, **settings.kafka_auth(),
         group_id=None,
         enable_auto_commit=False,
         isolation_level=isolation_level,
@@ -112,7 +112,8 @@ async def read_topic(
 
 async def _partitions(settings: HubSettings, topic: str) -> list[TopicPartition]:
     """The topic's partitions, or [] when it does not exist (yet)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await asyncio.wait_for(admin.start(), timeout=settings.connect_timeout_s)
     try:
         # Ask for a topic only once it exists: a metadata request for a missing one
@@ -136,7 +137,8 @@ async def end_offsets(
 ) -> dict[TopicPartition, int]:
     """End offsets of existing topics: the high watermark by default, so open transactions count."""
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+        bootstrap_servers=settings.bootstrap_servers,
+        **settings.kafka_auth(), group_id=None, enable_auto_commit=False,
         isolation_level=isolation_level,
     )
     await asyncio.wait_for(consumer.start(), timeout=settings.connect_timeout_s)
@@ -150,7 +152,8 @@ async def end_offsets(
 
 
 async def committed_offsets(settings: HubSettings, group: str) -> dict[TopicPartition, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await asyncio.wait_for(admin.start(), timeout=settings.connect_timeout_s)
     try:
         offsets = await asyncio.wait_for(
@@ -163,7 +166,8 @@ async def committed_offsets(settings: HubSettings, group: str) -> dict[TopicPart
 
 async def group_assignment(settings: HubSettings, group: str) -> dict[str, set[TopicPartition]]:
     """Member id -> the partitions the group's last assignment gave it ({} while empty)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await asyncio.wait_for(admin.start(), timeout=settings.connect_timeout_s)
     try:
         responses = await asyncio.wait_for(admin.describe_consumer_groups([group]),
@@ -188,7 +192,8 @@ async def delete_topics_under(settings: HubSettings, *, session: HubSettings) ->
     prefix, outer = settings.topic_prefix, session.topic_prefix
     if not (prefix.startswith(outer) and len(prefix) > len(outer)):
         raise ValueError(f"{prefix!r} is not a test's own prefix under {outer!r}")
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await asyncio.wait_for(admin.start(), timeout=settings.connect_timeout_s)
     try:
         names = await asyncio.wait_for(admin.list_topics(), timeout=settings.connect_timeout_s)

@@ -177,7 +177,8 @@ async def uncommitted(settings: HubSettings, group_ids: list[str], entities: lis
         position = TopicPartition(entity.topic, entity.source_partition)
         wanted[position] = max(wanted.get(position, 0), entity.offset + 1)
     found: dict[TopicPartition, int] = {}
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await admin.start()
     try:
         for group_id in group_ids:
@@ -202,6 +203,7 @@ async def changelogs_settled(settings: HubSettings, app_id: str) -> bool:
     ends = []
     for isolation in ("read_committed", "read_uncommitted"):
         consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                    **settings.kafka_auth(),
                                     isolation_level=isolation)
         await consumer.start()
         try:

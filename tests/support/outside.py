@@ -95,7 +95,8 @@ async def read_topic(settings: HubSettings, topic: str, *,
                      isolation_level: str = "read_committed", timeout_s: float = 30
                      ) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of `topic` up to its end offsets now; [] when the topic does not exist."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await admin.start()
     try:
         # Describe only an existing topic: asking a broker for a missing one may create it.
@@ -107,6 +108,7 @@ async def read_topic(settings: HubSettings, topic: str, *,
     partitions = [TopicPartition(topic, found["partition"])
                   for entry in described for found in entry["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(),
                                 enable_auto_commit=False, isolation_level=isolation_level)
     await consumer.start()
     try:
@@ -164,7 +166,8 @@ async def until(workers: Iterable[WorkerProcess], ask: Callable[[], Awaitable[T]
 async def committed_offsets(settings: HubSettings, group_id: str, partitions: list[TopicPartition]
                             ) -> dict[TopicPartition, int]:
     """The offsets `group_id` committed for `partitions` (-1 where it committed none)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await admin.start()
     try:
         found = await admin.list_consumer_group_offsets(group_id, partitions=partitions)

@@ -30,6 +30,7 @@ pytestmark = pytest.mark.integration
 async def _markers_at_end(settings: HubSettings, tps: list[TopicPartition]) -> list[str]:
     """The partitions of `tps` whose last offset is *not* a transaction marker (want [])."""
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(),
                                 isolation_level="read_committed", enable_auto_commit=False)
     await consumer.start()
     try:

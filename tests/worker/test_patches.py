@@ -45,13 +45,15 @@ async def topic(hub_settings: HubSettings) -> AsyncIterator[TopicPartition]:
     """A new one-partition topic: a transaction of 2 records, an aborted one of 2, one of 1:
     offsets a0 b1 [commit 2] x3 y4 [abort 5] c6 [commit 7]."""
     name = f"{hub_settings.topic_prefix}patches-{uuid.uuid4().hex[:6]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=hub_settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=hub_settings.bootstrap_servers,
+                                **hub_settings.kafka_auth())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(name, 1, 1)])
     finally:
         await admin.close()
     producer = AIOKafkaProducer(bootstrap_servers=hub_settings.bootstrap_servers,
+                                **hub_settings.kafka_auth(),
                                 transactional_id=f"{name}-tx", enable_idempotence=True)
     await producer.start()
     try:

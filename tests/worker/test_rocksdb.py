@@ -45,7 +45,8 @@ async def test_a_store_past_its_changelog_end_is_wiped(hub_settings: HubSettings
     topic = tables.customers.changelog_topic.get_topic_name()
     await ensure_topics(settings, [TopicSpec(topic, settings.topic_partitions,
                                              {"cleanup.policy": "compact"})])
-    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers)
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
     await producer.start()
     try:  # the recreated changelog: 3 records in partition 1, none in partition 0
         for index in range(3):
