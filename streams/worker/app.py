@@ -31,6 +31,14 @@ def faust_options(settings: HubSettings) -> dict[str, Any]:
         "web_bind": settings.web_bind,
         "web_host": settings.web_host,
         "timezone": settings.timezone,
+        # Only the hub's own pages (streams.worker.views, behind streams.worker.auth): Faust's
+        # would show table data and the cluster's workers to anyone, past the query API's
+        # checks. The routing reads the assignor (streams.worker.routing), not /router.
+        "web_router_enabled": False,
+        "web_tables_enabled": False,
+        "web_graph_enabled": False,
+        "web_stats_enabled": False,
+        "web_metrics_enabled": False,
     }
     options["datadir"] = str(settings.data_dir)
     credentials = broker_credentials(settings)
