@@ -1,4 +1,9 @@
-"""`hotelhub schemas`: check and register the Avro contracts against the registry."""
+"""`hotelhub schemas`: check and register the Avro contracts against the registry.
+
+Registering is the operator's right, so both commands act as the identity `operator`
+unless the environment names another (HOTELHUB_IDENTITY, HOTELHUB_CREDENTIALS_FILE,
+HOTELHUB_USERNAME) or `--identity` does; credentials in SCHEMA_REGISTRY_URL win over all.
+"""
 
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ from rich.console import Console
 from schemas import AVRO_DIR
 from streams.core.exceptions import HubError
 from streams.core.kinds import CONTRACT_TOPICS
-from streams.settings import get_settings, redacted_url
+from streams.settings import HubSettings, get_settings, redacted_url
 from streams.wire.contracts import ContractCheck, check_contracts, register_contracts
 from streams.wire.registry_client import SchemaRegistryClient
 
@@ -22,6 +27,22 @@ _out = Console(soft_wrap=True)
 _err = Console(stderr=True, soft_wrap=True)
 
 _SCHEMA_DIR = typer.Option(AVRO_DIR, "--schema-dir", help="Directory holding <kind>.avsc files.")
+_IDENTITY = typer.Option(
+    None, "--identity",
+    help="Act as this identity (default: operator, unless HOTELHUB_IDENTITY or explicit "
+    "credentials name another).",
+)
+OPERATOR = "operator"
+_CHOSEN = frozenset({"identity", "credentials_file", "username", "password"})
+
+
+def acting_settings(identity: str | None = None) -> HubSettings:
+    """The settings these commands act with: `identity`, else the one the environment
+    chose, else the operator (who alone may register when security is on)."""
+    settings = get_settings()
+    if identity is not None:
+        return settings.as_identity(identity)
+    return settings if settings.model_fields_set & _CHOSEN else settings.as_identity(OPERATOR)
 
 
 def _fail(exc: HubError) -> typer.Exit:
@@ -29,22 +50,24 @@ def _fail(exc: HubError) -> typer.Exit:
     return typer.Exit(code=1)
 
 
-async def _check(url: str, schema_dir: Path) -> list[ContractCheck]:
-    async with SchemaRegistryClient(url) as client:
+async def _check(settings: HubSettings, schema_dir: Path) -> list[ContractCheck]:
+    async with SchemaRegistryClient.from_settings(settings) as client:
         return await check_contracts(client, schema_dir=schema_dir)
 
 
-async def _register(url: str, schema_dir: Path, kinds: list[str] | None) -> dict[str, int]:
-    async with SchemaRegistryClient(url) as client:
+async def _register(settings: HubSettings, schema_dir: Path, kinds: list[str] | None
+                    ) -> dict[str, int]:
+    async with SchemaRegistryClient.from_settings(settings) as client:
         return await register_contracts(client, schema_dir=schema_dir, kinds=kinds)
 
 
 @app.command()
-def check(schema_dir: Path = _SCHEMA_DIR) -> None:
+def check(schema_dir: Path = _SCHEMA_DIR, identity: str | None = _IDENTITY) -> None:
     """Ask the registry whether every contract could be registered; exit 1 if any could not."""
-    url = get_settings().registry_url
     try:
-        checks = asyncio.run(_check(url, schema_dir))
+        settings = acting_settings(identity)
+        url = settings.registry_url
+        checks = asyncio.run(_check(settings, schema_dir))
     except HubError as exc:
         raise _fail(exc) from exc
     broken = [c for c in checks if not c.is_compatible]
@@ -74,13 +97,13 @@ def register(
         help="Register only the contracts with a file in --schema-dir (an older version of "
         "the contracts, replayed from git history, may lack later ones).",
     ),
+    identity: str | None = _IDENTITY,
 ) -> None:
     """Register every contract under its subject (idempotent); print subject and schema id."""
-    url = get_settings().registry_url
     kinds = [name for name in CONTRACT_TOPICS
              if (schema_dir / f"{name}.avsc").exists()] if present_only else None
     try:
-        ids = asyncio.run(_register(url, schema_dir, kinds))
+        ids = asyncio.run(_register(acting_settings(identity), schema_dir, kinds))
     except HubError as exc:
         raise _fail(exc) from exc
     for subject, schema_id in ids.items():

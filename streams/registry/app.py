@@ -1,9 +1,11 @@
 """The Confluent REST subset that serializers and registry tooling call, on aiohttp.
 
 Errors leave in Confluent's shape, `{"error_code": 40401, "message": "..."}`, from
-one middleware; handlers only raise. Bodies are read as JSON whatever the request's
-content type (`application/vnd.schemaregistry.v1+json` or `application/json`), in the
-charset it names (UTF-8 when none); what cannot be read is a 4xx, never a 500.
+one middleware; handlers only raise. With an identity store, every request is
+authenticated first and only the operator writes (`streams.registry.auth`). Bodies are
+read as JSON whatever the request's content type (`application/vnd.schemaregistry.v1+json`
+or `application/json`), in the charset it names (UTF-8 when none); what cannot be read
+is a 4xx, never a 500.
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 from streams.core.exceptions import RegistryError
+from streams.core.identities import WatchedStore
+from streams.registry.auth import CHALLENGE, authorising
 from streams.registry.compatibility import CompatibilityLevel
 from streams.registry.core import SchemaRegistry, parse_version
 from streams.registry.exceptions import (
     BadRequest,
     InvalidSchema,
     SchemaNotFound,
+    Unauthorized,
     UnsupportedMediaType,
 )
 from streams.registry.state import SchemaVersion
@@ -47,7 +53,11 @@ async def _confluent_errors(request: web.Request, handler: Handler) -> web.Strea
     try:
         return await handler(request)
     except RegistryError as exc:
-        return _reply({"error_code": exc.error_code, "message": str(exc)}, status=exc.status or 500)
+        response = _reply({"error_code": exc.error_code, "message": str(exc)},
+                          status=exc.status or 500)
+        if isinstance(exc, Unauthorized):
+            response.headers["WWW-Authenticate"] = CHALLENGE
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -268,9 +278,18 @@ async def check_compatibility(request: web.Request) -> web.Response:
     return _reply(document)
 
 
-def create_app(registry: SchemaRegistry) -> web.Application:
-    """The aiohttp application serving `registry`; the caller owns its lifecycle."""
-    app = web.Application(middlewares=[_confluent_errors])
+def create_app(
+    registry: SchemaRegistry, *, identities: WatchedStore | None = None
+) -> web.Application:
+    """The aiohttp application serving `registry`; the caller owns its lifecycle.
+
+    `identities` turns authentication on (HTTP Basic, operator-only writes); None serves
+    everyone, as `HOTELHUB_SECURITY=none` asks.
+    """
+    middlewares: list[Middleware] = [_confluent_errors]
+    if identities is not None:
+        middlewares.append(authorising(identities))
+    app = web.Application(middlewares=middlewares)
     app[REGISTRY_KEY] = registry
     app.router.add_get("/", root)
     app.router.add_get("/schemas/types", schema_types)

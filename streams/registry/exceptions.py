@@ -124,3 +124,17 @@ class UnsupportedMediaType(RegistryError):
 
     def __init__(self, message: str):
         super().__init__(message, status=415, error_code=415)
+
+
+class Unauthorized(RegistryError):
+    """No credentials, or ones the identity store does not accept (Confluent's 40101)."""
+
+    def __init__(self, message: str = "Unauthorized: send valid HTTP Basic credentials") -> None:
+        super().__init__(message, status=401, error_code=40101)
+
+
+class Forbidden(RegistryError):
+    """Authenticated, but the identity's role may not do this (Confluent's 40301)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, status=403, error_code=40301)

@@ -1,12 +1,15 @@
 """The `_schemas` topic as the registry's durable log (aiokafka).
 
 One partition, compacted: the latest record per key is the registry's state, so
-compaction never loses a live schema and the topic never grows without bound.
+compaction never loses a live schema and the topic never grows without bound. With
+security on, every client of the log authenticates as the registry's own identity
+(`schema-registry`), which the broker's ACLs let alone write the topic.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -32,11 +35,15 @@ class KafkaRecordLog:
         topic: str,
         replication_factor: int = 1,
         timeout_s: float = 30.0,
+        kafka_auth: Mapping[str, Any] | None = None,
     ) -> None:
+        """`kafka_auth`: what every Kafka client of the log is given to connect
+        (`HubSettings.kafka_auth()`); None is plaintext without authentication."""
         self.bootstrap_servers = bootstrap_servers
         self.topic = topic
         self.replication_factor = replication_factor
         self.timeout_s = timeout_s
+        self._auth = dict(kafka_auth or {})
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self, state: RegistryState) -> int:
@@ -46,6 +53,7 @@ class KafkaRecordLog:
             count = await self._replay(state)
             self._producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers,
+                **self._auth,
                 acks="all",
                 enable_idempotence=True,
                 request_timeout_ms=int(self.timeout_s * 1000),
@@ -75,6 +83,7 @@ class KafkaRecordLog:
     async def _ensure_topic(self) -> None:
         admin = AIOKafkaAdminClient(
             bootstrap_servers=self.bootstrap_servers,
+            **self._auth,
             request_timeout_ms=int(self.timeout_s * 1000),
         )
         await admin.start()
@@ -118,6 +127,7 @@ class KafkaRecordLog:
         partition = TopicPartition(self.topic, 0)
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
+            **self._auth,
             enable_auto_commit=False,
             isolation_level="read_committed",
             request_timeout_ms=int(self.timeout_s * 1000),

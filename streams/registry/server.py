@@ -1,13 +1,20 @@
-"""The registry as a running service: replay the topic, then serve HTTP on loopback."""
+"""The registry as a running service: replay the topic, then serve HTTP on loopback.
+
+With security on (`HOTELHUB_SECURITY=sasl`), it reads and writes its topic as the
+identity `schema-registry` and answers only requests with valid HTTP Basic credentials.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 
 from streams.core.exceptions import EmbeddedServiceError
+from streams.core.identities import WatchedStore
 from streams.registry.app import create_app
 from streams.registry.core import SchemaRegistry
 from streams.registry.kafka_log import KafkaRecordLog
@@ -16,6 +23,8 @@ from streams.settings import HubSettings
 log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
+REGISTRY_IDENTITY = "schema-registry"
+"""The identity the registry's own Kafka clients authenticate as (role REGISTRY)."""
 
 
 class RegistryServer:
@@ -23,6 +32,8 @@ class RegistryServer:
 
     `start()` serves only after the whole topic was replayed, so a restart answers
     with every schema, id and config it had. `port=0` picks a free port (tests).
+    `kafka_auth` is what its Kafka clients connect with; `identities` turns HTTP
+    authentication on (None: everyone may do anything, as `HOTELHUB_SECURITY=none`).
 
     Example:
         async with RegistryServer(bootstrap_servers="127.0.0.1:9092", port=0) as server:
@@ -37,6 +48,8 @@ class RegistryServer:
         port: int = 8081,
         replication_factor: int = 1,
         timeout_s: float = 30.0,
+        kafka_auth: Mapping[str, Any] | None = None,
+        identities: WatchedStore | None = None,
     ) -> None:
         self.port = port
         self.log = KafkaRecordLog(
@@ -44,18 +57,33 @@ class RegistryServer:
             topic=topic,
             replication_factor=replication_factor,
             timeout_s=timeout_s,
+            kafka_auth=kafka_auth,
         )
         self.registry = SchemaRegistry(self.log)
+        self.identities = identities
         self._runner: web.AppRunner | None = None
 
     @classmethod
     def from_settings(cls, settings: HubSettings) -> RegistryServer:
+        """The registry these settings describe; secured, it is `schema-registry` on Kafka
+        (its own secret file, whatever identity the settings act as) and checks callers
+        against the identity store."""
+        identities = None
+        kafka_auth = settings.kafka_auth()
+        if settings.secured:
+            kafka_auth = settings.as_identity(REGISTRY_IDENTITY).kafka_auth()
+            if not settings.identities_path.exists():
+                log.warning("no identity store at %s yet: every request is refused until "
+                            "it exists (hotelhub broker up creates it)", settings.identities_path)
+            identities = WatchedStore(settings.identities_path)
         return cls(
             bootstrap_servers=settings.bootstrap_servers,
             topic=settings.registry_topic,
             port=settings.registry_port,
             replication_factor=settings.replication_factor,
             timeout_s=settings.publish_timeout_s * 3,
+            kafka_auth=kafka_auth,
+            identities=identities,
         )
 
     @property
@@ -64,7 +92,9 @@ class RegistryServer:
 
     async def start(self) -> None:
         records = await self.log.start(self.registry.state)
-        runner = web.AppRunner(create_app(self.registry), access_log=None)
+        # No access log: it is not needed, and nothing of a request's headers is logged.
+        runner = web.AppRunner(create_app(self.registry, identities=self.identities),
+                               access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, HOST, self.port)
         try:
@@ -78,8 +108,10 @@ class RegistryServer:
         self._runner = runner
         bound = runner.addresses[0]
         self.port = int(bound[1])
-        log.info("schema registry on %s from topic %s (%d records replayed)",
-                 self.url, self.log.topic, records)
+        log.info("schema registry on %s from topic %s (%d records replayed), %s",
+                 self.url, self.log.topic, records,
+                 "open to everyone" if self.identities is None
+                 else f"HTTP Basic against {self.identities.path}")
 
     async def stop(self) -> None:
         if self._runner is not None:

@@ -13,6 +13,7 @@ import httpx
 
 from streams.core.exceptions import EmbeddedServiceError
 from streams.ops.processes import Daemon
+from streams.registry.server import REGISTRY_IDENTITY
 from streams.settings import HubSettings, get_settings, redacted_url
 from streams.wire.registry_client import split_credentials
 
@@ -45,12 +46,14 @@ def daemon(settings: HubSettings) -> Daemon:
 
 
 def healthy(url: str, *, timeout_s: float = 1.0) -> bool:
-    """True when `GET /` answers 200 (what Confluent's clients treat as alive)."""
+    """True when `GET /` answers 200, or 401 from a registry that wants credentials: it
+    serves, and liveness needs no secret (so `status` works for anyone)."""
     base, auth = split_credentials(url.rstrip("/"))
     try:
-        return httpx.get(f"{base}/", auth=auth, timeout=timeout_s).status_code == 200
+        answer = httpx.get(f"{base}/", auth=auth, timeout=timeout_s).status_code
     except (httpx.HTTPError, httpx.InvalidURL, ValueError):
         return False
+    return answer in (200, 401)
 
 
 def status(settings: HubSettings | None = None) -> RegistryStatus:
@@ -63,15 +66,25 @@ def status(settings: HubSettings | None = None) -> RegistryStatus:
 
 
 def _child_env(settings: HubSettings) -> dict[str, str]:
-    """Pass the caller's settings explicitly, so `up` honours a HubSettings built in code."""
-    return {
+    """Pass the caller's settings explicitly, so `up` honours a HubSettings built in code.
+
+    Security travels as where the identity store and secret files are, never as a secret:
+    the registry reads its own (`schema-registry`) secret file there.
+    """
+    env = {
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
         "HOTELHUB_HOME": str(settings.home),
         "HOTELHUB_REGISTRY_PORT": str(settings.registry_port),
         "HOTELHUB_REGISTRY_TOPIC": settings.registry_topic,
         "HOTELHUB_REPLICATION_FACTOR": str(settings.replication_factor),
         "HOTELHUB_PUBLISH_TIMEOUT_S": str(settings.publish_timeout_s),
+        "HOTELHUB_SECURITY": settings.security,
+        "HOTELHUB_IDENTITY": REGISTRY_IDENTITY,
+        "HOTELHUB_SECURITY_DIR": str(settings.identities_path.parent),
     }
+    if settings.kafka_ssl_cafile is not None:
+        env["HOTELHUB_KAFKA_SSL_CAFILE"] = str(settings.kafka_ssl_cafile)
+    return env
 
 
 def up(settings: HubSettings | None = None, *, timeout_s: float = 60.0) -> RegistryStatus:

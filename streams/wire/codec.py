@@ -10,7 +10,7 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import fastavro
 from pydantic import ValidationError
@@ -37,6 +37,23 @@ class SchemaSource(Protocol):
     async def register(self, subject: str, schema_text: str) -> int: ...
 
     async def schema_by_id(self, schema_id: int) -> str: ...
+
+
+class _Found(Protocol):
+    @property
+    def id(self) -> int: ...
+
+
+@runtime_checkable
+class SchemaLookup(Protocol):
+    """A source that can say whether a schema is registered without registering it
+    (`SchemaRegistryClient.lookup`): what lets a non-operator start without write rights."""
+
+    async def lookup(self, subject: str, schema_text: str) -> _Found | None: ...
+
+
+class ContractNotRegistered(RegistryError):
+    """The registry lacks one of our contracts and this identity may not register it."""
 
 
 def parse_schema(text: str) -> Any:
@@ -67,12 +84,34 @@ class ConfluentAvroCodec:
         every record (both cost more than reading a small record)."""
 
     async def register(self, *contracts: str) -> dict[str, int]:
-        """Register our contracts (idempotent) so `encode` knows their ids."""
+        """Find (or register) our contracts' ids so `encode` knows them.
+
+        A contract the registry already holds is only looked up: publishers and workers
+        read the registry and need no right to write it. One it lacks is registered, which
+        only the operator may do when security is on; anyone else gets
+        `ContractNotRegistered` naming the subject and the command that registers it.
+        """
         for name in contracts or tuple(self._texts):
-            schema_id = await self._registry.register(subject_of(name), self._texts[name])
+            subject, text = subject_of(name), self._texts[name]
+            found = (await self._registry.lookup(subject, text)
+                     if isinstance(self._registry, SchemaLookup) else None)
+            schema_id = found.id if found is not None else await self._register(subject, text)
             self._writer_ids[name] = schema_id
             self._writers_by_id[schema_id] = self._readers[name]
         return dict(self._writer_ids)
+
+    async def _register(self, subject: str, text: str) -> int:
+        try:
+            return await self._registry.register(subject, text)
+        except RegistryError as exc:
+            if exc.status != 403:
+                raise
+            raise ContractNotRegistered(
+                f"the schema registry does not hold this version of the contract {subject!r}, "
+                "and this identity may not register it: the operator registers the contracts "
+                f"(`hotelhub schemas register`) before publishers and workers start ({exc})",
+                status=exc.status, error_code=exc.error_code,
+            ) from exc
 
     async def ensure_registered(self) -> None:
         """Register every contract once per codec; later calls cost nothing."""

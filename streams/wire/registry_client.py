@@ -3,15 +3,18 @@
 Every HTTP failure becomes a `RegistryError` (or `SchemaIncompatible` for 409) in
 `_request`, the one place that talks HTTP; callers never see httpx exceptions.
 Credentials in the URL (`http://user:secret@host:8081`, as SCHEMA_REGISTRY_URL may
-hold them) are sent as HTTP Basic auth and never appear in an error.
+hold them) are sent as HTTP Basic auth and never appear in an error. A URL without them
+authenticates as the settings' identity (`HubSettings.credentials()`) when security is on.
 
 Example:
-    async with SchemaRegistryClient(settings.registry_url) as registry:
+    async with SchemaRegistryClient.from_settings(settings) as registry:
         schema_id = await registry.register("hotel.room-value", schema_text)
 """
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -20,7 +23,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import httpx
 
 from streams.core.exceptions import RegistryError, SchemaIncompatible
-from streams.settings import redacted_url
+from streams.settings import HubSettings, get_settings, redacted_url
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
 SUBJECT_NOT_FOUND = 40401
@@ -62,6 +65,35 @@ def split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
                                                                     unquote(password))
 
 
+def _basic(username: str, secret: str) -> str:
+    return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")
+
+
+class IdentityAuth(httpx.Auth):
+    """HTTP Basic as the settings' identity: its secret file is read at the first request
+    and again after a 401, so a client that outlives a rotation moves to the new secret."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self._settings = settings
+        self._current: tuple[str, str] | None = None
+
+    def _read(self) -> tuple[str, str] | None:
+        return self._settings.credentials()
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        if self._current is None:
+            self._current = self._read()
+        if self._current is not None:
+            request.headers["Authorization"] = _basic(*self._current)
+        response = yield request
+        if response.status_code == 401:
+            fresh = self._read()
+            if fresh is not None and fresh != self._current:
+                self._current = fresh
+                request.headers["Authorization"] = _basic(*fresh)
+                yield request
+
+
 class SchemaRegistryClient:
     """Client of the registry at `url`.
 
@@ -69,10 +101,18 @@ class SchemaRegistryClient:
         url: base URL, e.g. `settings.registry_url` (`http://127.0.0.1:8081`); userinfo
             (`http://user:secret@host`) is sent as HTTP Basic auth.
         timeout_s: per-request timeout in seconds (default 10).
+        settings: whose identity authenticates when `url` holds no credentials and
+            security is on (default: the process's settings, `get_settings()`).
     """
 
-    def __init__(self, url: str, *, timeout_s: float = 10.0) -> None:
-        base, auth = split_credentials(url.rstrip("/"))
+    def __init__(
+        self, url: str, *, timeout_s: float = 10.0, settings: HubSettings | None = None
+    ) -> None:
+        base, url_auth = split_credentials(url.rstrip("/"))
+        auth: httpx.Auth | None = url_auth
+        if auth is None:
+            acting = settings or get_settings()
+            auth = IdentityAuth(acting) if acting.secured else None
         self.url = redacted_url(base)
         """Where the registry is, fit for messages: never credentials."""
         self._http = httpx.AsyncClient(
@@ -82,6 +122,13 @@ class SchemaRegistryClient:
             headers={"Accept": CONTENT_TYPE, "Content-Type": CONTENT_TYPE},
         )
         self._schemas_by_id: dict[int, str] = {}
+
+    @classmethod
+    def from_settings(
+        cls, settings: HubSettings, *, timeout_s: float = 10.0
+    ) -> SchemaRegistryClient:
+        """The registry of `settings`, authenticated as their identity (or the URL's user)."""
+        return cls(settings.registry_url, timeout_s=timeout_s, settings=settings)
 
     async def _request(
         self,
@@ -115,6 +162,10 @@ class SchemaRegistryClient:
             error = {}
         error_code = error.get("error_code")
         message = error.get("message") or response.text[:200] or response.reason_phrase
+        if response.status_code == 401:
+            message = (f"{message} (the registry at {self.url} did not accept this process's "
+                       "credentials: check HOTELHUB_IDENTITY and its secret file, or the user "
+                       "in SCHEMA_REGISTRY_URL)")
         error_class = SchemaIncompatible if response.status_code == 409 else RegistryError
         raise error_class(
             f"{method} {path}: {message}",
@@ -245,4 +296,4 @@ def _registered(document: dict[str, Any], subject: str) -> RegisteredSchema:
     )
 
 
-__all__ = ["CompatibilityResult", "RegisteredSchema", "SchemaRegistryClient"]
+__all__ = ["CompatibilityResult", "IdentityAuth", "RegisteredSchema", "SchemaRegistryClient"]
