@@ -3,6 +3,11 @@
 Internal hops carry `scope=local`: the receiving worker answers from its own active
 partitions only, so two workers that disagree about ownership for a moment answer 503
 rather than bounce a request between them.
+
+The hop carries the caller's own Authorization header, not the hub's: the owner
+authenticates the caller again and applies the caller's hotels (`streams.worker.auth`), so
+a forwarded query can never see more than the caller could ask the owner directly, and no
+worker has to trust another's word about who asked.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ FORWARD_TIMEOUT_S = 10.0
 SERVED_BY = "X-Hotelhub-Served-By"
 """Response header naming the worker whose table answered (kept when forwarded)."""
 SCOPE_LOCAL = "local"
-_KEPT = ("Content-Type", "Retry-After", SERVED_BY)
+_KEPT = ("Content-Type", "Retry-After", "WWW-Authenticate", SERVED_BY)
+_PASSED = ("Authorization",)
+"""Request headers the hop passes on (the caller's credentials); never logged."""
 
 
 def is_local_query(request: web.Request) -> bool:
@@ -30,9 +37,10 @@ async def forward(app: AppT, view: web.View, request: web.Request, owner: URL
     """The owner's answer to the same GET, status and body as it gave them."""
     url = owner.with_path(request.url.path).with_query(
         {**request.url.query, "scope": SCOPE_LOCAL})
+    passed = {name: request.headers[name] for name in _PASSED if name in request.headers}
     try:
         async with app.http_client.get(
-            url, timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
+            url, headers=passed, timeout=aiohttp.ClientTimeout(total=FORWARD_TIMEOUT_S)
         ) as response:
             body = await response.read()
             headers = {name: response.headers[name] for name in _KEPT

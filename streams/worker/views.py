@@ -12,6 +12,11 @@ incomplete table.
     GET /customers/{hotel_id}/{customer_id}
     GET /reservations/{hotel_id}/{reservation_id}
     GET /health, GET /metrics
+
+Who may ask what is `streams.worker.auth`'s: with security on, HTTP Basic credentials of an
+identity that sees the hotel in the path (else 401, or 403 naming the hotel); `/metrics`
+needs one that sees every hotel; `/health` is open but adds its detail only for credentials.
+Each page is declared with its access below, and no other page is served.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from aiohttp.web import Application as AioApplication
 from faust import web
 from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
@@ -41,6 +47,7 @@ from streams.core.state import (
     RoomState,
     table_key,
 )
+from streams.worker.auth import Access, QueryGuard, caller_of
 from streams.worker.forwarding import SERVED_BY, forward, is_local_query
 from streams.worker.routing import (
     active_partitions,
@@ -162,12 +169,20 @@ class AvailabilityQuery(_Query):
 
 
 class HealthQuery(_Query):
-    """200 when this worker's tables are current, 503 while they restore or move."""
+    """200 when this worker's tables are current, 503 while they restore or move.
+
+    Open, so a load balancer checks liveness without a secret; the rest (partitions, the
+    worker's URL, why it is not serving) only for a caller with credentials.
+    """
 
     async def get(self, request: web.Request, **params: str) -> web.Response:
         reason = not_serving_reason(self.app)
-        body: dict[str, Any] = {
-            "status": "serving" if reason is None else "recovering",
+        body: dict[str, Any] = {"status": "serving" if reason is None else "recovering"}
+        if not caller_of(request).sees_details:
+            status = 200 if reason is None else 503
+            headers = {} if reason is None else {"Retry-After": str(RETRY_AFTER_S)}
+            return self.json(body, status=status, headers=headers)
+        body |= {
             "app_id": self.app.conf.id, "url": str(self.app.conf.canonical_url),
             "active_partitions": {table.name: sorted(active_partitions(self.app, table))
                                   for table in self.tables.all()},
@@ -187,15 +202,28 @@ class MetricsQuery(web.View):
                           headers={"Content-Type": CONTENT_TYPE_PLAIN_0_0_4})
 
 
-def install_views(hub: Hub) -> None:
-    """Serve the views on the hub's web port, each reading this hub's tables."""
+def install_views(hub: Hub) -> QueryGuard:
+    """Serve the views on the hub's web port, each reading this hub's tables, behind the guard
+    (returned, so a test can look at it)."""
+    guard = QueryGuard.for_settings(hub.settings)
+
     def bound(view: type[_Query], **extra: Any) -> type[web.View]:
         return type(view.__name__, (view,), {"tables": hub.tables, **extra})
 
+    def serve(path: str, access: Access, view: type[web.View]) -> None:
+        guard.allow(path, access)
+        hub.app.page(path)(view)
+
     for entity in ENTITIES:
-        hub.app.page(f"/{entity.path}/{{hotel_id}}/{{entity_id}}")(
-            bound(EntityQuery, entity=entity))
-    hub.app.page("/rooms/{hotel_id}")(bound(RoomsQuery))
-    hub.app.page("/availability/{hotel_id}/{room_type}")(bound(AvailabilityQuery))
-    hub.app.page("/health")(bound(HealthQuery))
-    hub.app.page("/metrics")(MetricsQuery)
+        serve(f"/{entity.path}/{{hotel_id}}/{{entity_id}}", Access.HOTEL,
+              bound(EntityQuery, entity=entity))
+    serve("/rooms/{hotel_id}", Access.HOTEL, bound(RoomsQuery))
+    serve("/availability/{hotel_id}/{room_type}", Access.HOTEL, bound(AvailabilityQuery))
+    serve("/health", Access.STATUS, bound(HealthQuery))
+    serve("/metrics", Access.EVERY_HOTEL, MetricsQuery)
+    web_app = getattr(hub.app.web, "web_app", None)
+    if not isinstance(web_app, AioApplication):
+        raise RuntimeError("the query API's guard needs Faust's aiohttp web driver "
+                           f"(web={hub.app.conf.web!r})")
+    guard.install(web_app)
+    return guard

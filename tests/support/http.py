@@ -1,18 +1,88 @@
-"""Asking the workers' HTTP queries from tests: one answer, or poll until an answer is right."""
+"""Asking the workers' HTTP queries from tests: one answer, or poll until an answer is right.
+
+With security on, the query API wants HTTP Basic credentials: `get` sends the operator's
+(an identity that sees every hotel) from the test session's secret files unless told
+otherwise; `auth=None` sends none, a `BasicAuth` those credentials.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 import aiohttp
 
+from streams.core.identities import (
+    Identity,
+    IdentityStore,
+    IssuedSecret,
+    Role,
+    new_credential,
+    without_credential,
+)
+from streams.settings import HubSettings, get_settings
+
 T = TypeVar("T")
+DEFAULT_IDENTITY: Final = "operator"
+Auth = aiohttp.BasicAuth | str | None
+"""Credentials to send: as given, an identity's name (its secret file), or none."""
+
+
+def basic_auth(identity: str = DEFAULT_IDENTITY, settings: HubSettings | None = None
+               ) -> aiohttp.BasicAuth | None:
+    """`identity`'s credentials from the secret files `settings` name (default: the session's);
+    None when security is off. Read at each call, so a rotated secret is picked up."""
+    found = (settings or get_settings()).as_identity(identity).credentials()
+    return None if found is None else aiohttp.BasicAuth(*found)
+
+
+def _auth(auth: Auth) -> aiohttp.BasicAuth | None:
+    return basic_auth(auth) if isinstance(auth, str) else auth
+
+
+def as_basic_auth(issued: IssuedSecret) -> aiohttp.BasicAuth:
+    return aiohttp.BasicAuth(issued.username, issued.secret)
+
+
+@contextmanager
+def query_identity(settings: HubSettings, *hotels: str, role: Role = Role.SYSTEM,
+                   name: str | None = None) -> Iterator[IssuedSecret]:
+    """A system of this test's own that may query `hotels` (`*`: all), in the store the
+    workers of `settings` watch; removed, with its secret files, on the way out."""
+    name = name or f"query-test-{uuid.uuid4().hex[:8]}"
+    with IdentityStore(settings.identities_path).editing() as store:
+        identity, issued = new_credential(Identity(name, role, hotels=hotels),
+                                          settings.secrets_dir)
+        store.put(identity)
+    try:
+        yield issued
+    finally:
+        with IdentityStore(settings.identities_path).editing() as store:
+            found = store.get(name)
+            if found is not None:
+                for username in found.usernames:
+                    found = without_credential(found, username, settings.secrets_dir)
+                store.remove(name)
+
+
+def rotate(settings: HubSettings, name: str) -> IssuedSecret:
+    """A second credential for identity `name`: both valid until the old one is revoked."""
+    with IdentityStore(settings.identities_path).editing() as store:
+        identity, issued = new_credential(store.require(name), settings.secrets_dir)
+        store.put(identity)
+    return issued
+
+
+def revoke(settings: HubSettings, name: str, username: str) -> None:
+    with IdentityStore(settings.identities_path).editing() as store:
+        store.put(without_credential(store.require(name), username, settings.secrets_dir))
 
 
 @dataclass(frozen=True)
@@ -26,8 +96,10 @@ class Answer:
         return self.headers.get("X-Hotelhub-Served-By")
 
 
-async def get(session: aiohttp.ClientSession, url: str, *, timeout_s: float = 15) -> Answer:
-    async with session.get(url, timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
+async def get(session: aiohttp.ClientSession, url: str, *, timeout_s: float = 15,
+              auth: Auth = DEFAULT_IDENTITY) -> Answer:
+    async with session.get(url, auth=_auth(auth),
+                           timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
         text = await response.text()
         try:
             body: Any = json.loads(text)
@@ -36,10 +108,11 @@ async def get(session: aiohttp.ClientSession, url: str, *, timeout_s: float = 15
         return Answer(response.status, body, dict(response.headers))
 
 
-async def get_or_none(session: aiohttp.ClientSession, url: str) -> Answer | None:
+async def get_or_none(session: aiohttp.ClientSession, url: str, *,
+                      auth: Auth = DEFAULT_IDENTITY) -> Answer | None:
     """None while nothing listens yet (a worker starting)."""
     try:
-        return await get(session, url, timeout_s=5)
+        return await get(session, url, timeout_s=5, auth=auth)
     except (aiohttp.ClientConnectionError, TimeoutError):
         return None
 
