@@ -1,4 +1,8 @@
-"""The table queries of the in-process hub: state after publishing, filters, 404s and 400s."""
+"""The table queries of the in-process hub: state after publishing, filters, 404s and 400s.
+
+Asked as the operator, who sees every hotel (`ask` sends `tests.support.http`'s default
+credentials); who may ask what is `tests/agents/test_query_auth.py`'s.
+"""
 
 from __future__ import annotations
 
@@ -179,7 +183,7 @@ async def test_a_year_of_nights_is_allowed(ask: Any) -> None:
 
 
 async def test_health_and_metrics(ask: Any, hub_env: HubSettings) -> None:
-    health = await ask("/health")
+    health = await ask("/health")  # with credentials: the detail too
     assert health.status == 200 and health.body["status"] == "serving"
     every = list(range(hub_env.topic_partitions))
     assert health.body["active_partitions"]["room_to_state"] == every

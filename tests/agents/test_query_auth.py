@@ -9,6 +9,7 @@ about hotels it holds.
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -17,13 +18,16 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer, make_mocked_request
+from yarl import URL
 
 from streams.core.identities import Identity, IdentityStore, IssuedSecret, Role, new_credential
 from streams.core.kinds import EventKind, System
 from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
-from streams.worker.auth import CHALLENGE
+from streams.worker.auth import CHALLENGE, Access, QueryGuard, caller_of
+from streams.worker.forwarding import forward
 from streams.worker.hub import build_hub
 from tests.support.collector import ProcessedEvents
 from tests.support.events import sample
@@ -233,6 +237,44 @@ def _assert_never_logged(caplog: pytest.LogCaptureFixture, *issued: IssuedSecret
         assert secret.secret not in text, f"the secret of {secret.username} was logged"
         assert as_basic_auth(secret).encode().split(" ", 1)[1] not in text, \
             f"the Authorization header of {secret.username} was logged"
+
+
+async def test_a_forwarded_query_is_judged_by_the_owner_as_the_caller(
+    secured: HubSettings, who: dict[str, IssuedSecret]
+) -> None:
+    """The hop carries the caller's Authorization: the owner authenticates the caller itself
+    and applies the caller's hotels (here even where the first worker would not have)."""
+    guard = QueryGuard.for_settings(secured)
+    guard.allow("/rooms/{hotel_id}", Access.HOTEL)
+
+    async def rooms(request: web.Request) -> web.Response:
+        identity = caller_of(request).identity
+        return web.json_response({"asked_by": identity.name if identity else None})
+
+    owner_app = web.Application()
+    owner_app.router.add_get("/rooms/{hotel_id}", rooms)
+    guard.install(owner_app)
+    hub = build_hub(secured)
+    view = hub.app.web.views["/health"]  # any of the hub's views: forward answers through it
+    async with TestServer(owner_app) as owner:
+        async def hop(hotel: str, auth: aiohttp.BasicAuth | None) -> Any:
+            headers = {"Authorization": auth.encode()} if auth else {}
+            request = make_mocked_request("GET", f"/rooms/{hotel}", headers=headers)
+            return await forward(hub.app, view, request, URL(str(owner.make_url("/"))))
+
+        try:
+            system_a = as_basic_auth(who["a"])
+            mine = await hop(HOTEL_A, system_a)
+            assert mine.status == 200
+            assert json.loads(mine.body) == {"asked_by": who["a"].identity}
+            theirs = await hop(HOTEL_B, system_a)
+            assert theirs.status == 403 and HOTEL_B in json.loads(theirs.body)["detail"]
+            nobody = await hop(HOTEL_A, None)
+            assert nobody.status == 401 and nobody.headers["WWW-Authenticate"] == CHALLENGE
+            everywhere = await hop(HOTEL_B, as_basic_auth(who["*"]))
+            assert json.loads(everywhere.body) == {"asked_by": who["*"].identity}
+        finally:
+            await hub.app.http_client.close()
 
 
 # -- against the running hub --------------------------------------------------------------

@@ -7,17 +7,24 @@ so both workers own some hotels however the partitions are split. A query for a 
 the other worker owns is forwarded to it, and a hotel's room listing comes from the
 worker that owns the hotel (never a standby copy). The workers and the test's publishers use
 topics of the test's own (`tests.support.workers.isolated`).
+
+With security on, the test asks as the operator (every hotel), and once more as a system
+that sees one hotel: the hop to the owning worker carries the caller's credentials, so the
+system gets its hotel from either worker and another hotel from neither (403), and no
+secret reaches the workers' logs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TypeVar
 
 import aiohttp
 import pytest
 
+from streams.core.identities import IssuedSecret
 from streams.settings import HubSettings
 from streams.wire.partitioning import hotel_partition
 from tests.support.hotel import (
@@ -28,7 +35,15 @@ from tests.support.hotel import (
     publishers_of,
     rooms_of,
 )
-from tests.support.http import Answer, get, get_or_none, poll
+from tests.support.http import (
+    Answer,
+    as_basic_auth,
+    basic_auth,
+    get,
+    get_or_none,
+    poll,
+    query_identity,
+)
 from tests.support.workers import (
     WorkerProcess,
     isolated,
@@ -98,7 +113,8 @@ async def test_either_worker_answers_for_every_key(
     partitions, half = own_settings.topic_partitions, KEYS_PER_HOTEL // 2
     first, second = two_workers
     hotels = hotels_covering(partitions)
-    async with aiohttp.ClientSession() as session, publishers_of(own_settings) as publishers:
+    async with aiohttp.ClientSession() as session, publishers_of(own_settings) as publishers, \
+            _system_of(own_settings, hotels[0]) as scoped:
 
         def rooms_applied(workers: tuple[WorkerProcess, ...]
                           ) -> Callable[[list[Entity]], Awaitable[None]]:
@@ -146,6 +162,51 @@ async def test_either_worker_answers_for_every_key(
         for hotel_id in hotels:
             await _same_availability_from_both(session, two_workers, hotel_id, owner,
                                                partitions)
+        if scoped is not None:
+            await _scoped_from_both(session, two_workers, entities, owner, scoped, hotels)
+    _no_secret_in_logs(two_workers, own_settings, scoped)
+
+
+@asynccontextmanager
+async def _system_of(settings: HubSettings, hotel_id: str
+                     ) -> AsyncIterator[IssuedSecret | None]:
+    """A system that sees only `hotel_id` (None when security is off)."""
+    if not settings.secured:
+        yield None
+        return
+    with query_identity(settings, hotel_id) as issued:
+        yield issued
+
+
+async def _scoped_from_both(session: aiohttp.ClientSession, workers: tuple[WorkerProcess, ...],
+                            entities: list[Entity], owner: Owners, scoped: IssuedSecret,
+                            hotels: list[str]) -> None:
+    """The system's own hotel from each worker, by the owner (forwarded by the other one,
+    with the system's credentials); another hotel from neither."""
+    auth = as_basic_auth(scoped)
+    own = [entity for entity in entities if entity.expected["hotel_id"] == hotels[0]][:3]
+    other = next(entity for entity in entities if entity.expected["hotel_id"] == hotels[1])
+    for worker in workers:
+        for entity in own:
+            answer = await get(session, worker.url + entity.path, auth=auth)
+            assert entity.problem(answer) is None, (worker.name, entity.problem(answer))
+            assert answer.served_by == owner[entity.table, entity.partition]
+        refused = await get(session, worker.url + other.path, auth=auth)
+        assert refused.status == 403 and hotels[1] in refused.body["detail"], refused
+        nobody = await get(session, worker.url + own[0].path, auth=None)
+        assert nobody.status == 401, nobody
+
+
+def _no_secret_in_logs(workers: tuple[WorkerProcess, ...], settings: HubSettings,
+                       scoped: IssuedSecret | None) -> None:
+    operator = basic_auth(settings=settings)
+    secrets = [secret for secret in (scoped and scoped.secret, operator and operator.password)
+               if secret]
+    for worker in workers:
+        for log in worker.logs:
+            text = log.read_text(encoding="utf-8", errors="replace")
+            for secret in secrets:
+                assert secret not in text, f"a query secret is in {log}"
 
 
 async def _problems(session: aiohttp.ClientSession, worker: WorkerProcess,
