@@ -60,9 +60,21 @@ def hub_settings() -> Iterator[HubSettings]:
         sessions = _embedded_settings(settings)
     for session in sessions:
         try:
+            asyncio.run(_register_contracts(session))
             yield session
         finally:
             asyncio.run(_delete_topics(session))
+
+
+async def _register_contracts(settings: HubSettings) -> None:
+    """Register the contracts once, as the operator, as `hotelhub schemas register` does in a
+    deployment: with security on, workers and publishers only look them up."""
+    from streams.wire.codec import ConfluentAvroCodec
+    from streams.wire.registry_client import SchemaRegistryClient
+
+    operator = settings if settings.identity == "operator" else settings.as_identity("operator")
+    async with SchemaRegistryClient.from_settings(operator) as client:
+        await ConfluentAvroCodec(client).register()
 
 
 async def _delete_topics(settings: HubSettings) -> None:

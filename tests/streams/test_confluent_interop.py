@@ -1,4 +1,5 @@
-"""Confluent's own serializers read what we write, and we read what they write."""
+"""Confluent's own serializers read what we write, and we read what they write (with
+security on, their registry client authenticates with `basic.auth.user.info`)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 async def codec(hub_settings: HubSettings) -> AsyncIterator[ConfluentAvroCodec]:
-    async with SchemaRegistryClient(hub_settings.registry_url) as client:
+    async with SchemaRegistryClient.from_settings(hub_settings) as client:
         codec = ConfluentAvroCodec(client)
         await codec.register()
         yield codec
@@ -36,7 +37,11 @@ async def test_confluent_reads_ours_and_we_read_confluents(
     event = build_event(document, publisher=system, default_hotel_id="HTL-1")
     record = event.model_dump(mode="python")
     context = SerializationContext(POLICIES[kind].topic, MessageField.VALUE)
-    confluent = ConfluentRegistry({"url": hub_settings.registry_url})
+    conf = {"url": hub_settings.registry_url}
+    found = hub_settings.credentials()
+    if found is not None and "@" not in hub_settings.registry_url:
+        conf["basic.auth.user.info"] = ":".join(found)
+    confluent = ConfluentRegistry(conf)
 
     theirs = AvroDeserializer(confluent)(codec.encode(event), context)
     assert theirs == record

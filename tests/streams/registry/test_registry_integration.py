@@ -10,6 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from streams.registry import up as registry_up
 from streams.settings import HubSettings
 from streams.wire.contracts import InvalidContract, check_contracts, register_contracts
 from streams.wire.registry_client import SchemaRegistryClient
-from tests.streams.registry.conftest import record
+from tests.streams.registry.conftest import RegistryUnderTest, record, with_user
 
 pytestmark = pytest.mark.integration
 
@@ -71,9 +72,11 @@ async def test_compatibility_endpoint(registry_client: SchemaRegistryClient) -> 
 
 
 async def test_restart_loses_nothing(
-    bootstrap_servers: str, registry_topic: str, registry_server: RegistryServer
+    bootstrap_servers: str, registry_topic: str, registry_under_test: RegistryUnderTest,
+    registry_kafka_auth: dict[str, Any],
 ) -> None:
-    async with SchemaRegistryClient(registry_server.url) as client:
+    registry_server, callers = registry_under_test.server, registry_under_test.callers
+    async with SchemaRegistryClient(registry_under_test.operator_url) as client:
         v1 = await client.register("guest-value", V1)
         v2 = await client.register("guest-value", V2_OPTIONAL)
         other = await client.register("room-value", record("Room", {"name": "n", "type": "long"}))
@@ -82,8 +85,11 @@ async def test_restart_loses_nothing(
     await registry_server.stop()
 
     async with (
-        RegistryServer(bootstrap_servers=bootstrap_servers, topic=registry_topic, port=0) as again,
-        SchemaRegistryClient(again.url) as client,
+        RegistryServer(bootstrap_servers=bootstrap_servers, topic=registry_topic, port=0,
+                       kafka_auth=registry_kafka_auth,
+                       identities=callers.watched() if callers else None) as again,
+        SchemaRegistryClient(with_user(again.url, callers.operator if callers else None)
+                             ) as client,
     ):
         assert sorted(await client.subjects()) == ["guest-value", "room-value"]
         assert await client.versions("guest-value") == [1, 2]
@@ -99,13 +105,19 @@ async def test_restart_loses_nothing(
         assert await client.register("new-value", record("New", NAME)) == max(v1, v2, other) + 1
 
 
-async def test_confluent_client_registers_and_fetches(registry_server: RegistryServer) -> None:
+async def test_confluent_client_registers_and_fetches(
+    registry_under_test: RegistryUnderTest,
+) -> None:
     # confluent_kafka.schema_registry needs the `schemaregistry` extra (authlib, cachetools).
     confluent = pytest.importorskip("confluent_kafka.schema_registry")
     ConfluentClient, Schema = confluent.SchemaRegistryClient, confluent.Schema
+    callers = registry_under_test.callers
+    conf = {"url": registry_under_test.server.url}
+    if callers is not None:
+        conf["basic.auth.user.info"] = callers.operator.user_info
 
     def confluent_round_trip() -> tuple[int, str, int, str]:
-        client = ConfluentClient({"url": registry_server.url})
+        client = ConfluentClient(conf)
         schema_id = client.register_schema("guest-value", Schema(V1, "AVRO"))
         fetched = client.get_schema(schema_id)
         latest = client.get_latest_version("guest-value")
@@ -178,9 +190,12 @@ async def run_cli(module: str, *args: str, env: dict[str, str]) -> tuple[int, st
 
 
 async def test_schemas_cli_check_exit_codes(
-    registry_server: RegistryServer, tmp_path: Path
+    registry_under_test: RegistryUnderTest, tmp_path: Path
 ) -> None:
-    env = {"SCHEMA_REGISTRY_URL": registry_server.url, "COLUMNS": "200"}
+    env = {"SCHEMA_REGISTRY_URL": registry_under_test.server.url, "COLUMNS": "200"}
+    if registry_under_test.callers is not None:  # the commands act as the operator
+        env |= {"HOTELHUB_SECURITY_DIR": str(registry_under_test.callers.store.path.parent),
+                "HOTELHUB_IDENTITY": "operator"}
     base = write_contracts(tmp_path / "v1", reservation_fields=[NAME])
     code, out = await run_cli("streams.cli.schemas", "register", "--schema-dir", str(base), env=env)
     assert code == 0, out
@@ -197,15 +212,16 @@ async def test_schemas_cli_check_exit_codes(
 
 
 def test_service_up_twice_status_down(
-    bootstrap_servers: str, registry_topic: str, free_port: int, tmp_path: Path
+    hub_settings: HubSettings, registry_topic: str, free_port: int, tmp_path: Path
 ) -> None:
-    settings = HubSettings(
-        kafka_bootstrap_servers=bootstrap_servers,
-        schema_registry_url=None,  # the embedded one, whatever the environment names
-        home=tmp_path / "home",
-        registry_port=free_port,
-        registry_topic=registry_topic,
-    )
+    settings = hub_settings.model_copy(update={
+        "schema_registry_url": None,  # the embedded one, whatever the environment names
+        "home": tmp_path / "home",
+        # The session's identities: the registry reads its topic as schema-registry.
+        "security_dir": hub_settings.identities_path.parent,
+        "registry_port": free_port,
+        "registry_topic": registry_topic,
+    })
     try:
         started = registry_up(settings, timeout_s=60)
         assert started.running and started.healthy and not started.external
