@@ -298,6 +298,8 @@ class RefusalReason(StrEnum):
     OWNER_ONLY = "owner_only"
     OVERBOOKED = "overbooked"
     INVALID_VALUE = "invalid_value"
+    UNVERIFIED_ORIGIN = "unverified_origin"
+    """The record's producer is not the system its `updated_by_system` names."""
 
 
 class Refusal(_Record):

@@ -28,11 +28,13 @@ from streams.core.models import (
 )
 from streams.core.rules import (
     Outcome,
+    Principal,
     RuleSettings,
     apply_customer,
     apply_movement,
     apply_reservation,
     apply_room,
+    origin_refusal,
     published_at,
     refuse,
 )
@@ -118,6 +120,16 @@ def apply_event(event: HotelEvent, read: Reader, rules: RuleSettings) -> Step:
         step.duplicate = _customer(view, step, event, rules)
     _expire(view, step, event, rules)
     return step
+
+
+def refuse_unverified(event: HotelEvent, principal: Principal) -> Step | None:
+    """A step that only refuses `event` when its verified producer is not the system it
+    names (`rules.origin`); None when it is, and `apply_event` decides it.
+
+    Checked before any rule, so a forged event never touches state, not even the
+    waiting room's event time."""
+    refusal = origin_refusal(event, principal)
+    return None if refusal is None else Step(event, refusals=[refusal])
 
 
 def _settle(view: _View, step: Step, tag: str, key: bytes, outcome: Outcome[Any]) -> bool:

@@ -18,6 +18,7 @@ from streams.core.step import Step
 from streams.settings import HubSettings
 from streams.wire.cloudevents import Headers, headers_for, refusal_headers
 from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.signing import Signer
 from streams.wire.topics import state_topic
 
 DERIVED_BY = "hub.derived-by"
@@ -53,21 +54,29 @@ def split_state_key(raw: bytes) -> tuple[str, bytes]:
     return tag.decode(), key
 
 
-def step_records(step: Step, *, settings: HubSettings, codec: ConfluentAvroCodec
+def step_records(step: Step, *, settings: HubSettings, codec: ConfluentAvroCodec,
+                 signer: Signer | None = None, principal: str | None = None
                  ) -> list[OutRecord]:
     """The refusals and derived room events a step publishes, in order; raises
     RecordTooLarge before any is sent. Its state changes are written once per round
-    (`state_records`)."""
+    (`state_records`).
+
+    Room events are signed by the hub (`signer`): the room topic has other writers. An
+    event refused because another system (`principal`) produced it is a refusal for
+    that system too, not only for the one it named."""
+    also = (principal,) if principal and principal != step.event.updated_by_system else ()
     records = []
     for refusal in step.refusals:
         records.append(OutRecord(
             settings.topic(REFUSAL_TOPIC), table_key(refusal.hotel_id, refusal.entity_id).encode(),
-            codec.encode(refusal), refusal_headers(refusal)))
+            codec.encode(refusal), refusal_headers(refusal, also=also)))
+    room_topic = settings.topic(POLICIES[EventKind.ROOM].topic)
     for room_event in step.room_events:
-        records.append(OutRecord(
-            settings.topic(POLICIES[EventKind.ROOM].topic), record_key(room_event),
-            codec.encode(room_event),
-            [*headers_for(room_event), (DERIVED_BY, settings.app_id.encode())]))
+        key, value = record_key(room_event), codec.encode(room_event)
+        headers = [*headers_for(room_event), (DERIVED_BY, settings.app_id.encode())]
+        if signer is not None:
+            headers = signer.sign(room_topic, key, value, headers)
+        records.append(OutRecord(room_topic, key, value, headers))
     check_sizes(records, settings)
     return records
 

@@ -1,5 +1,12 @@
 """The hotel processor's first hop: a source record re-keyed to its hotel's partition of
-`<app>.hotel-events`, and the dead letter of a record that cannot be handled."""
+`<app>.hotel-events`, and the dead letter of a record that cannot be handled.
+
+This is where a record enters the hub, so its signature is checked here
+(`streams.wire.signing`) and the forwarded record carries what was found: `hub.principal`
+(the verified producer) or `hub.unverified` (why none), set by the hub alone (a client's
+own are dropped; only the hub writes `<app>.hotel-events`). The rules refuse the event
+when that is not the system it names (`streams.core.rules.origin`).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,7 @@ from typing import TypeAlias
 
 from aiokafka.structs import ConsumerRecord
 
-from streams.core.kinds import DEADLETTER_TOPIC, EventKind
+from streams.core.kinds import DEADLETTER_TOPIC, EventKind, System
 from streams.core.models import HotelEvent, record_key
 from streams.runners.effects import DERIVED_BY, OutRecord
 from streams.runners.ordering import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
@@ -17,6 +24,7 @@ from streams.wire.cloudevents import header_map
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.deadletters import deadletter_headers
 from streams.wire.partitioning import hotel_partition
+from streams.wire.signing import HUB_SET, Verifier
 
 HOTEL_HEADER = "ce_hotelid"
 SOURCE_HEADERS = (SOURCE_TOPIC, SOURCE_PARTITION, SOURCE_OFFSET)
@@ -31,6 +39,8 @@ class Forwarding:
         self.codec = codec
         self.sources = sources
         self.hotel_events = hotel_events
+        self.verifier = Verifier.of(settings)
+        """None when security is off: nothing is verified, the event's system is taken."""
 
     async def forward(self, record: Record) -> list[OutRecord]:
         """Re-key to the hotel's partition; our own derived room events are applied already.
@@ -38,10 +48,16 @@ class Forwarding:
         The hotel is read from the `ce_hotelid` header when the key agrees with it
         (`hotel_id:entity_id`), so the event is decoded once, where it is applied; a record
         without them is decoded here (and dead-lettered here if it cannot be read)."""
-        headers = list(record.headers or ())
+        headers = [(name, value) for name, value in record.headers or ()
+                   if name not in HUB_SET]
         found = header_map(headers)
-        if DERIVED_BY in found:
+        verified = None if self.verifier is None else self.verifier.verify(
+            record.topic, record.key, record.value, headers)
+        if DERIVED_BY in found and (verified is None
+                                    or verified.identity == System.HOTEL_HUB.value):
             return []  # a room status derived from a movement every hub app sees itself
+        if verified is not None:
+            headers += verified.headers()
         hotel = found.get(HOTEL_HEADER, "")
         key = record.key or b""
         if not hotel or not key.startswith(hotel.encode() + b":"):
@@ -72,13 +88,15 @@ class Forwarding:
 
     def dead_letter(self, record: Record, error: BaseException) -> tuple[OutRecord, str]:
         """The original bytes and headers, plus where the record was first written and why;
-        and that topic."""
+        and that topic. The hub's own `hub.principal` is left out: a replay is verified
+        again when it comes back."""
         headers = list(record.headers or ())
         found = header_map(headers)
         topic = found.get(SOURCE_TOPIC, record.topic)
         partition = int(found.get(SOURCE_PARTITION, record.partition))
         offset = int(found.get(SOURCE_OFFSET, record.offset))
-        kept = [(name, value) for name, value in headers if name not in SOURCE_HEADERS]
+        kept = [(name, value) for name, value in headers
+                if name not in SOURCE_HEADERS and name not in HUB_SET]
         return OutRecord(
             self.settings.topic(DEADLETTER_TOPIC), record.key or b"", record.value or b"",
             [*kept, *deadletter_headers(topic=topic, partition=partition, offset=offset,

@@ -40,8 +40,8 @@ from aiokafka.structs import ConsumerRecord
 
 from streams.core.exceptions import RecordTooLarge, RegistryUnavailable
 from streams.core.kinds import POLICIES, EventKind
-from streams.core.rules import RuleSettings
-from streams.core.step import apply_event
+from streams.core.rules import Principal, RuleSettings
+from streams.core.step import apply_event, refuse_unverified
 from streams.ops.metrics import (
     event_apply_delay_seconds,
     events_consumed_total,
@@ -58,6 +58,7 @@ from streams.settings import HubSettings
 from streams.wire.cloudevents import header_map
 from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
 from streams.wire.partitioning import hotel_partition
+from streams.wire.signing import PRINCIPAL_HEADER, UNVERIFIED_HEADER, Signer
 from streams.wire.topics import DAY_MS, TopicSpec, hotel_events_topic, state_topic
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,8 @@ class HotelProcessor(SupervisedLoop):
         self._intake = Intake(self.sources, self.hotel_events)
         self._forwarding = Forwarding(settings, codec, self.sources, self.hotel_events)
         """Fetched records not yet taken, and what goes next (`streams.runners.ordering`)."""
+        self._signer: Signer | None = None
+        """Signs the derived room events as the hub (None when security is off)."""
 
     async def start(self) -> None:
         await self._ensure_own_topics()
@@ -149,6 +152,7 @@ class HotelProcessor(SupervisedLoop):
             max_request_size=self.settings.max_record_bytes + 64 * 1024,
         )
         await producer.start()  # fences the previous owner, aborts its transaction
+        self._signer = Signer.of(self.settings)  # a rotated secret, as the producer's
         self._producers[partition] = producer
         self._states[partition] = await self._restore(partition)
         log.info("hotel partition %d ready: %d states restored", partition,
@@ -318,8 +322,10 @@ class HotelProcessor(SupervisedLoop):
         def read(tag: str, key: bytes) -> Any:
             return overlay[tag, key] if (tag, key) in overlay else states.get((tag, key))
 
-        step = apply_event(event, read, self.rules)
-        records = step_records(step, settings=self.settings, codec=self.codec)
+        principal = self._principal(found, event.updated_by_system)
+        step = refuse_unverified(event, principal) or apply_event(event, read, self.rules)
+        records = step_records(step, settings=self.settings, codec=self.codec,
+                               signer=self._signer, principal=principal.name)
         if decided.checked:
             decided.encoded.update(encode_states(step.changes, partition=partition,
                                                  settings=self.settings))
@@ -327,6 +333,14 @@ class HotelProcessor(SupervisedLoop):
         decided.steps.append(step)
         decided.applied.append((str(event.type), record.timestamp))
         return records
+
+    def _principal(self, found: dict[str, str], claimed: str) -> Principal:
+        """Who produced the record, as its intake verified it (`Forwarding.forward`); with
+        security off, the system the event names."""
+        if not self.settings.secured:
+            return Principal(claimed)
+        return Principal(found.get(PRINCIPAL_HEADER),
+                         found.get(UNVERIFIED_HEADER, "no principal header from the intake"))
 
     async def _ensure_own_topics(self) -> None:
         """The state log and the re-keyed events, before the first transaction writes to

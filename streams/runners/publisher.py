@@ -35,6 +35,7 @@ from streams.ops.metrics import events_published_total
 from streams.settings import HubSettings, get_settings
 from streams.wire.cloudevents import Headers, headers_for
 from streams.wire.codec import ConfluentAvroCodec, SchemaSource
+from streams.wire.signing import Signer
 
 log = logging.getLogger(__name__)
 
@@ -105,11 +106,15 @@ class HotelEventPublisher:
                       else self.settings.as_identity(self.system.value))
         self._codec = ConfluentAvroCodec(registry)
         self._producer: AIOKafkaProducer | None = None
+        self._signer: Signer | None = None
+        """Signs every record with the system's credential (`streams.wire.signing`): the hub
+        takes the publishing system from the signature, not from `updated_by_system`."""
         self._limits = self.settings.limits()
 
     async def start(self) -> None:
         """Connect and register the contracts; fail fast when the broker is down."""
         await self._codec.register()
+        self._signer = Signer.of(self._auth)
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.bootstrap_servers,
             **self._auth.kafka_auth(),
@@ -178,8 +183,11 @@ class HotelEventPublisher:
         return await self.send(self.build(document))
 
     def _record(self, event: HotelEvent) -> _Record:
-        return _Record(event, self.settings.topic(POLICIES[EventKind(event.type)].topic),
-                       record_key(event), self.encode(event), headers_for(event))
+        topic = self.settings.topic(POLICIES[EventKind(event.type)].topic)
+        key, value, headers = record_key(event), self.encode(event), headers_for(event)
+        if self._signer is not None:
+            headers = self._signer.sign(topic, key, value, headers)
+        return _Record(event, topic, key, value, headers)
 
     async def send(self, event: HotelEvent) -> PublishedEvent:
         """Send an already validated event (the offline outbox replays these).

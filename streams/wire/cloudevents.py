@@ -37,8 +37,9 @@ def headers_for(event: HotelEvent, *, schema_url: str | None = None) -> Headers:
     return [(name, value.encode()) for name, value in attributes.items()]
 
 
-def refusal_headers(refusal: Refusal) -> Headers:
-    """Refusals are routed to the system whose event was refused (`ce_targets`)."""
+def refusal_headers(refusal: Refusal, *, also: Iterable[str] = ()) -> Headers:
+    """Refusals are routed to the system whose event was refused (`ce_targets`), and
+    `also` to others (the system that produced an event naming another)."""
     attributes = {
         "ce_specversion": SPEC_VERSION,
         "ce_id": str(refusal.refusal_id),
@@ -48,7 +49,7 @@ def refusal_headers(refusal: Refusal) -> Headers:
         "ce_time": refusal.refused_at.isoformat().replace("+00:00", "Z"),
         "content-type": CONTENT_TYPE,
         "ce_hotelid": refusal.hotel_id,
-        "ce_targets": refusal.updated_by_system,
+        "ce_targets": ",".join(dict.fromkeys((refusal.updated_by_system, *also))),
     }
     return [(name, value.encode()) for name, value in attributes.items()]
 

@@ -11,13 +11,15 @@ One module per family of rules:
 * `outcome`: what every rule returns, refusals, resends and stale versions;
 * `stays`: reservations and check-in/out/no-show movements, nights sold;
 * `rooms`: room changes and the hub's derived room status, nights out of order;
-* `customers`: hotel-member's customers and what hotel-pms may change of them.
+* `customers`: hotel-member's customers and what hotel-pms may change of them;
+* `origin`: an event must come from the system it names, as the hub verified it.
 """
 
 from __future__ import annotations
 
 from streams.core.rules.config import RuleSettings, parse_allowance
 from streams.core.rules.customers import CUSTOMER_FIELDS, OWNER_ONLY_FIELDS, apply_customer
+from streams.core.rules.origin import Principal, origin_refusal
 from streams.core.rules.outcome import Outcome, derived_id, published_at, refuse
 from streams.core.rules.rooms import apply_room, is_derived
 from streams.core.rules.stays import (
@@ -39,6 +41,7 @@ __all__ = [
     "LIFECYCLE",
     "OWNER_ONLY_FIELDS",
     "Outcome",
+    "Principal",
     "RuleSettings",
     "apply_customer",
     "apply_movement",
@@ -47,6 +50,7 @@ __all__ = [
     "derived_id",
     "held_nights",
     "is_derived",
+    "origin_refusal",
     "parse_allowance",
     "published_at",
     "refuse",
