@@ -24,7 +24,7 @@ help:
 	@echo "make test           pytest; fixtures start the broker and registry they need"
 	@echo "make lint           ruff check + mypy (strict)"
 	@echo "make contracts      check schemas/avro against the registry (hotelhub schemas check)"
-	@echo "make services-up    start the embedded Kafka and schema registry"
+	@echo "make services-up    start the embedded Kafka and schema registry, register the contracts"
 	@echo "make services-down  stop them"
 	@echo "make bench          every benchmark in sequence (bench/README.md); BENCH_ARGS=--runs 3"
 
@@ -37,9 +37,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-input -e '.[dev]'
 	@touch $@
 
+# The operator registers the contracts: workers and publishers only look them up.
 services-up: venv
 	$(HOTELHUB) broker up
 	$(HOTELHUB) registry up
+	$(HOTELHUB) schemas register
 
 services-down: venv
 	-$(HOTELHUB) registry down
