@@ -53,6 +53,7 @@ from bench.common import (
 from bench.state import customer_doc, publish, room_doc
 from streams.settings import HubSettings, get_settings
 from streams.wire.registry_client import SchemaRegistryClient
+from streams.worker.auth import authorization
 from tests.support.workers import WORKER_COMMAND
 
 HOTEL = "BENCH-FILL"
@@ -81,9 +82,10 @@ def configure() -> HubSettings:
     return settings
 
 
-def _status(url: str) -> int:
+def _status(url: str, headers: dict[str, str]) -> int:
     try:
-        with urllib.request.urlopen(url, timeout=2) as answer:
+        request = urllib.request.Request(url, headers=headers)
+        with urllib.request.urlopen(request, timeout=2) as answer:
             return int(answer.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
@@ -114,9 +116,11 @@ class Worker:
         if self.process is None or self.process.poll() is not None:
             raise RuntimeError(f"worker exited; see {self.log_path}")
         base = f"http://127.0.0.1:{self.port}"
-        return (_status(f"{base}/health") == 200
-                and _status(f"{base}/customers/{HOTEL}/{HOTEL}-C{customers - 1:06d}") == 200
-                and _status(f"{base}/rooms/{HOTEL}/{HOTEL}-RM{rooms - 1:05d}") == 200)
+        auth = authorization(get_settings().as_identity("operator"))  # sees every hotel
+        return (_status(f"{base}/health", auth) == 200
+                and _status(f"{base}/customers/{HOTEL}/{HOTEL}-C{customers - 1:06d}",
+                            auth) == 200
+                and _status(f"{base}/rooms/{HOTEL}/{HOTEL}-RM{rooms - 1:05d}", auth) == 200)
 
     def wait_serving(self, customers: int, rooms: int, deadline: Deadline) -> None:
         while not self.serving(customers, rooms):

@@ -191,3 +191,10 @@ def caller_of(request: Any) -> Caller:
     """The caller the guard admitted; none (so no detail) if the guard did not see it."""
     found = request.get(CALLER) if isinstance(request, web.Request) else None
     return found if isinstance(found, Caller) else Caller(identity=None, secured=True)
+
+
+def authorization(settings: HubSettings) -> dict[str, str]:
+    """The header a client of the query API sends as `settings`' identity ({} with security
+    off); read from its secret file at each call, so a rotated secret is picked up."""
+    found = settings.credentials()
+    return {} if found is None else {hdrs.AUTHORIZATION: BasicAuth(*found).encode()}

@@ -26,7 +26,7 @@ from streams.core.identities import Identity, IdentityStore, IssuedSecret, Role,
 from streams.core.kinds import EventKind, System
 from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
-from streams.worker.auth import CHALLENGE, Access, QueryGuard, caller_of
+from streams.worker.auth import CHALLENGE, Access, QueryGuard, authorization, caller_of
 from streams.worker.forwarding import forward
 from streams.worker.hub import build_hub
 from tests.support.collector import ProcessedEvents
@@ -158,6 +158,14 @@ async def test_an_identity_with_star_sees_every_hotel(client: TestClient[Any, An
                 assert _guard_passed(await _ask(client, path.format(hotel=hotel), auth))
         metrics = await _ask(client, "/metrics", auth)
         assert metrics.status == 200 and "# HELP hotelhub_" in metrics.body
+
+
+async def test_authorization_sends_the_settings_identity(client: TestClient[Any, Any],
+                                                         secured: HubSettings) -> None:
+    """What the benchmarks send: the hub's own identity sees every hotel; none when open."""
+    header = authorization(secured)
+    assert _guard_passed(await _ask(client, f"/rooms/{HOTEL_B}", **header))
+    assert authorization(secured.model_copy(update={"security": "none"})) == {}
 
 
 async def test_the_registry_identity_may_not_query(client: TestClient[Any, Any],
