@@ -34,6 +34,7 @@ from streams.wire.cloudevents import headers_for
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.partitioning import hotel_partition
 from streams.wire.registry_client import SchemaRegistryClient
+from streams.wire.signing import Signer
 from tests.support.events import sample
 from tests.support.hotel import new_hotel_id
 from tests.support.http import Answer, get, money
@@ -229,13 +230,15 @@ async def test_stays_from_any_partitioner_are_right_on_both_workers(
                             and found.body.get("count") == STAYS_PER_HOTEL,
                             f"the rooms of {hotel_id}", timeout_s=60)
 
-            # Bookings from a librdkafka client with its default partitioner...
+            # Bookings from a librdkafka client with its default partitioner, as hotel-saas
+            # (its credential, its signature)...
             codec = ConfluentAvroCodec(registry)
             await codec.register("reservation")
+            saas = own_settings.as_identity(System.HOTEL_SAAS.value)
             booked = await asyncio.to_thread(
-                produce_with_librdkafka, own_settings, reservation_topic,
-                [(record_key(event), codec.encode(event), headers_for(event))
-                 for event in map(booking, stays)])
+                produce_with_librdkafka, saas, reservation_topic,
+                [signed(saas, reservation_topic, record_key(event), codec.encode(event),
+                        headers_for(event)) for event in map(booking, stays)])
             # ...and their check-ins from the hub's publisher (murmur2), right after.
             checked_in = {}
             for stay in stays:
@@ -295,6 +298,14 @@ def booking(stay: Stay) -> ReservationEvent:
                         publisher=System.HOTEL_SAAS, default_hotel_id=stay.hotel_id)
     assert isinstance(event, ReservationEvent)
     return event
+
+
+def signed(settings: HubSettings, topic: str, key: bytes, value: bytes,
+           headers: list[tuple[str, bytes]]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """The record as its producer signs it (`streams.wire.signing`; unsigned with security
+    off)."""
+    signer = Signer.of(settings)
+    return key, value, headers if signer is None else signer.sign(topic, key, value, headers)
 
 
 def produce_with_librdkafka(settings: HubSettings, topic: str,

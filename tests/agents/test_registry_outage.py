@@ -39,6 +39,7 @@ from streams.settings import HubSettings
 from streams.wire.cloudevents import headers_for
 from streams.wire.codec import parse_schema
 from streams.wire.registry_client import SchemaRegistryClient
+from streams.wire.signing import Signer
 from streams.wire.topics import hotel_events_topic, state_topic
 from tests.support.events import sample
 from tests.support.hotel import new_hotel_id
@@ -179,18 +180,22 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
         ids = booking_ids(hotel_id, BOOKINGS, partitions, spread=spread)
         bookings = [booking(hotel_id, reservation_id, index)
                     for index, reservation_id in enumerate(ids)]
-        producer = AIOKafkaProducer(bootstrap_servers=own_settings.bootstrap_servers,
-                                    **own_settings.kafka_auth(),
-                                    acks="all", enable_idempotence=True)
+        saas = own_settings.as_identity(System.HOTEL_SAAS.value)  # who books, signs
+        signer = Signer.of(saas)
+        records = [(record_key(event), headers_for(event), confluent_frame(
+                        evolved_id, evolved, {**event.model_dump(mode="python"),
+                                              EXTRA_FIELD: f"booked through channel {index}"}))
+                   for index, event in enumerate(bookings)]
+        producer = AIOKafkaProducer(bootstrap_servers=saas.bootstrap_servers,
+                                    **saas.kafka_auth(), acks="all", enable_idempotence=True)
         await producer.start()
         try:
             sent = await asyncio.gather(*[
                 await producer.send(
-                    reservation_topic, key=record_key(event), headers=headers_for(event),
-                    value=confluent_frame(evolved_id, evolved, {
-                        **event.model_dump(mode="python"),
-                        EXTRA_FIELD: f"booked through channel {index}"}))
-                for index, event in enumerate(bookings)])
+                    reservation_topic, key=key, value=value,
+                    headers=headers if signer is None
+                    else signer.sign(reservation_topic, key, value, headers))
+                for key, headers, value in records])
         finally:
             await producer.stop()
         assert len({metadata.partition for metadata in sent}) == (

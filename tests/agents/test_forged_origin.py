@@ -1,0 +1,165 @@
+"""A record forged with another system's name is refused by the hub (issue 8).
+
+Kafka's ACLs let hotel-pms write the room topic, where the hub writes too, and three
+systems write reservations, so the broker cannot tell the hub who wrote a record. Each
+record here is produced by a plain aiokafka client with a system's own Kafka credential,
+as a third-party producer would: signed with that system's credential
+(`streams.wire.signing`) or not at all. The hub takes the system from the signature: an
+event naming another system, or unsigned, is refused as `unverified_origin` with a reason
+naming both, and changes nothing; a correctly signed one is applied.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from streams.core.kinds import POLICIES, EventKind, System
+from streams.core.models import HotelEvent, RefusalReason, record_key
+from streams.core.state import table_key
+from streams.runners.effects import DERIVED_BY
+from streams.runners.publisher import HotelEventPublisher
+from streams.settings import HubSettings
+from streams.wire.cloudevents import headers_for
+from streams.wire.signing import PRINCIPAL_HEADER, Signer
+from tests.support.collector import ProcessedEvents, Refusals
+from tests.support.events import sample
+from tests.support.tables import HubTables
+
+pytestmark = pytest.mark.integration
+
+Publishers = dict[System, HotelEventPublisher]
+
+
+def new_hotel() -> str:
+    return f"HTL-SIG-{uuid.uuid4().hex[:6].upper()}"
+
+
+def secured_only(settings: HubSettings) -> None:
+    if not settings.secured:
+        pytest.skip("HOTELHUB_SECURITY=none: the hub verifies no signature")
+
+
+async def produce(settings: HubSettings, producer_system: System, event: HotelEvent,
+                  encoded: bytes, *, signed: bool = True,
+                  extra: Sequence[tuple[str, bytes]] = ()) -> None:
+    """`event` written by `producer_system` with its own Kafka credential, signed with it
+    unless `signed` is False, as any Kafka client would write it."""
+    own = settings.as_identity(producer_system.value)
+    topic = settings.topic(POLICIES[EventKind(event.type)].topic)
+    key = record_key(event)
+    headers = [*headers_for(event), *extra]
+    signer = Signer.of(own) if signed else None
+    if signer is not None:
+        headers = signer.sign(topic, key, encoded, headers)
+    producer = AIOKafkaProducer(bootstrap_servers=own.bootstrap_servers, **own.kafka_auth(),
+                                acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, encoded, key=key, headers=headers)
+    finally:
+        await producer.stop()
+
+
+def room(publishers: Publishers, hotel: str, room_id: str, **claims: Any) -> HotelEvent:
+    """A room status from hotel-pms, or claiming whatever `claims` set."""
+    _, document = sample(EventKind.ROOM, room_id, room_type="DBL", status="vacant_clean",
+                         maintenance_notes=None, version=1)
+    event = publishers[System.HOTEL_PMS].build(
+        {**document, "action": "status_changed", "hotel_id": hotel})
+    return event.model_copy(update=claims) if claims else event
+
+
+async def refused(refusals: Refusals, event: HotelEvent) -> str:
+    refusal = await refusals.wait_for(event.event_id)
+    assert refusal.reason_code is RefusalReason.UNVERIFIED_ORIGIN, refusal
+    assert refusal.updated_by_system == event.updated_by_system
+    return refusal.reason
+
+
+async def test_hotel_pms_cannot_speak_as_the_hub(
+    hub_env: HubSettings, publishers: Publishers, refusals: Refusals, tables: HubTables,
+) -> None:
+    """hotel-pms may write the room topic, but a room event it signs claiming to be the
+    hub's own (which skips room versions) is refused, even marked as a derived one."""
+    secured_only(hub_env)
+    hotel = new_hotel()
+    forged = room(publishers, hotel, "R-1", updated_by_system=System.HOTEL_HUB.value)
+    await produce(hub_env, System.HOTEL_PMS, forged,
+                  publishers[System.HOTEL_PMS].encode(forged),
+                  extra=[(DERIVED_BY, b"any-hub-app")])
+    assert await refused(refusals, forged) == (
+        "updated_by_system hotel-hub but signed by hotel-pms")
+    assert tables.rooms.get(table_key(hotel, "R-1").encode()) is None
+
+
+async def test_hotel_saas_cannot_book_as_hotel_member(
+    hub_env: HubSettings, publishers: Publishers, refusals: Refusals, tables: HubTables,
+) -> None:
+    secured_only(hub_env)
+    hotel = new_hotel()
+    _, document = sample(EventKind.RESERVATION, "RSV-1", room_number=None)
+    booking = publishers[System.HOTEL_MEMBER].build(
+        {**document, "action": "created", "hotel_id": hotel})
+    assert booking.updated_by_system == System.HOTEL_MEMBER.value
+    await produce(hub_env, System.HOTEL_SAAS, booking,
+                  publishers[System.HOTEL_MEMBER].encode(booking))
+    assert await refused(refusals, booking) == (
+        "updated_by_system hotel-member but signed by hotel-saas")
+    assert tables.stays.get(table_key(hotel, "RSV-1").encode()) is None
+
+
+async def test_an_unsigned_record_is_refused_whatever_headers_it_brings(
+    hub_env: HubSettings, publishers: Publishers, refusals: Refusals, tables: HubTables,
+) -> None:
+    """A client's own `hub.principal` is dropped at the intake: only the hub sets it."""
+    secured_only(hub_env)
+    hotel = new_hotel()
+    event = room(publishers, hotel, "R-2")
+    await produce(hub_env, System.HOTEL_PMS, event, publishers[System.HOTEL_PMS].encode(event),
+                  signed=False, extra=[(PRINCIPAL_HEADER, b"hotel-pms")])
+    reason = await refused(refusals, event)
+    assert reason.startswith("updated_by_system hotel-pms but the producer is not verified: "
+                             "unsigned"), reason
+    assert tables.rooms.get(table_key(hotel, "R-2").encode()) is None
+
+
+async def test_a_record_changed_after_signing_is_refused(
+    hub_env: HubSettings, publishers: Publishers, refusals: Refusals,
+) -> None:
+    """Signed for one room, sent as another: the signature covers the value."""
+    secured_only(hub_env)
+    hotel = new_hotel()
+    signed_for = room(publishers, hotel, "R-3")
+    sent = room(publishers, hotel, "R-3")
+    own = hub_env.as_identity(System.HOTEL_PMS.value)
+    signer = Signer.of(own)
+    assert signer is not None
+    topic = hub_env.topic(POLICIES[EventKind.ROOM].topic)
+    encode = publishers[System.HOTEL_PMS].encode
+    headers = signer.sign(topic, record_key(sent), encode(signed_for), headers_for(sent))
+    producer = AIOKafkaProducer(bootstrap_servers=own.bootstrap_servers, **own.kafka_auth())
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, encode(sent), key=record_key(sent), headers=headers)
+    finally:
+        await producer.stop()
+    reason = await refused(refusals, sent)
+    assert "bad signature" in reason, reason
+
+
+async def test_a_correctly_signed_record_from_any_client_is_applied(
+    hub_env: HubSettings, publishers: Publishers, processed: ProcessedEvents,
+    refusals: Refusals, tables: HubTables,
+) -> None:
+    hotel = new_hotel()
+    event = room(publishers, hotel, "R-4")
+    await produce(hub_env, System.HOTEL_PMS, event, publishers[System.HOTEL_PMS].encode(event))
+    await processed.wait_for([event.event_id])
+    state = tables.rooms.get(table_key(hotel, "R-4").encode())
+    assert state is not None and state["status"] == "vacant_clean"
+    assert str(event.event_id) not in refusals.by_event
