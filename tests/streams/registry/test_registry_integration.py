@@ -14,12 +14,14 @@ from typing import Any
 
 import pytest
 
-from streams.core.exceptions import SchemaIncompatible
+from streams.core.exceptions import RegistryError, SchemaIncompatible
 from streams.core.kinds import CONTRACT_TOPICS, EventKind, subject_of
 from streams.registry import RegistryServer
 from streams.registry import down as registry_down
 from streams.registry import status as registry_status
 from streams.registry import up as registry_up
+from streams.registry.server import REGISTRY_IDENTITY
+from streams.registry.service import daemon as registry_daemon
 from streams.settings import HubSettings
 from streams.wire.contracts import InvalidContract, check_contracts, register_contracts
 from streams.wire.registry_client import SchemaRegistryClient
@@ -59,6 +61,28 @@ async def test_incompatible_refused_compatible_accepted(
     latest = await registry_client.latest("guest-value")
     assert latest is not None and (latest.version, latest.id) == (2, v2)
     assert await registry_client.versions("guest-value") == [1, 2]
+
+
+async def test_a_system_reads_but_cannot_write(
+    registry_under_test: RegistryUnderTest, registry_client: SchemaRegistryClient,
+) -> None:
+    if registry_under_test.callers is None:
+        pytest.skip("security is off: the registry is open to everyone")
+    first = await registry_client.register("guest-value", V1)
+    async with SchemaRegistryClient(registry_under_test.system_url) as system:
+        assert (await system.latest("guest-value")).id == first  # type: ignore[union-attr]
+        for write in (system.register("guest-value", V2_OPTIONAL),
+                      system.set_compatibility("NONE"),
+                      system.set_compatibility("NONE", "guest-value")):
+            with pytest.raises(RegistryError) as refused:
+                await write
+            assert (refused.value.status, refused.value.error_code) == (403, 40301)
+    async with SchemaRegistryClient(registry_under_test.server.url,
+                                    settings=HubSettings(security="none")) as anonymous:
+        with pytest.raises(RegistryError) as unauthenticated:
+            await anonymous.subjects()
+        assert unauthenticated.value.status == 401
+    assert await registry_client.versions("guest-value") == [1]
 
 
 async def test_compatibility_endpoint(registry_client: SchemaRegistryClient) -> None:
@@ -233,6 +257,9 @@ def test_service_up_twice_status_down(
     after = registry_status(settings)
     assert not after.running and not after.healthy
     assert not registry_down(settings)
+    found = settings.as_identity(REGISTRY_IDENTITY).credentials()
+    if found is not None:  # the registry's own secret never reaches its log
+        assert found[1] not in registry_daemon(settings).log_path.read_text()
 
 
 def test_service_leaves_an_external_registry_alone(tmp_path: Path) -> None:
