@@ -7,6 +7,7 @@ from rich.console import Console
 
 from streams.core.exceptions import HubError
 from streams.ops.broker import TOOLS, BrokerStatus, EmbeddedKafka
+from streams.ops.security import SetUp
 from streams.settings import get_settings
 
 app = typer.Typer(
@@ -38,11 +39,28 @@ def _describe(status: BrokerStatus) -> str:
         )
     if not status.embedded:
         return f"external cluster {status.bootstrap_servers}: {answer}"
+    if status.error:
+        answer = f"[red]refused our login[/red]: {status.error}"
     pid = f"pid {status.pid}" if status.pid else "not running"
+    security = "SASL/SCRAM + ACLs" if status.secured else "[yellow]plaintext, no ACLs[/yellow]"
     return (
-        f"embedded Kafka {status.kafka_version} at {status.bootstrap_servers}: {pid}, {answer}; "
-        f"log {status.log_path}"
+        f"embedded Kafka {status.kafka_version} at {status.bootstrap_servers} ({security}): "
+        f"{pid}, {answer}; log {status.log_path}"
     )
+
+
+def _describe_set_up(set_up: SetUp) -> list[str]:
+    """Where the identities and their secrets are: paths only, never a secret."""
+    lines = [f"identities: {set_up.identities_path}",
+             f"secrets: {set_up.secrets_dir} (one 'username:secret' file per identity, "
+             "mode 0600; `hotelhub identity list` shows who exists)"]
+    lines += [f"  created {c.identity} ({c.username}): {c.path}" for c in set_up.created]
+    if set_up.report.missing_secrets:
+        lines.append(
+            "[yellow]no secret file for[/yellow] " + ", ".join(set_up.report.missing_secrets)
+            + ": the broker cannot get those credentials; `hotelhub identity rotate` the "
+            "identity, then revoke the lost one")
+    return lines
 
 
 @app.command()
@@ -62,6 +80,12 @@ def up(
     except HubError as exc:
         raise _fail(exc) from exc
     _out.print(_describe(status))
+    if status.set_up is not None:
+        for line in _describe_set_up(status.set_up):
+            _out.print(line)
+    elif not kafka.settings.secured:
+        _out.print("[yellow]HOTELHUB_SECURITY=none: any local process may read and write every "
+                   "topic; for development only[/yellow]")
 
 
 @app.command()

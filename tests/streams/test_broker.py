@@ -8,8 +8,12 @@ from pathlib import Path
 import pytest
 
 from streams.core.exceptions import ConfigurationError
+from streams.core.identities import AuthenticationError
 from streams.ops.broker import TOOLS, EmbeddedKafka, probe_kafka
 from streams.ops.broker.config import new_cluster_id, render_server_properties
+from streams.ops.broker.logins import ensure_broker_secret
+from streams.ops.broker.probe import ProbeLogin
+from streams.ops.broker.tools import config_flag
 from streams.settings import HubSettings
 
 
@@ -26,7 +30,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def offline(tmp_path: Path) -> HubSettings:
-    """Embedded settings whose ports nothing listens on, in a home nobody else uses.
+    """Embedded plaintext settings whose ports nothing listens on, in a home nobody else uses.
 
     Explicit None: other fixtures export KAFKA_BOOTSTRAP_SERVERS for the whole session.
     """
@@ -37,7 +41,13 @@ def offline(tmp_path: Path) -> HubSettings:
         broker_port=_free_port(),
         controller_port=_free_port(),
         topic_partitions=6,
+        security="none",
     )
+
+
+@pytest.fixture
+def offline_secured(offline: HubSettings) -> HubSettings:
+    return offline.model_copy(update={"security": "sasl"})
 
 
 def test_server_properties_single_loopback_kraft_node(offline: HubSettings, tmp_path: Path):
@@ -64,6 +74,53 @@ def test_server_properties_fit_one_node_and_explicit_topics(offline: HubSettings
         assert props[key] == "1"
     assert props["auto.create.topics.enable"] == "false"
     assert props["group.initial.rebalance.delay.ms"] == "0"
+
+
+def test_secured_node_takes_scram_and_denies_what_no_acl_allows(
+    offline_secured: HubSettings, tmp_path: Path
+):
+    props = _properties(render_server_properties(
+        offline_secured, data_dir=tmp_path, broker_secret="s3cret-Token_x"))
+    b, c = offline_secured.broker_port, offline_secured.controller_port
+
+    assert props["listeners"] == f"SASL_PLAINTEXT://127.0.0.1:{b},CONTROLLER://127.0.0.1:{c}"
+    assert props["advertised.listeners"] == f"SASL_PLAINTEXT://127.0.0.1:{b}"
+    assert props["listener.security.protocol.map"] == (
+        "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:SASL_PLAINTEXT")
+    assert props["sasl.enabled.mechanisms"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.inter.broker.protocol"] == "SCRAM-SHA-512"
+    assert props["sasl.mechanism.controller.protocol"] == "PLAIN"
+    assert props["authorizer.class.name"] == (
+        "org.apache.kafka.metadata.authorizer.StandardAuthorizer")
+    assert props["super.users"] == "User:hotelhub-broker"
+    assert props["allow.everyone.if.no.acl.found"] == "false"
+    assert 'user_hotelhub-broker="s3cret-Token_x"' in (
+        props["listener.name.controller.plain.sasl.jaas.config"])
+    assert 'username="hotelhub-broker"' in (
+        props["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"])
+
+
+def test_secured_node_refuses_to_render_without_its_secret(offline_secured: HubSettings,
+                                                          tmp_path: Path):
+    with pytest.raises(ConfigurationError, match="hotelhub-broker"):
+        render_server_properties(offline_secured, data_dir=tmp_path)
+    with pytest.raises(ConfigurationError, match="quotes"):
+        render_server_properties(offline_secured, data_dir=tmp_path, broker_secret='a"b')
+
+
+def test_secured_and_plaintext_nodes_never_share_data(offline: HubSettings,
+                                                      offline_secured: HubSettings):
+    assert EmbeddedKafka(offline_secured).data_dir.name.endswith("-sasl")
+    assert EmbeddedKafka(offline).data_dir != EmbeddedKafka(offline_secured).data_dir
+
+
+def test_broker_secret_is_made_once_and_private(offline_secured: HubSettings):
+    first = ensure_broker_secret(offline_secured)
+    path = EmbeddedKafka(offline_secured).broker_secret_path
+
+    assert ensure_broker_secret(offline_secured) == first
+    assert path.read_text().strip() == f"hotelhub-broker:{first}"
+    assert path.stat().st_mode & 0o777 == 0o600
 
 
 def test_paths_live_under_the_hub_home(offline: HubSettings):
@@ -119,6 +176,41 @@ def test_tool_adds_bootstrap_server_unless_given(offline: HubSettings, monkeypat
     assert seen[1].count("--bootstrap-server") == 0
 
 
+def test_secured_tool_authenticates_as_the_operator_through_a_private_file(
+    offline_secured: HubSettings, monkeypatch
+):
+    secrets = offline_secured.secrets_dir
+    secrets.mkdir(parents=True)
+    (secrets / "operator.secret").write_text("operator.1:tok-en_1\n")
+    seen: list[list[str]] = []
+
+    def run(command, **kwargs):
+        seen.append(command)
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    monkeypatch.setattr(EmbeddedKafka, "tool_class", lambda self, name: "Main")
+    monkeypatch.setattr(subprocess, "run", run)
+    kafka = EmbeddedKafka(offline_secured)
+
+    kafka.tool("topics", ["--list"])
+    kafka.tool("topics", ["--command-config", "mine.properties", "--list"])
+
+    flag = seen[0].index("--command-config")
+    config = Path(seen[0][flag + 1])
+    assert config.stat().st_mode & 0o777 == 0o600
+    assert 'username="operator.1" password="tok-en_1"' in config.read_text()
+    assert "security.protocol=SASL_PLAINTEXT" in config.read_text()
+    assert "tok-en_1" not in " ".join(seen[0])
+    assert seen[1].count("--command-config") == 1 and "mine.properties" in seen[1]
+
+
+def test_console_tools_before_4_1_take_their_old_config_option():
+    assert config_flag("console-consumer", "3.9.1") == "--consumer.config"
+    assert config_flag("console-producer", "4.0.0") == "--producer.config"
+    assert config_flag("console-consumer", "4.3.1") == "--command-config"
+    assert config_flag("topics", "3.9.1") == "--command-config"
+
+
 def test_unknown_tool_is_refused(offline: HubSettings):
     with pytest.raises(ConfigurationError, match="topics"):
         EmbeddedKafka(offline).tool("zookeeper-shell")
@@ -145,8 +237,23 @@ def test_up_on_a_running_embedded_broker_keeps_its_pid(hub_settings: HubSettings
 def test_status_reports_an_answering_cluster(hub_settings: HubSettings):
     status = EmbeddedKafka(hub_settings).status()
 
-    assert status.answers
+    assert status.answers, status.error
     assert status.bootstrap_servers == hub_settings.bootstrap_servers
+    assert status.secured == hub_settings.secured
+
+
+@pytest.mark.integration
+def test_probe_authenticates_and_a_wrong_secret_is_refused(hub_settings: HubSettings):
+    kafka = EmbeddedKafka(hub_settings)
+    login = kafka.probe_login()
+    if login is None:
+        pytest.skip("this session's Kafka does not authenticate")
+
+    assert probe_kafka(hub_settings.bootstrap_servers, timeout_s=5, login=login) is not None
+    assert probe_kafka(hub_settings.bootstrap_servers, timeout_s=5) is None  # no SASL: dropped
+    with pytest.raises(AuthenticationError, match=login.username):
+        probe_kafka(hub_settings.bootstrap_servers, timeout_s=5,
+                    login=ProbeLogin(login.username, "not-the-secret"))
 
 
 @pytest.mark.integration

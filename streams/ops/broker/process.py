@@ -3,28 +3,44 @@
 from __future__ import annotations
 
 import fcntl
+import re
 import socket
 import subprocess
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streams.core.exceptions import EmbeddedServiceError
+from streams.core.identities import AuthenticationError
 from streams.ops.broker.config import (
+    BROKER_USER,
     LOOPBACK,
+    SCRAM_MECHANISM,
     new_cluster_id,
+    render_client_properties,
     render_server_log4j2,
     render_server_properties,
 )
 from streams.ops.broker.jars import assemble_kafka_jars, has_kafka_jars, java
-from streams.ops.broker.probe import ClusterAnswer, probe_kafka
-from streams.ops.broker.tools import check_tool, find_tool_class, run_tool
+from streams.ops.broker.logins import (
+    acting_credentials,
+    broker_login,
+    broker_secret_path,
+    ensure_broker_secret,
+)
+from streams.ops.broker.probe import ClusterAnswer, ProbeLogin, probe_kafka
+from streams.ops.broker.tools import check_tool, find_tool_class, run_tool, write_private
 from streams.ops.processes import Daemon
 from streams.settings import HubSettings
 
+if TYPE_CHECKING:
+    from streams.ops.security import SetUp
+
 HEAP_MAX_MB = 1024
+_SCRAM_FIELDS = re.compile(rb"(salt|storedKey|serverKey|saltedPassword)=\[[^\]]*\]")
 FORMAT_TIMEOUT_S = 120.0
 
 
@@ -36,6 +52,11 @@ class BrokerStatus:
     answer: ClusterAnswer | None
     kafka_version: str | None
     log_path: Path | None
+    secured: bool = False
+    error: str | None = None
+    """Why the probe could not ask (a credential it lacks or the broker refused)."""
+    set_up: SetUp | None = None
+    """What `up` made sure of on a secured node: identities, their secrets' paths, ACLs."""
 
     @property
     def answers(self) -> bool:
@@ -62,7 +83,9 @@ class EmbeddedKafka:
         self.libs_dir = self.dist_dir / "libs"
         self.mvn_log_path = self.dist_dir / "mvn.log"
         self.config_dir = home / "broker"
-        self.data_dir = self.config_dir / f"data-{settings.kafka_version}"
+        # A secured node keeps its own data: a plaintext one's has no broker user to log in as.
+        suffix = "-sasl" if settings.secured else ""
+        self.data_dir = self.config_dir / f"data-{settings.kafka_version}{suffix}"
         self.server_properties_path = self.config_dir / "server.properties"
         self.server_log_path = home / "logs" / "kafka-server.log"
         self.daemon = Daemon(
@@ -78,7 +101,9 @@ class EmbeddedKafka:
     def up(self, *, timeout_s: float = 120.0) -> BrokerStatus:
         """Start the node unless it runs; return once it answers a Metadata request.
 
-        Assembles the jars with `mvn` on first use (minutes on a cold Maven cache).
+        Assembles the jars with `mvn` on first use (minutes on a cold Maven cache). Secured,
+        it then makes sure the default identities exist and the broker has every credential
+        and ACL of the store (`streams.ops.security.ensure_default_identities`).
         """
         if not self.settings.uses_embedded_broker:
             return self.status()
@@ -96,7 +121,12 @@ class EmbeddedKafka:
                 )
             else:
                 self._wait_until_answers(timeout_s=timeout_s)
-        return self.status()
+        if not self.settings.secured:
+            return self.status()
+        from streams.ops.security import ensure_default_identities
+
+        set_up = ensure_default_identities(self.settings)
+        return replace(self.status(), set_up=set_up)
 
     def down(self, *, timeout_s: float = 60.0) -> bool:
         """Stop the node this hub home started; False when none ran or the cluster is external."""
@@ -107,16 +137,33 @@ class EmbeddedKafka:
 
     def status(self) -> BrokerStatus:
         embedded = self.settings.uses_embedded_broker
+        answer: ClusterAnswer | None = None
+        error: str | None = None
+        try:
+            answer = probe_kafka(self.settings.bootstrap_servers,
+                                 timeout_s=self.settings.connect_timeout_s,
+                                 login=self.probe_login())
+        except AuthenticationError as exc:
+            error = str(exc)
         return BrokerStatus(
             bootstrap_servers=self.settings.bootstrap_servers,
             embedded=embedded,
             pid=self.daemon.pid() if embedded else None,
-            answer=probe_kafka(
-                self.settings.bootstrap_servers, timeout_s=self.settings.connect_timeout_s
-            ),
+            answer=answer,
             kafka_version=self.settings.kafka_version if embedded else None,
             log_path=self.daemon.log_path if embedded else None,
+            secured=self.settings.secured,
+            error=error,
         )
+
+    def probe_login(self) -> ProbeLogin | None:
+        """The broker's own credential for its node; this process's for an external cluster."""
+        if not self.settings.secured:
+            return None
+        if self.settings.uses_embedded_broker:
+            return broker_login(self.settings)
+        username, secret = acting_credentials(self.settings) or ("", "")
+        return ProbeLogin(username, secret, self.settings.kafka_ssl_cafile)
 
     # -- Kafka's own CLI tools ----------------------------------------------------
 
@@ -131,19 +178,28 @@ class EmbeddedKafka:
         """Run one of Kafka's CLI tools (see `TOOLS`) against the hub's cluster.
 
         `--bootstrap-server` is added unless `args` name one (or `--broker-list`).
-        With `capture=False` the tool shares this terminal, so consumers stream.
+        With `capture=False` the tool shares this terminal, so consumers stream. Secured, the
+        tool authenticates as the operator (or the identity HOTELHUB_IDENTITY names) through
+        a client properties file of its own (mode 0600), unless `args` pass one.
 
             kafka.tool("consumer-groups", ["--describe", "--group", "hotelhub"])
         """
+        main_class = self.tool_class(name)
+        found = acting_credentials(self.settings)
+        username, secret = found or ("", "")
         return run_tool(
             name,
-            self.tool_class(name),
+            main_class,
             args,
             bootstrap_servers=self.settings.bootstrap_servers,
             config_dir=self.config_dir,
             libs_dir=self.libs_dir,
             capture=capture,
             timeout_s=timeout_s,
+            client_properties=render_client_properties(
+                username, secret, cafile=self.settings.kafka_ssl_cafile) if found else None,
+            username=username,
+            kafka_version=self.settings.kafka_version,
         )
 
     def tool_class(self, name: str) -> str:
@@ -174,15 +230,22 @@ class EmbeddedKafka:
     def _write_configs(self) -> None:
         self.config_dir.mkdir(parents=True, exist_ok=True)
         self.server_log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.server_properties_path.write_text(
-            render_server_properties(self.settings, data_dir=self.data_dir)
+        secret = ensure_broker_secret(self.settings) if self.settings.secured else None
+        write_private(
+            self.server_properties_path,
+            render_server_properties(self.settings, data_dir=self.data_dir, broker_secret=secret),
         )
         (self.config_dir / "log4j2.properties").write_text(
             render_server_log4j2(log_path=self.server_log_path)
         )
 
     def _format_storage(self) -> None:
-        """Format the log directory once; a formatted one keeps its cluster id."""
+        """Format the log directory once; a formatted one keeps its cluster id.
+
+        Secured, the broker's own SCRAM credential goes into the new metadata log here: the
+        node authenticates to itself (transaction markers, the inter-broker listener)
+        before any client could create it.
+        """
         if (self.data_dir / "meta.properties").exists():
             return
         command = [
@@ -191,17 +254,24 @@ class EmbeddedKafka:
             "-cp", f"{self.libs_dir}/*", "kafka.tools.StorageTool", "format",
             "-t", new_cluster_id(), "-c", str(self.server_properties_path), "--ignore-formatted",
         ]  # fmt: skip
+        if self.settings.secured:
+            secret = ensure_broker_secret(self.settings)
+            command += ["--add-scram",
+                        f"{SCRAM_MECHANISM}=[name={BROKER_USER},password={secret}]"]
         self.daemon.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        try:
+            done = subprocess.run(
+                command, capture_output=True, stdin=subprocess.DEVNULL,
+                timeout=FORMAT_TIMEOUT_S, check=False,
+            )  # fmt: skip
+        except subprocess.TimeoutExpired as exc:
+            raise EmbeddedServiceError(
+                f"formatting Kafka storage timed out; see {self.daemon.log_path}"
+            ) from exc
         with self.daemon.log_path.open("ab") as log:
-            try:
-                done = subprocess.run(
-                    command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                    timeout=FORMAT_TIMEOUT_S, check=False,
-                )  # fmt: skip
-            except subprocess.TimeoutExpired as exc:
-                raise EmbeddedServiceError(
-                    f"formatting Kafka storage timed out; see {self.daemon.log_path}"
-                ) from exc
+            # The tool prints the broker user's SCRAM record (salt and keys): not for a log.
+            log.write(_SCRAM_FIELDS.sub(rb"\1=[redacted]", done.stdout + done.stderr))
         if done.returncode != 0:
             raise EmbeddedServiceError(
                 f"formatting Kafka storage failed (exit {done.returncode}); "
@@ -226,8 +296,14 @@ class EmbeddedKafka:
     # -- readiness ----------------------------------------------------------------
 
     def _answers(self) -> bool:
-        answer = probe_kafka(self.settings.bootstrap_servers, timeout_s=1.0)
+        answer = probe_kafka(self.settings.bootstrap_servers, timeout_s=1.0,
+                             login=self.probe_login())
         return answer is not None and answer.broker_count > 0
+
+    @property
+    def broker_secret_path(self) -> Path:
+        """Where the node's own secret lives (secured mode; made on the first `up`)."""
+        return broker_secret_path(self.settings)
 
     def _wait_until_answers(self, *, timeout_s: float) -> None:
         deadline = time.monotonic() + timeout_s

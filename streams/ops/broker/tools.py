@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import zipfile
 from collections.abc import Sequence
@@ -24,8 +25,22 @@ TOOLS: dict[str, tuple[str, ...]] = {
     ),
     "get-offsets": ("org.apache.kafka.tools.GetOffsetShell", "kafka.tools.GetOffsetShell"),
     "transactions": ("org.apache.kafka.tools.TransactionsCommand",),
+    "acls": ("org.apache.kafka.tools.AclCommand", "kafka.admin.AclCommand"),
 }
 """Kafka's CLI tools by their script name (without `kafka-`/`.sh`); candidates newest first."""
+
+_OLD_CONFIG_FLAGS = {"console-consumer": "--consumer.config",
+                     "console-producer": "--producer.config"}
+"""Before Kafka 4.1 the console tools named their client properties file differently."""
+CONFIG_FLAGS = ("--command-config", *_OLD_CONFIG_FLAGS.values())
+
+
+def config_flag(name: str, kafka_version: str) -> str:
+    """The option by which tool `name` of `kafka_version` takes a client properties file."""
+    major, minor, *_ = (int(part) if part.isdigit() else 0 for part in kafka_version.split("."))
+    if (major, minor) < (4, 1) and name in _OLD_CONFIG_FLAGS:
+        return _OLD_CONFIG_FLAGS[name]
+    return "--command-config"
 
 
 def check_tool(name: str) -> None:
@@ -55,12 +70,24 @@ def run_tool(
     libs_dir: Path,
     capture: bool,
     timeout_s: float | None,
+    client_properties: str | None = None,
+    username: str = "",
+    kafka_version: str = "4.3.1",
 ) -> subprocess.CompletedProcess[str]:
-    """Run `main_class` with `args`, adding `--bootstrap-server` unless `args` name one."""
+    """Run `main_class` with `args`, adding `--bootstrap-server` unless `args` name one.
+
+    `client_properties` (how `username` authenticates) go to a file of their own, mode
+    0600, passed with the tool's config option unless `args` bring one themselves.
+    """
     argv = list(args)
-    if not any(a.split("=", 1)[0] in ("--bootstrap-server", "--broker-list") for a in argv):
+    given = {a.split("=", 1)[0] for a in argv}
+    if not given & {"--bootstrap-server", "--broker-list"}:
         argv = ["--bootstrap-server", bootstrap_servers, *argv]
     config_dir.mkdir(parents=True, exist_ok=True)
+    if client_properties is not None and not given & set(CONFIG_FLAGS):
+        path = config_dir / f"tools-client-{username or 'anonymous'}.properties"
+        write_private(path, client_properties)
+        argv = [config_flag(name, kafka_version), str(path), *argv]
     log4j2 = config_dir / "tools-log4j2.properties"
     log4j2.write_text(render_tools_log4j2())
     command = [
@@ -78,6 +105,17 @@ def run_tool(
         )
     except subprocess.TimeoutExpired as exc:
         raise EmbeddedServiceError(f"kafka tool {name} ran over {timeout_s} s") from exc
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` readable by its owner only (it may hold a secret), replacing atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    os.replace(tmp, path)
 
 
 def _classes_in(libs: Path) -> set[str]:
