@@ -8,12 +8,14 @@ from streams.cli.broker import app as broker_app
 from streams.cli.deadletter import app as deadletter_app
 from streams.cli.demo import demo
 from streams.cli.events import register as register_event_commands
+from streams.cli.identity import app as identity_app
 from streams.cli.registry import app as registry_app
 from streams.cli.schemas import app as schemas_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Hotel event hub operations.")
 app.add_typer(broker_app, name="broker")
 app.add_typer(deadletter_app, name="deadletter")
+app.add_typer(identity_app, name="identity")
 app.add_typer(registry_app, name="registry")
 app.add_typer(schemas_app, name="schemas")
 register_event_commands(app)

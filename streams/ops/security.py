@@ -156,8 +156,8 @@ def create_identity(
     if name in RESERVED_NAMES:
         raise ConfigurationError(f"{name!r} is the broker's own user; pick another name")
     if reads and role is not Role.SYSTEM:
-        raise ConfigurationError(f"--reads is for systems; a {role.value} reads what its role "
-                                 "reads")
+        raise ConfigurationError(f"--reads is for systems only ({role.value} identities read "
+                                 "what their role reads)")
     if not hotels or any(not h or ":" in h for h in hotels):
         raise ConfigurationError("hotels are hotel ids (no ':'), or '*' for every hotel")
     _refuse_overlap(settings, name)

@@ -1,0 +1,130 @@
+"""`hotelhub identity`: who may connect, and with which secret.
+
+Each command changes the identity store and applies it to the broker at once
+(`streams.ops.security`): a created or rotated credential works as soon as the command
+returns, a revoked one stops working. Secrets are never printed; `create` and `rotate`
+print the path of the file holding the new one (`username:secret`, mode 0600), for the
+system that needs it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from streams.core.exceptions import HubError
+from streams.core.identities import IdentityStore, Role
+from streams.core.kinds import EventKind
+from streams.ops.security import (
+    Issued,
+    SyncReport,
+    create_identity,
+    revoke_identity,
+    rotate_identity,
+    sync,
+)
+from streams.settings import get_settings
+
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False,
+    help="Identities: create, rotate and revoke their secrets; the broker follows at once.",
+)
+_out = Console(soft_wrap=True, highlight=False)
+_err = Console(stderr=True, soft_wrap=True, highlight=False)
+
+NameArgument = Annotated[str, typer.Argument(
+    metavar="NAME", help="The identity, e.g. hotel-pms (lower-case letters, digits, '-').")]
+
+
+def _fail(exc: HubError) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {exc}")
+    return typer.Exit(code=1)
+
+
+def _issued(verb: str, issued: Issued, report: SyncReport) -> None:
+    _out.print(f"{verb} {issued.identity}: credential {issued.username}; its secret is in "
+               f"{issued.path}")
+    _out.print(f"broker: {report.summary()}")
+
+
+@app.command()
+def create(
+    name: NameArgument,
+    role: Annotated[Role, typer.Option("--role", help="What the identity is.")] = Role.SYSTEM,
+    hotels: Annotated[list[str] | None, typer.Option(
+        "--hotel", help="A hotel whose data it may query (repeat; default every hotel).")] = None,
+    reads: Annotated[list[EventKind] | None, typer.Option(
+        "--reads", help="A kind a system reads beyond those it is a target of (repeat).")
+    ] = None,
+) -> None:
+    """Create an identity and its first secret; the broker grants what its role allows."""
+    try:
+        issued, report = create_identity(get_settings(), name, role, hotels=hotels or ["*"],
+                                         reads=reads or [])
+    except HubError as exc:
+        raise _fail(exc) from exc
+    _issued("created", issued, report)
+
+
+@app.command()
+def rotate(name: NameArgument) -> None:
+    """Give an identity a second secret; both work until the old one is revoked."""
+    try:
+        issued, report = rotate_identity(get_settings(), name)
+    except HubError as exc:
+        raise _fail(exc) from exc
+    _issued("rotated", issued, report)
+    _out.print(f"move its clients to the new secret, then: hotelhub identity revoke {name} "
+               "--credential <the old username>")
+
+
+@app.command()
+def revoke(
+    name: NameArgument,
+    credential: Annotated[str | None, typer.Option(
+        "--credential", help="Revoke this credential (e.g. hotel-pms.1) only; "
+        "without it the whole identity goes.")] = None,
+) -> None:
+    """Revoke one credential of an identity, or the identity; the broker refuses it at once."""
+    try:
+        revoked, report = revoke_identity(get_settings(), name, credential=credential)
+    except HubError as exc:
+        raise _fail(exc) from exc
+    what = f"{name}" if credential is None else f"credential {credential} of {name}"
+    _out.print(f"revoked {what} ({', '.join(revoked) or 'it had no credential'})")
+    _out.print(f"broker: {report.summary()}")
+
+
+@app.command("list")
+def list_identities() -> None:
+    """Identities, their roles, hotels and credentials (never a secret)."""
+    settings = get_settings()
+    try:
+        store = IdentityStore.load(settings.identities_path)
+    except HubError as exc:
+        raise _fail(exc) from exc
+    for name in sorted(store.identities):
+        identity = store.identities[name]
+        _out.print(f"{name}  role={identity.role.value}  hotels={','.join(identity.hotels)}  "
+                   f"publishes={','.join(sorted(identity.publishes)) or '-'}  "
+                   f"reads={','.join(sorted(identity.reads)) or '-'}")
+        for credential in identity.credentials:
+            _out.print(f"  {credential.username}  created {credential.created_at}")
+        if not identity.credentials:
+            _out.print("  (no credential: `hotelhub identity rotate` gives it one)")
+    _out.print(f"store: {settings.identities_path}; secrets: {settings.secrets_dir}")
+
+
+@app.command("sync")
+def sync_command() -> None:
+    """Apply the store to the broker again: SCRAM users and ACLs (after an outage, say)."""
+    try:
+        report = sync(get_settings())
+    except HubError as exc:
+        raise _fail(exc) from exc
+    _out.print(f"broker: {report.summary()}")
+    if report.missing_secrets:
+        _err.print("[yellow]no secret file for[/yellow] " + ", ".join(report.missing_secrets)
+                   + ": rotate those identities, then revoke the lost credentials")
