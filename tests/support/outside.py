@@ -13,6 +13,7 @@ import io
 import struct
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,6 +26,8 @@ from aiokafka.admin import AIOKafkaAdminClient
 from streams.registry import service
 from streams.settings import HubSettings
 from streams.wire.cloudevents import header_map
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.http import Answer, get_or_none, poll
 from tests.support.workers import WorkerProcess
 
@@ -64,9 +67,19 @@ class OwnRegistry:
         return service.daemon(self.settings).pid()
 
     def start(self, *, timeout_s: float = 60) -> None:
-        """Blocks until `GET /` answers; refuses a port something else serves."""
+        """Blocks until `GET /` answers; refuses a port something else serves. Then the
+        operator registers the contracts (idempotent), as a deployment does: the workers
+        only look them up."""
         status = service.up(self.settings, timeout_s=timeout_s)
         assert status.pid is not None and status.healthy, status.describe()
+        # In a thread of its own: start() is called from sync fixtures and async tests alike.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(asyncio.run, self._register_contracts()).result(timeout=timeout_s)
+
+    async def _register_contracts(self) -> None:
+        operator = self.settings.as_identity("operator")
+        async with SchemaRegistryClient.from_settings(operator) as client:
+            await ConfluentAvroCodec(client).register()
 
     def stop(self) -> None:
         """SIGTERM (then SIGKILL) the pid in this registry's own pid file."""
