@@ -64,14 +64,16 @@ class RegistryServer:
         self._runner: web.AppRunner | None = None
 
     @classmethod
-    def from_settings(cls, settings: HubSettings) -> RegistryServer:
-        """The registry these settings describe; secured, it is `schema-registry` on Kafka
-        (its own secret file, whatever identity the settings act as) and checks callers
-        against the identity store."""
+    def from_settings(
+        cls, settings: HubSettings, *, identity: str = REGISTRY_IDENTITY
+    ) -> RegistryServer:
+        """The registry these settings describe; secured, it is `identity` on Kafka (by
+        default `schema-registry`, with its own secret file, whatever identity the settings
+        act as) and checks callers against the identity store."""
         identities = None
         kafka_auth = settings.kafka_auth()
         if settings.secured:
-            kafka_auth = settings.as_identity(REGISTRY_IDENTITY).kafka_auth()
+            kafka_auth = settings.as_identity(identity).kafka_auth()
             if not settings.identities_path.exists():
                 log.warning("no identity store at %s yet: every request is refused until "
                             "it exists (hotelhub broker up creates it)", settings.identities_path)

@@ -65,11 +65,11 @@ def status(settings: HubSettings | None = None) -> RegistryStatus:
     return RegistryStatus(shown, False, pid, pid is not None and healthy(settings.registry_url))
 
 
-def _child_env(settings: HubSettings) -> dict[str, str]:
+def _child_env(settings: HubSettings, identity: str = REGISTRY_IDENTITY) -> dict[str, str]:
     """Pass the caller's settings explicitly, so `up` honours a HubSettings built in code.
 
     Security travels as where the identity store and secret files are, never as a secret:
-    the registry reads its own (`schema-registry`) secret file there.
+    the registry reads its Kafka identity's own secret file there.
     """
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": settings.bootstrap_servers,
@@ -79,7 +79,7 @@ def _child_env(settings: HubSettings) -> dict[str, str]:
         "HOTELHUB_REPLICATION_FACTOR": str(settings.replication_factor),
         "HOTELHUB_PUBLISH_TIMEOUT_S": str(settings.publish_timeout_s),
         "HOTELHUB_SECURITY": settings.security,
-        "HOTELHUB_IDENTITY": REGISTRY_IDENTITY,
+        "HOTELHUB_IDENTITY": identity,
         "HOTELHUB_SECURITY_DIR": str(settings.identities_path.parent),
     }
     if settings.kafka_ssl_cafile is not None:
@@ -87,8 +87,17 @@ def _child_env(settings: HubSettings) -> dict[str, str]:
     return env
 
 
-def up(settings: HubSettings | None = None, *, timeout_s: float = 60.0) -> RegistryStatus:
-    """Start the embedded registry unless it runs; return once `GET /` answers."""
+def up(
+    settings: HubSettings | None = None,
+    *,
+    timeout_s: float = 60.0,
+    identity: str = REGISTRY_IDENTITY,
+) -> RegistryStatus:
+    """Start the embedded registry unless it runs; return once `GET /` answers.
+
+    `identity` is who it is on Kafka: `schema-registry`, whom the ACLs let own the
+    registry topic; a test's registry on a topic of its own may be another.
+    """
     settings = settings or get_settings()
     current = status(settings)
     if current.external or current.running:
@@ -102,7 +111,7 @@ def up(settings: HubSettings | None = None, *, timeout_s: float = 60.0) -> Regis
         [sys.executable, "-m", "streams.registry"],
         ready=lambda: healthy(settings.registry_url),
         timeout_s=timeout_s,
-        env=_child_env(settings),
+        env=_child_env(settings, identity),
     )
     return status(settings)
 

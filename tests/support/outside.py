@@ -70,7 +70,9 @@ class OwnRegistry:
         """Blocks until `GET /` answers; refuses a port something else serves. Then the
         operator registers the contracts (idempotent), as a deployment does: the workers
         only look them up."""
-        status = service.up(self.settings, timeout_s=timeout_s)
+        # The operator on Kafka: its topic is the test's own, which the ACLs do not name
+        # (they give schema-registry `_schemas`).
+        status = service.up(self.settings, timeout_s=timeout_s, identity="operator")
         assert status.pid is not None and status.healthy, status.describe()
         # In a thread of its own: start() is called from sync fixtures and async tests alike.
         with ThreadPoolExecutor(max_workers=1) as pool:

@@ -2,9 +2,10 @@
 
 Integration fixtures use a unique `_schemas_test_<uuid>` topic per test and a free
 port, so they never meet a running `hotelhub registry` nor each other; the topic is
-deleted afterwards. With security on, the server reads its topic as the session's
-`schema-registry` identity and checks callers against an identity store of its own (an
-operator and a system, in a temp dir); `registry_client` acts as that operator.
+deleted afterwards. With security on, the server reads its topic as the session's operator
+(the broker's ACLs give `schema-registry` only `_schemas`) and checks callers against an
+identity store of its own (an operator and a system, in a temp dir); `registry_client`
+acts as that operator.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from streams.core.identities import (
     new_credential,
 )
 from streams.registry.core import SchemaRegistry
-from streams.registry.server import REGISTRY_IDENTITY, RegistryServer
+from streams.registry.server import RegistryServer
 from streams.registry.state import JsonObject, RegistryState
 from streams.settings import HubSettings
 from streams.wire.registry_client import SchemaRegistryClient
@@ -71,6 +72,9 @@ def memory_log() -> MemoryLog:
 @pytest.fixture
 def registry(memory_log: MemoryLog) -> SchemaRegistry:
     return SchemaRegistry(memory_log)
+
+
+OPERATOR = "operator"
 
 
 @dataclass(frozen=True)
@@ -126,10 +130,10 @@ def bootstrap_servers(hub_settings: HubSettings) -> str:
 
 @pytest.fixture(scope="session")
 def registry_kafka_auth(hub_settings: HubSettings) -> dict[str, Any]:
-    """What a test's registry connects to Kafka with: the registry's own identity."""
-    if not hub_settings.secured:
-        return hub_settings.kafka_auth()
-    return hub_settings.as_identity(REGISTRY_IDENTITY).kafka_auth()
+    """What a test's registry connects to Kafka with: the operator, since its topic is the
+    test's own, which the deployment's ACLs do not name (`schema-registry` owns `_schemas`:
+    the session's registry and test_service_up_twice_status_down show that path)."""
+    return hub_settings.as_identity(OPERATOR).kafka_auth()
 
 
 @pytest.fixture
