@@ -53,6 +53,7 @@ class OwnRegistry:
         return cls(base.model_copy(update={
             "home": home, "registry_port": port, "registry_topic": topic,
             "schema_registry_url": None,  # embedded, managed by pid file (not an external URL)
+            "security_dir": base.identities_path.parent,  # the session's, not the new home's
         }))
 
     @property
