@@ -12,6 +12,12 @@
 Every session works in topics of its own (`HOTELHUB_TOPIC_PREFIX`, set here before any
 hub module reads the settings) and deletes them at its end, so sessions sharing a
 cluster never read each other's events and a long-lived broker does not fill up.
+
+Security is on unless HOTELHUB_SECURITY=none: test code acts as the operator identity
+(`HOTELHUB_IDENTITY`) unless it picks another (workers and hubs are hotel-hub, publishers
+their system). The session makes sure the default identities exist and grants its own
+prefixed topics, groups and transactional ids (`_grant_session`); at its end those grants
+go with its topics.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ import pytest
 # constructor recursion depth mismatch") while finalizers of unclosed clients run.
 
 os.environ.setdefault("HOTELHUB_TOPIC_PREFIX", f"test-{uuid.uuid4().hex[:8]}.")
+os.environ.setdefault("HOTELHUB_IDENTITY", "operator")
 
 from streams.settings import HubSettings  # after the prefix above: settings read it
 
@@ -53,6 +60,7 @@ def _docker_answers(*, timeout_s: float = 5.0) -> bool:
 def hub_settings() -> Iterator[HubSettings]:
     settings = HubSettings()
     if not settings.uses_embedded_broker:
+        _grant_session(settings)
         sessions = iter([settings])
     elif _docker_answers():
         sessions = _redpanda_settings()
@@ -64,6 +72,40 @@ def hub_settings() -> Iterator[HubSettings]:
             yield session
         finally:
             asyncio.run(_delete_topics(session))
+            _forget_session_grants(session)
+
+
+def session_deployments(settings: HubSettings) -> list[HubSettings]:
+    """What the session grants: its topics, with the hub's app ids under its prefix.
+
+    `<prefix>hotelhub` covers `worker_app_id`'s; the prefix itself the app ids tests choose
+    of other shapes (`<prefix>app`, `<prefix>rocks-stale`, ...). Systems get only the
+    session's event topics, as the policies say.
+    """
+    prefix = settings.topic_prefix
+    return [settings.model_copy(update={"app_id": app_id})
+            for app_id in (f"{prefix}hotelhub", prefix)]
+
+
+def _grant_session(settings: HubSettings) -> None:
+    """Default identities, their credentials and this session's ACLs on the broker."""
+    if not settings.secured:
+        return
+    from streams.ops.security import sync
+
+    # The embedded node's `up` made the default identities; an external cluster has them.
+    sync(settings, deployments=session_deployments(settings))
+
+
+def _forget_session_grants(settings: HubSettings) -> None:
+    if not settings.secured or not settings.topic_prefix.startswith("test-"):
+        return
+    from streams.ops.security import forget_prefix
+
+    try:
+        forget_prefix(settings, settings.topic_prefix)
+    except Exception as exc:  # cleanup must not hide the session's real outcome
+        print(f"could not delete the ACLs of {settings.topic_prefix}*: {exc}")
 
 
 async def _register_contracts(settings: HubSettings) -> None:
@@ -83,7 +125,8 @@ async def _delete_topics(settings: HubSettings) -> None:
 
     if not settings.topic_prefix.startswith("test-"):
         return
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.as_identity("operator").kafka_auth())
     try:
         await admin.start()
         ours = [t for t in await admin.list_topics() if t.startswith(settings.topic_prefix)]
@@ -98,6 +141,8 @@ async def _delete_topics(settings: HubSettings) -> None:
 def _redpanda_settings() -> Iterator[HubSettings]:
     from testcontainers.community.kafka import RedpandaContainer
 
+    # The test container runs without SASL (docker-compose.redpanda.yml shows it with).
+    os.environ["HOTELHUB_SECURITY"] = "none"
     with RedpandaContainer(REDPANDA_IMAGE) as redpanda:
         yield HubSettings(
             KAFKA_BOOTSTRAP_SERVERS=redpanda.get_bootstrap_server(),
@@ -112,6 +157,7 @@ def _embedded_settings(settings: HubSettings) -> Iterator[HubSettings]:
     kafka = EmbeddedKafka(settings)
     kafka_started = kafka.daemon.pid() is None
     kafka.up()
+    _grant_session(settings)
     registry_started = False
     try:
         if settings.uses_embedded_registry:
