@@ -353,3 +353,28 @@ def test_verify_cost_per_record(deployment: Deployment) -> None:
     print(f"verify: {per_record_us:.1f} us per record ({len(headers)} headers, "
           f"{len(value)}-byte value)")
     assert per_record_us < 100
+
+
+def test_a_replayed_dead_letter_still_verifies_as_its_producer(deployment: Deployment) -> None:
+    """`hotelhub deadletter replay` sends the original key, value and headers back to the
+    source topic: the producer's signature holds, and the hub's own principal is not kept."""
+    from aiokafka.structs import ConsumerRecord
+
+    from streams.wire.deadletters import parse_dead_letter, replay_headers
+
+    settings = deployment.settings
+    forwarding = Forwarding(settings, cast(ConfluentAvroCodec, _NoCodec()),
+                            {TOPIC: EventKind.RESERVATION}, "app.hotel-events")
+    signed = deployment.signer("hotel-member").sign(TOPIC, KEY, VALUE, HEADERS)
+    forwarded = [*signed, ("hub.source.topic", TOPIC.encode()), ("hub.source.partition", b"0"),
+                 ("hub.source.offset", b"7"), (PRINCIPAL_HEADER, b"hotel-member")]
+    failed = ConsumerRecord("app.hotel-events", 1, 3, 1, 0, KEY, VALUE, None, len(KEY),
+                            len(VALUE), forwarded)
+    letter_record, topic = forwarding.dead_letter(failed, ZeroDivisionError("rule bug"))
+    assert topic == TOPIC and PRINCIPAL_HEADER not in dict(letter_record.headers)
+    letter = parse_dead_letter(partition=0, offset=0, timestamp_ms=0, key=letter_record.key,
+                               value=letter_record.value, headers=letter_record.headers)
+    assert letter.source_topic == TOPIC
+    headers = replay_headers(letter, settings.topic("hotel.deadletter"))
+    assert deployment.verifier().verify(letter.source_topic, letter.key, letter.value,
+                                        headers) == Verified("hotel-member")
