@@ -65,11 +65,16 @@ def _header_order(header: tuple[bytes, bytes | None]) -> tuple[bytes, bool, byte
 def signed_bytes(topic: str, key: bytes | None, value: bytes | None,
                  headers: Iterable[Header]) -> bytes:
     """What a signature covers (format v1, see the module docstring)."""
-    signed = sorted(((name.encode(), data) for name, data in headers
-                     if name.startswith(SIGNED_PREFIX)), key=_header_order)
-    parts = [_field(topic.encode()), _field(key), _field(value), _LENGTH.pack(len(signed))]
+    signed = [(name.encode(), data) for name, data in headers if name.startswith(SIGNED_PREFIX)]
+    if any(data is None for _, data in signed):
+        signed.sort(key=_header_order)
+    else:
+        signed.sort()  # (name, value) pairs of bytes: the same order, a third of the time
+    pack = _LENGTH.pack
+    parts = [_field(topic.encode()), _field(key), _field(value), pack(len(signed))]
     for name, data in signed:
-        parts += (_field(name), _field(data))
+        parts += (pack(len(name)), name, _NULL if data is None else pack(len(data)),
+                  data or b"")
     return b"".join(parts)
 
 
