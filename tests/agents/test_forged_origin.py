@@ -20,13 +20,21 @@ from aiokafka import AIOKafkaProducer
 
 from streams.core.kinds import POLICIES, EventKind, System
 from streams.core.models import HotelEvent, RefusalReason, record_key
+from streams.core.rules import derived_id
 from streams.core.state import table_key
 from streams.runners.effects import DERIVED_BY
 from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
-from streams.wire.cloudevents import headers_for
-from streams.wire.signing import PRINCIPAL_HEADER, Signer
+from streams.wire.cloudevents import header_map, headers_for
+from streams.wire.signing import (
+    CREDENTIAL_HEADER,
+    PRINCIPAL_HEADER,
+    SIGNATURE_HEADER,
+    Signer,
+    Verifier,
+)
 from tests.support.collector import ProcessedEvents, Refusals
+from tests.support.eos import read_topic
 from tests.support.events import sample
 from tests.support.tables import HubTables
 
@@ -163,3 +171,59 @@ async def test_a_correctly_signed_record_from_any_client_is_applied(
     state = tables.rooms.get(table_key(hotel, "R-4").encode())
     assert state is not None and state["status"] == "vacant_clean"
     assert str(event.event_id) not in refusals.by_event
+
+
+
+async def test_the_hubs_own_room_events_are_signed_by_the_hub_and_not_taken_back(
+    hub_env: HubSettings, publishers: Publishers, processed: ProcessedEvents,
+    refusals: Refusals,
+) -> None:
+    """A check-in's derived room event is on the room topic signed as hotel-hub; the hub
+    passes over its own when it reads it back (never refuses it), and the same bytes
+    signed by hotel-pms are refused like any forgery."""
+    secured_only(hub_env)
+    hotel = new_hotel()
+    pms, saas = publishers[System.HOTEL_PMS], publishers[System.HOTEL_SAAS]
+    house = room(publishers, hotel, "RM-201")
+    await pms.send(house)
+    await processed.wait_for([house.event_id])
+    _, document = sample(EventKind.RESERVATION, "RSV-9", room_number=None)
+    booking = await saas.publish_document({**document, "action": "created", "hotel_id": hotel})
+    await processed.wait_for([booking.event.event_id])
+    _, document = sample(EventKind.CHECKIN_CHECKOUT, "RSV-9", room_id="RM-201",
+                         actual_checkout_time=None, additional_charges=None,
+                         payment_status="pending")
+    checkin = await pms.publish_document({**document, "action": "checked_in",
+                                          "hotel_id": hotel})
+    derived = derived_id(checkin.event.event_id, "room-status")
+    await processed.wait_for([checkin.event.event_id, derived])
+
+    room_topic = hub_env.topic(POLICIES[EventKind.ROOM].topic)
+    (record,) = [found for found in await read_topic(hub_env, room_topic)
+                 if header_map(found.headers).get("ce_id") == str(derived)]
+    verifier = Verifier.of(hub_env)
+    assert verifier is not None
+    assert verifier.verify(record.topic, record.key, record.value,
+                           list(record.headers)).identity == System.HOTEL_HUB.value
+
+    # A stale room event after it, same key: once its refusal is in, a refusal of the
+    # derived event (same key, so the same refusal partition, earlier) would be too.
+    stale = room(publishers, hotel, "RM-201")
+    await pms.send(stale)
+    assert (await refusals.wait_for(stale.event_id)).reason_code is RefusalReason.STALE_VERSION
+    assert str(derived) not in refusals.by_event
+
+    own = hub_env.as_identity(System.HOTEL_PMS.value)
+    pms_signer = Signer.of(own)
+    assert pms_signer is not None
+    unsigned = [(name, value) for name, value in record.headers
+                if name not in (CREDENTIAL_HEADER, SIGNATURE_HEADER)]
+    producer = AIOKafkaProducer(bootstrap_servers=own.bootstrap_servers, **own.kafka_auth())
+    await producer.start()
+    try:
+        await producer.send_and_wait(room_topic, record.value, key=record.key, headers=(
+            pms_signer.sign(room_topic, record.key, record.value, unsigned)))
+    finally:
+        await producer.stop()
+    refusal = await refusals.wait_for(derived)
+    assert refusal.reason == "updated_by_system hotel-hub but signed by hotel-pms"
