@@ -5,7 +5,7 @@ confluent-kafka's AdminClient (aiokafka can manage neither SCRAM credentials nor
 
 * every credential whose secret file is here becomes a SCRAM-SHA-512 user the broker does
   not have yet; users named like a credential (`<identity>.<n>`) that the store no longer
-  holds are deleted, so a revoked secret stops working at once;
+  holds are revoked, so a revoked secret stops working at once;
 * the ACLs `streams.wire.acls` generates for a deployment (topic prefix, app id) are
   created, and bindings of revoked users, or on the deployment's resources but no longer
   generated, deleted. Bindings on other deployments' resources are left alone, so several
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import logging
+import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future
 from contextlib import contextmanager
@@ -39,7 +40,6 @@ from confluent_kafka.admin import (
     ResourceType,
     ScramCredentialInfo,
     ScramMechanism,
-    UserScramCredentialDeletion,
     UserScramCredentialUpsertion,
 )
 
@@ -76,6 +76,15 @@ log = logging.getLogger(__name__)
 
 SCRAM_ITERATIONS = 4096
 """Kafka's default for SCRAM-SHA-512; the secrets are random 256-bit tokens, not passwords."""
+REVOKED_ITERATIONS = 4097
+"""Marks a revoked user: its SCRAM credential was overwritten with a secret nobody kept.
+
+Revoked users are overwritten, never deleted. Kafka 4.3's `ScramDelta.apply` drops the
+mechanism's whole user map when, replaying the metadata log at start, a deleted user is
+met while the map is still empty (HashMap order decides), so one deletion can make a
+restarted node refuse every SCRAM login, its own included. An overwrite writes no
+removal; the iteration count lets a later sync see the user is already revoked.
+"""
 RESERVED_NAMES = frozenset({BROKER_USER})
 
 _RESOURCE_TYPES = {Resource.TOPIC: ResourceType.TOPIC, Resource.GROUP: ResourceType.GROUP,
@@ -97,7 +106,7 @@ class Issued:
 @dataclass(frozen=True)
 class SyncReport:
     users_created: tuple[str, ...] = ()
-    users_deleted: tuple[str, ...] = ()
+    users_revoked: tuple[str, ...] = ()
     acls_created: int = 0
     acls_deleted: int = 0
     missing_secrets: tuple[str, ...] = ()
@@ -105,7 +114,7 @@ class SyncReport:
 
     def summary(self) -> str:
         parts = [f"{len(self.users_created)} SCRAM user(s) created",
-                 f"{len(self.users_deleted)} deleted",
+                 f"{len(self.users_revoked)} revoked",
                  f"{self.acls_created} ACL(s) created", f"{self.acls_deleted} deleted"]
         return ", ".join(parts)
 
@@ -123,7 +132,7 @@ class SetUp:
 @dataclass
 class _Plan:
     upserts: list[str] = field(default_factory=list)
-    user_deletions: list[str] = field(default_factory=list)
+    user_revocations: list[str] = field(default_factory=list)
     acl_creations: list[AclBinding] = field(default_factory=list)
     acl_deletions: list[KafkaAclBinding] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -261,7 +270,7 @@ def sync(
             plan = _plan(admin, settings, store, deployments or [settings], set(fresh),
                          set(revoked))
             _apply(admin, plan, settings)
-    report = SyncReport(tuple(plan.upserts), tuple(plan.user_deletions),
+    report = SyncReport(tuple(plan.upserts), tuple(plan.user_revocations),
                         len(plan.acl_creations), len(plan.acl_deletions), tuple(plan.missing))
     log.info("identities applied to %s: %s", settings.bootstrap_servers, report.summary())
     return report
@@ -281,11 +290,15 @@ def forget_prefix(settings: HubSettings, prefix: str) -> int:
     return len(doomed)
 
 
-def broker_users(settings: HubSettings) -> dict[str, list[str]]:
-    """SCRAM users the broker knows, with their mechanisms (for checks and `identity list`)."""
+def broker_users(settings: HubSettings) -> dict[str, bool]:
+    """SCRAM users the broker knows: True for one that works, False for a revoked one."""
     with _admin(settings, None) as admin:
-        return {user: [str(info.mechanism.name) for info in desc.scram_credential_infos]
-                for user, desc in _scram_users(admin, settings).items()}
+        return {user: not _revoked(desc) for user, desc in _scram_users(admin, settings).items()}
+
+
+def _revoked(description: Any) -> bool:
+    return any(info.iterations == REVOKED_ITERATIONS
+               for info in description.scram_credential_infos)
 
 
 def _plan(admin: AdminClient, settings: HubSettings, store: IdentityStore,
@@ -295,15 +308,17 @@ def _plan(admin: AdminClient, settings: HubSettings, store: IdentityStore,
     live = {u for i in identities for u in i.usernames}
     on_broker = _scram_users(admin, settings)
     for username in sorted(live):
-        if username in on_broker and username not in fresh:
+        usable = username in on_broker and not _revoked(on_broker[username])
+        if usable and username not in fresh:
             continue
         if secret_path(settings.secrets_dir, username).exists():
             plan.upserts.append(username)
         else:
             plan.missing.append(username)
-    plan.user_deletions = sorted(
-        u for u in on_broker
-        if u not in live and u != BROKER_USER and (u in revoked or USERNAME.match(u)))
+    plan.user_revocations = sorted(
+        u for u, desc in on_broker.items()
+        if u not in live and u != BROKER_USER and (u in revoked or USERNAME.match(u))
+        and not _revoked(desc))
     wanted: set[AclBinding] = set()
     scope: set[ResourcePattern] = set()
     for deployment in deployments:
@@ -340,11 +355,12 @@ def _apply(admin: AdminClient, plan: _Plan, settings: HubSettings) -> None:
     if plan.acl_creations:
         _wait_all(admin.create_acls([_to_kafka(b) for b in plan.acl_creations],
                                     request_timeout=timeout), "create ACLs", settings)
-    if plan.user_deletions:
-        deletions: list[Any] = [UserScramCredentialDeletion(u, ScramMechanism.SCRAM_SHA_512)
-                                for u in plan.user_deletions]
-        _wait_all(admin.alter_user_scram_credentials(deletions, request_timeout=timeout),
-                  "delete SCRAM users", settings)
+    if plan.user_revocations:
+        overwrites: list[Any] = [UserScramCredentialUpsertion(
+            u, ScramCredentialInfo(ScramMechanism.SCRAM_SHA_512, REVOKED_ITERATIONS),
+            secrets.token_bytes(32)) for u in plan.user_revocations]
+        _wait_all(admin.alter_user_scram_credentials(overwrites, request_timeout=timeout),
+                  "revoke SCRAM users", settings)
     _delete_acls(admin, plan.acl_deletions, settings)
 
 

@@ -40,6 +40,8 @@ if TYPE_CHECKING:
     from streams.ops.security import SetUp
 
 HEAP_MAX_MB = 1024
+REFUSED_GRACE_S = 15.0
+"""How long a starting node may refuse the broker's own login before `up` gives up on it."""
 _SCRAM_FIELDS = re.compile(rb"(salt|storedKey|serverKey|saltedPassword)=\[[^\]]*\]")
 FORMAT_TIMEOUT_S = 120.0
 
@@ -95,6 +97,7 @@ class EmbeddedKafka:
         )
         self._lock_path = home / "run" / "kafka.lock"
         self._lock_depth = 0
+        self._refused_since: float | None = None
 
     # -- lifecycle -------------------------------------------------------------
 
@@ -113,12 +116,17 @@ class EmbeddedKafka:
                 self.ensure_jars()
                 self._write_configs()
                 self._format_storage()
-                self.daemon.start(
-                    self._server_argv(),
-                    ready=self._answers,
-                    timeout_s=timeout_s,
-                    cwd=self.config_dir,
-                )
+                self._refused_since = None
+                try:
+                    self.daemon.start(
+                        self._server_argv(),
+                        ready=self._answers,
+                        timeout_s=timeout_s,
+                        cwd=self.config_dir,
+                    )
+                except AuthenticationError as exc:
+                    self.daemon.stop()
+                    raise self._refused(exc) from exc
             else:
                 self._wait_until_answers(timeout_s=timeout_s)
         if not self.settings.secured:
@@ -296,9 +304,27 @@ class EmbeddedKafka:
     # -- readiness ----------------------------------------------------------------
 
     def _answers(self) -> bool:
-        answer = probe_kafka(self.settings.bootstrap_servers, timeout_s=1.0,
-                             login=self.probe_login())
+        """Whether the node serves clients; a refused login counts as not yet for a while."""
+        try:
+            answer = probe_kafka(self.settings.bootstrap_servers, timeout_s=1.0,
+                                 login=self.probe_login())
+        except AuthenticationError:
+            now = time.monotonic()
+            self._refused_since = self._refused_since or now
+            if now - self._refused_since < REFUSED_GRACE_S:
+                return False
+            raise
         return answer is not None and answer.broker_count > 0
+
+    def _refused(self, exc: AuthenticationError) -> EmbeddedServiceError:
+        return EmbeddedServiceError(
+            f"Kafka started but refuses the broker's own login ({exc}); stopped it. Its data "
+            f"({self.data_dir}) was formatted with another secret than "
+            f"{self.broker_secret_path}, or a SCRAM user was deleted in it (Kafka 4.3 then "
+            "loses every SCRAM user at restart; hotelhub only overwrites revoked ones). "
+            "Move that folder away and `hotelhub broker up` formats a new one; "
+            "`hotelhub identity sync` gives it every identity again"
+        )
 
     @property
     def broker_secret_path(self) -> Path:
