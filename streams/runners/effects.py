@@ -70,13 +70,13 @@ def step_records(step: Step, *, settings: HubSettings, codec: ConfluentAvroCodec
         records.append(OutRecord(
             settings.topic(REFUSAL_TOPIC), table_key(refusal.hotel_id, refusal.entity_id).encode(),
             codec.encode(refusal), refusal_headers(refusal, also=also)))
-    room_topic = settings.topic(POLICIES[EventKind.ROOM].topic)
+    room_topic = POLICIES[EventKind.ROOM].topic
     for room_event in step.room_events:
         key, value = record_key(room_event), codec.encode(room_event)
         headers = [*headers_for(room_event), (DERIVED_BY, settings.app_id.encode())]
         if signer is not None:
             headers = signer.sign(room_topic, key, value, headers)
-        records.append(OutRecord(room_topic, key, value, headers))
+        records.append(OutRecord(settings.topic(room_topic), key, value, headers))
     check_sizes(records, settings)
     return records
 

@@ -15,7 +15,7 @@ from typing import TypeAlias
 
 from aiokafka.structs import ConsumerRecord
 
-from streams.core.kinds import DEADLETTER_TOPIC, EventKind, System
+from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, EventKind, System
 from streams.core.models import HotelEvent, record_key
 from streams.runners.effects import DERIVED_BY, OutRecord
 from streams.runners.ordering import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC
@@ -52,7 +52,7 @@ class Forwarding:
                    if name not in HUB_SET]
         found = header_map(headers)
         verified = None if self.verifier is None else self.verifier.verify(
-            record.topic, record.key, record.value, headers)
+            POLICIES[self.sources[record.topic]].topic, record.key, record.value, headers)
         if DERIVED_BY in found and (verified is None
                                     or verified.identity == System.HOTEL_HUB.value):
             return []  # a room status derived from a movement every hub app sees itself

@@ -183,11 +183,11 @@ class HotelEventPublisher:
         return await self.send(self.build(document))
 
     def _record(self, event: HotelEvent) -> _Record:
-        topic = self.settings.topic(POLICIES[EventKind(event.type)].topic)
+        base = POLICIES[EventKind(event.type)].topic
         key, value, headers = record_key(event), self.encode(event), headers_for(event)
         if self._signer is not None:
-            headers = self._signer.sign(topic, key, value, headers)
-        return _Record(event, topic, key, value, headers)
+            headers = self._signer.sign(base, key, value, headers)
+        return _Record(event, self.settings.topic(base), key, value, headers)
 
     async def send(self, event: HotelEvent) -> PublishedEvent:
         """Send an already validated event (the offline outbox replays these).

@@ -18,12 +18,15 @@ signed bytes (format v1) are, where `field(b)` is the 4-byte big-endian unsigned
 
     field(topic) field(key) field(value) count field(name_1) field(value_1) ...
 
-`topic` is the full topic name the record is written to, deployment prefix included
-(UTF-8), so a record signed for one topic or deployment does not verify on another;
-`count` (4 bytes, big-endian) is how many headers whose name starts with `ce_` the record
-carries, and those follow sorted by name, then value (bytes compared unsigned, a null value
-first). Other headers (`hub.*`, tracing, `content-type`) are not signed and may be added on
-the way. The hub verifies with the identity store's keys: one HMAC per record.
+`topic` is the kind's topic without the deployment's prefix (`HOTELHUB_TOPIC_PREFIX`):
+`hotel.room` whether the record is written to `hotel.room` or `staging.hotel.room` (UTF-8).
+A record signed for one kind's topic does not verify on another's, while a copy into
+another prefix (a mirror, a replayed backlog) still does; deployments are kept apart by
+their own credentials. `count` (4 bytes, big-endian) is how many headers whose name
+starts with `ce_` the record carries, and those follow sorted by name, then value (bytes
+compared unsigned, a null value first). Other headers (`hub.*`, tracing, `content-type`)
+are not signed and may be added on the way. The hub verifies with the identity store's
+keys: one HMAC per record.
 """
 
 from __future__ import annotations
@@ -99,7 +102,8 @@ class Signer:
 
     def sign(self, topic: str, key: bytes | None, value: bytes | None,
              headers: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
-        """`headers` with this credential and its signature (replacing any earlier ones)."""
+        """`headers` with this credential and its signature (replacing any earlier ones);
+        `topic` without the deployment's prefix (`hotel.room`)."""
         kept = [(name, data) for name, data in headers
                 if name not in (CREDENTIAL_HEADER, SIGNATURE_HEADER)]
         return [*kept, (CREDENTIAL_HEADER, self.username.encode()),
@@ -145,6 +149,7 @@ class Verifier:
 
     def verify(self, topic: str, key: bytes | None, value: bytes | None,
                headers: Sequence[Header]) -> Verified:
+        """Who signed the record; `topic` without the deployment's prefix (`hotel.room`)."""
         credentials = [data for name, data in headers if name == CREDENTIAL_HEADER]
         signatures = [data for name, data in headers if name == SIGNATURE_HEADER]
         if not credentials and not signatures:
@@ -162,5 +167,5 @@ class Verifier:
         if not hmac.compare_digest(expected, signatures[0]):
             return Verified(None, f"bad signature for credential {username} (the record "
                                   "changed after it was signed, or was signed for another "
-                                  "topic or with another secret)")
+                                  "kind's topic or with another secret)")
         return Verified(identity)

@@ -237,8 +237,8 @@ async def test_stays_from_any_partitioner_are_right_on_both_workers(
             saas = own_settings.as_identity(System.HOTEL_SAAS.value)
             booked = await asyncio.to_thread(
                 produce_with_librdkafka, saas, reservation_topic,
-                [signed(saas, reservation_topic, record_key(event), codec.encode(event),
-                        headers_for(event)) for event in map(booking, stays)])
+                [signed(saas, POLICIES[EventKind.RESERVATION].topic, record_key(event),
+                        codec.encode(event), headers_for(event)) for event in map(booking, stays)])
             # ...and their check-ins from the hub's publisher (murmur2), right after.
             checked_in = {}
             for stay in stays:
@@ -302,8 +302,8 @@ def booking(stay: Stay) -> ReservationEvent:
 
 def signed(settings: HubSettings, topic: str, key: bytes, value: bytes,
            headers: list[tuple[str, bytes]]) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
-    """The record as its producer signs it (`streams.wire.signing`; unsigned with security
-    off)."""
+    """The record as its producer signs it (`streams.wire.signing`: `topic` without the
+    deployment's prefix; unsigned with security off)."""
     signer = Signer.of(settings)
     return key, value, headers if signer is None else signer.sign(topic, key, value, headers)
 

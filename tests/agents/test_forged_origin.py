@@ -58,12 +58,13 @@ async def produce(settings: HubSettings, producer_system: System, event: HotelEv
     """`event` written by `producer_system` with its own Kafka credential, signed with it
     unless `signed` is False, as any Kafka client would write it."""
     own = settings.as_identity(producer_system.value)
-    topic = settings.topic(POLICIES[EventKind(event.type)].topic)
+    base = POLICIES[EventKind(event.type)].topic
+    topic = settings.topic(base)
     key = record_key(event)
     headers = [*headers_for(event), *extra]
     signer = Signer.of(own) if signed else None
     if signer is not None:
-        headers = signer.sign(topic, key, encoded, headers)
+        headers = signer.sign(base, key, encoded, headers)  # signed without the prefix
     producer = AIOKafkaProducer(bootstrap_servers=own.bootstrap_servers, **own.kafka_auth(),
                                 acks="all", enable_idempotence=True)
     await producer.start()
@@ -147,9 +148,10 @@ async def test_a_record_changed_after_signing_is_refused(
     own = hub_env.as_identity(System.HOTEL_PMS.value)
     signer = Signer.of(own)
     assert signer is not None
-    topic = hub_env.topic(POLICIES[EventKind.ROOM].topic)
+    base = POLICIES[EventKind.ROOM].topic
+    topic = hub_env.topic(base)
     encode = publishers[System.HOTEL_PMS].encode
-    headers = signer.sign(topic, record_key(sent), encode(signed_for), headers_for(sent))
+    headers = signer.sign(base, record_key(sent), encode(signed_for), headers_for(sent))
     producer = AIOKafkaProducer(bootstrap_servers=own.bootstrap_servers, **own.kafka_auth())
     await producer.start()
     try:
@@ -198,12 +200,13 @@ async def test_the_hubs_own_room_events_are_signed_by_the_hub_and_not_taken_back
     derived = derived_id(checkin.event.event_id, "room-status")
     await processed.wait_for([checkin.event.event_id, derived])
 
-    room_topic = hub_env.topic(POLICIES[EventKind.ROOM].topic)
+    base = POLICIES[EventKind.ROOM].topic
+    room_topic = hub_env.topic(base)
     (record,) = [found for found in await read_topic(hub_env, room_topic)
                  if header_map(found.headers).get("ce_id") == str(derived)]
     verifier = Verifier.of(hub_env)
     assert verifier is not None
-    assert verifier.verify(record.topic, record.key, record.value,
+    assert verifier.verify(base, record.key, record.value,
                            list(record.headers)).identity == System.HOTEL_HUB.value
 
     # A stale room event after it, same key: once its refusal is in, a refusal of the
@@ -222,7 +225,7 @@ async def test_the_hubs_own_room_events_are_signed_by_the_hub_and_not_taken_back
     await producer.start()
     try:
         await producer.send_and_wait(room_topic, record.value, key=record.key, headers=(
-            pms_signer.sign(room_topic, record.key, record.value, unsigned)))
+            pms_signer.sign(base, record.key, record.value, unsigned)))
     finally:
         await producer.stop()
     refusal = await refusals.wait_for(derived)

@@ -194,7 +194,8 @@ async def test_bookings_wait_for_the_registry_and_apply_when_it_returns(
                 await producer.send(
                     reservation_topic, key=key, value=value,
                     headers=headers if signer is None
-                    else signer.sign(reservation_topic, key, value, headers))
+                    else signer.sign(POLICIES[EventKind.RESERVATION].topic, key, value,
+                                     headers))
                 for key, headers, value in records])
         finally:
             await producer.stop()

@@ -50,6 +50,9 @@ from streams.wire.signing import (
 from tests.support.events import sample
 
 TOPIC = "hotel.reservation"
+"""What is signed: the kind's topic without the deployment's prefix."""
+WRITTEN_TO = "staging.hotel.reservation"
+"""Where a deployment with HOTELHUB_TOPIC_PREFIX=staging. writes it."""
 KEY = b"H1:RSV-1"
 VALUE = b"\x00\x00\x00\x00\x07avro body"
 KNOWN_SIGNATURE = "9c5ae08cd3d7c07e0607722c49a93d60d9a2401ea8b2331b6c1bf124a977b7f9"
@@ -294,10 +297,10 @@ def test_the_intake_sets_the_principal_and_drops_a_clients_own(deployment: Deplo
 
     settings = deployment.settings.model_copy(update={"topic_partitions": 2})
     forwarding = Forwarding(settings, cast(ConfluentAvroCodec, _NoCodec()),
-                            {TOPIC: EventKind.RESERVATION}, "app.hotel-events")
+                            {WRITTEN_TO: EventKind.RESERVATION}, "app.hotel-events")
 
     def record(headers: list[tuple[str, bytes]]) -> ConsumerRecord[bytes, bytes]:
-        return ConsumerRecord(TOPIC, 0, 7, 1, 0, KEY, VALUE, None, len(KEY), len(VALUE),
+        return ConsumerRecord(WRITTEN_TO, 0, 7, 1, 0, KEY, VALUE, None, len(KEY), len(VALUE),
                               headers)
 
     async def forwarded(headers: list[tuple[str, bytes]]) -> dict[str, str]:
@@ -312,6 +315,9 @@ def test_the_intake_sets_the_principal_and_drops_a_clients_own(deployment: Deplo
     assert found[PRINCIPAL_HEADER] == "hotel-pms" and UNVERIFIED_HEADER not in found
     found = asyncio.run(forwarded(lying))
     assert PRINCIPAL_HEADER not in found and "unsigned" in found[UNVERIFIED_HEADER]
+    # Signed over the prefixed name instead of the kind's topic: not what the hub checks.
+    prefixed = deployment.signer("hotel-pms").sign(WRITTEN_TO, KEY, VALUE, HEADERS)
+    assert "bad signature" in asyncio.run(forwarded(prefixed))[UNVERIFIED_HEADER]
     # A room event marked as the hub's own is passed over only when the hub signed it.
     derived = [*HEADERS, (DERIVED_BY, b"other-app")]
     assert asyncio.run(forwarding.forward(record(
@@ -332,8 +338,9 @@ def test_the_hub_signs_its_room_events_and_tells_the_real_producer(
     records = step_records(Step(room_event(System.HOTEL_PMS), room_events=[derived]),
                            settings=settings, codec=codec, signer=hub, principal="hotel-pms")
     (out,) = records
+    assert out.topic == settings.topic("hotel.room")
     assert header_map(out.headers)[CREDENTIAL_HEADER] == hub.username
-    assert deployment.verifier().verify(out.topic, out.key, out.value, out.headers
+    assert deployment.verifier().verify("hotel.room", out.key, out.value, out.headers
                                         ) == Verified("hotel-hub")
     assert dict(headers_for(derived)).items() <= dict(out.headers).items()
 
@@ -364,17 +371,18 @@ def test_a_replayed_dead_letter_still_verifies_as_its_producer(deployment: Deplo
 
     settings = deployment.settings
     forwarding = Forwarding(settings, cast(ConfluentAvroCodec, _NoCodec()),
-                            {TOPIC: EventKind.RESERVATION}, "app.hotel-events")
+                            {WRITTEN_TO: EventKind.RESERVATION}, "app.hotel-events")
     signed = deployment.signer("hotel-member").sign(TOPIC, KEY, VALUE, HEADERS)
-    forwarded = [*signed, ("hub.source.topic", TOPIC.encode()), ("hub.source.partition", b"0"),
+    forwarded = [*signed, ("hub.source.topic", WRITTEN_TO.encode()),
+                 ("hub.source.partition", b"0"),
                  ("hub.source.offset", b"7"), (PRINCIPAL_HEADER, b"hotel-member")]
     failed = ConsumerRecord("app.hotel-events", 1, 3, 1, 0, KEY, VALUE, None, len(KEY),
                             len(VALUE), forwarded)
     letter_record, topic = forwarding.dead_letter(failed, ZeroDivisionError("rule bug"))
-    assert topic == TOPIC and PRINCIPAL_HEADER not in dict(letter_record.headers)
+    assert topic == WRITTEN_TO and PRINCIPAL_HEADER not in dict(letter_record.headers)
     letter = parse_dead_letter(partition=0, offset=0, timestamp_ms=0, key=letter_record.key,
                                value=letter_record.value, headers=letter_record.headers)
-    assert letter.source_topic == TOPIC
+    assert letter.source_topic == WRITTEN_TO  # where the replay writes it, as the original
     headers = replay_headers(letter, settings.topic("hotel.deadletter"))
-    assert deployment.verifier().verify(letter.source_topic, letter.key, letter.value,
+    assert deployment.verifier().verify(TOPIC, letter.key, letter.value,
                                         headers) == Verified("hotel-member")
