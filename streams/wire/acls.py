@@ -13,7 +13,7 @@ binding allows (`allow.everyone.if.no.acl.found=false`).
   refusals, dead letters and its internal topics (`<app_id>...`).
 * The operator may do anything (wildcard resources), so people and CI never need the
   broker's super user, and the operator's secret rotates like any other.
-* The schema registry owns its `_schemas` topic.
+* The schema registry owns its `_schemas` topic (and nothing else).
 
 Every credential of an identity (`<identity>.<n>`, two while rotating) gets the same
 bindings, so a rotation never changes what a client may do.
@@ -135,34 +135,42 @@ def grants(identity: Identity, settings: HubSettings) -> list[Grant]:
               for r in (Resource.TOPIC, Resource.GROUP, Resource.TRANSACTIONAL_ID)),
             Grant(ResourcePattern(Resource.CLUSTER, CLUSTER), (Operation.ALL,)),
         ]
-    return [  # Role.REGISTRY: its log (streams.registry.kafka_log) creates, checks and owns it
-        Grant(_topic(settings.registry_topic), (Operation.ALL,)),
-        Grant(ResourcePattern(Resource.GROUP, name, Pattern.PREFIXED), (Operation.ALL,)),
-    ]
+    # Role.REGISTRY: its log (streams.registry.kafka_log) creates the topic, checks its
+    # cleanup policy, replays it by manual assignment (no consumer group) and appends.
+    return [Grant(_topic(settings.registry_topic), _OWN_TOPIC)]
+
+
+_OWN_TOPIC = (Operation.READ, Operation.WRITE, Operation.CREATE, Operation.DESCRIBE,
+              Operation.DESCRIBE_CONFIGS)
+"""What an owner does with a topic, as the broker's audit log showed: create it (with its
+configs), read, write, describe; never delete it or alter its configs."""
 
 
 def _hub_grants(identity: Identity, settings: HubSettings, topics: dict[EventKind, str]
                 ) -> list[Grant]:
+    """What the worker's clients were seen to need (the broker's audit log, a demo day and a
+    worker run): no cluster grant, since WRITE on a topic already allows an idempotent
+    producer, and nothing that deletes or alters."""
     writes = set(identity.publishes) | {EventKind.ROOM}
     derived = (settings.topic(REFUSAL_TOPIC), settings.topic(DEADLETTER_TOPIC))
     app = settings.app_id
     return [
-        # Creates the topics it reads if missing (streams.runners.admin), checks their configs.
+        # Creates the topics it reads if missing (streams.runners.admin) with their configs.
         *(Grant(_topic(topics[k]), (Operation.READ, Operation.DESCRIBE,
                                     Operation.DESCRIBE_CONFIGS, Operation.CREATE,
                                     *((Operation.WRITE,) if k in writes else ())))
           for k in sorted(topics)),
-        *(Grant(_topic(t), (Operation.READ, Operation.WRITE, Operation.CREATE,
-                            Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS)) for t in derived),
-        # <app>.hotel-events, <app>.hotel-state, Faust's <app>-<table>-changelog and the like.
-        Grant(ResourcePattern(Resource.TOPIC, app, Pattern.PREFIXED), (Operation.ALL,)),
-        # <app> (Faust), <app>-hotels (the processor), <app>-analytics.
-        Grant(ResourcePattern(Resource.GROUP, app, Pattern.PREFIXED), (Operation.ALL,)),
+        *(Grant(_topic(t), _OWN_TOPIC) for t in derived),
+        # <app>.hotel-events, <app>.hotel-state, Faust's <app>-<table>-changelog and
+        # <app>-__assignor-__leader.
+        Grant(ResourcePattern(Resource.TOPIC, app, Pattern.PREFIXED), _OWN_TOPIC),
+        # <app> (Faust), <app>-hotels (the processor, offsets in its transactions),
+        # <app>-analytics; the lag exporter reads their offsets.
+        Grant(ResourcePattern(Resource.GROUP, app, Pattern.PREFIXED),
+              (Operation.READ, Operation.DESCRIBE)),
         # <app>-hotels-<partition>: one transactional producer per partition it owns.
         Grant(ResourcePattern(Resource.TRANSACTIONAL_ID, app, Pattern.PREFIXED),
               (Operation.WRITE, Operation.DESCRIBE)),
-        Grant(ResourcePattern(Resource.CLUSTER, CLUSTER),
-              (Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS, Operation.IDEMPOTENT_WRITE)),
     ]
 
 
