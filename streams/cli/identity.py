@@ -17,15 +17,19 @@ from rich.console import Console
 from streams.core.exceptions import HubError
 from streams.core.identities import IdentityStore, Role
 from streams.core.kinds import EventKind
+from streams.ops.broker.config import BROKER_USER
+from streams.ops.broker.logins import ensure_broker_secret
 from streams.ops.security import (
     Issued,
     SyncReport,
     create_identity,
+    create_missing_defaults,
     revoke_identity,
     rotate_identity,
     sync,
 )
 from streams.settings import get_settings
+from streams.wire.acls import rpk_script
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False,
@@ -128,3 +132,26 @@ def sync_command() -> None:
     if report.missing_secrets:
         _err.print("[yellow]no secret file for[/yellow] " + ", ".join(report.missing_secrets)
                    + ": rotate those identities, then revoke the lost credentials")
+
+
+@app.command("rpk")
+def rpk(
+    secrets_path: Annotated[str, typer.Option(
+        "--secrets-path", help="Where the script finds the secret files when it runs.")
+    ] = "/secrets",
+) -> None:
+    """Print a script that gives a Redpanda cluster the store's users and ACLs (no secrets).
+
+    Missing default identities are created in the store first (secret files included), as
+    the embedded set-up would. See docker-compose.redpanda.yml.
+    """
+    settings = get_settings()
+    try:
+        for issued in create_missing_defaults(settings):
+            _err.print(f"created {issued.identity} ({issued.username}): {issued.path}")
+        ensure_broker_secret(settings)
+        store = IdentityStore.load(settings.identities_path)
+    except HubError as exc:
+        raise _fail(exc) from exc
+    print(rpk_script(store.identities.values(), settings, super_user=BROKER_USER,
+                     secrets_path=secrets_path), end="")

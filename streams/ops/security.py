@@ -143,6 +143,13 @@ class _Plan:
 
 def ensure_default_identities(settings: HubSettings) -> SetUp:
     """Create whichever of `DEFAULT_IDENTITIES` the store lacks, then `sync`."""
+    created = create_missing_defaults(settings)
+    report = sync(settings, fresh=[c.username for c in created])
+    return SetUp(settings.identities_path, settings.secrets_dir, tuple(created), report)
+
+
+def create_missing_defaults(settings: HubSettings) -> list[Issued]:
+    """The default identities the store lacks, made in the store only (no broker involved)."""
     store = IdentityStore.load(settings.identities_path)
     created: list[Issued] = []
     if any(store.get(name) is None for name, _ in DEFAULT_IDENTITIES):
@@ -152,8 +159,7 @@ def ensure_default_identities(settings: HubSettings) -> SetUp:
                     identity, issued = new_credential(Identity(name, role), settings.secrets_dir)
                     current.put(identity)
                     created.append(Issued(name, issued.username, issued.path))
-    report = sync(settings, fresh=[c.username for c in created])
-    return SetUp(settings.identities_path, settings.secrets_dir, tuple(created), report)
+    return created
 
 
 def create_identity(

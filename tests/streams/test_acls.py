@@ -59,6 +59,7 @@ from streams.wire.acls import (
     deployment_resources,
     identity_bindings,
     rpk_commands,
+    rpk_script,
 )
 from streams.wire.topics import TopicSpec
 
@@ -194,6 +195,23 @@ def test_rpk_commands_name_every_operation_once():
     assert ("rpk security acl create --allow-principal User:hotel-saas.1 --operation "
             "describe,read --group hotel-saas --resource-pattern-type prefixed") in commands
     assert len(commands) == len({(b.principal, b.on) for b in bindings})
+
+
+def test_the_rpk_script_reads_secrets_when_it_runs_and_holds_none(tmp_path: Path):
+    settings = _settings(topic_prefix="", app_id="hotelhub")
+    identities = [_identity(s.value, Role.SYSTEM) for s in SYSTEMS]
+    identities += [_identity("hotel-hub", Role.HUB, 1, 2)]
+    script = rpk_script(identities, settings, super_user="hotelhub-broker")
+    path = tmp_path / "security.sh"
+    path.write_text(script)
+
+    assert subprocess.run(["sh", "-n", str(path)], check=False).returncode == 0
+    for user in ("hotel-pms.1", "hotel-hub.1", "hotel-hub.2", "hotelhub-broker"):
+        assert f"user {user}\n" in script
+    assert script.index("enable_sasl true") < script.index("rpk security acl create")
+    acls = [line for line in script.splitlines() if line.startswith("rpk security acl")]
+    assert len(acls) == len(list(rpk_commands(acl_bindings(identities, settings))))
+    assert 'cut -d: -f2- "$SECRETS/$1.secret"' in script
 
 
 # -- the real broker ----------------------------------------------------------------------
