@@ -40,7 +40,7 @@ def _describe(status: BrokerStatus) -> str:
     if not status.embedded:
         return f"external cluster {status.bootstrap_servers}: {answer}"
     if status.error:
-        answer = f"[red]refused our login[/red]: {status.error}"
+        answer = f"[red]cannot be used[/red]: {status.error}"
     pid = f"pid {status.pid}" if status.pid else "not running"
     security = "SASL/SCRAM + ACLs" if status.secured else "[yellow]plaintext, no ACLs[/yellow]"
     return (

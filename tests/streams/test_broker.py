@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import uuid
@@ -7,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.core.exceptions import ConfigurationError
+from streams.core.exceptions import ConfigurationError, EmbeddedServiceError
 from streams.core.identities import AuthenticationError, Role, read_user_info
 from streams.ops.broker import TOOLS, EmbeddedKafka, probe_kafka
 from streams.ops.broker.config import new_cluster_id, render_server_properties
@@ -122,6 +123,20 @@ def test_broker_secret_is_made_once_and_private(offline_secured: HubSettings):
     assert ensure_broker_secret(offline_secured) == first
     assert path.read_text().strip() == f"hotelhub-broker:{first}"
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_up_refuses_a_running_node_of_the_other_security_mode(offline: HubSettings):
+    """Without waiting for it: a SASL node never answers a plaintext probe, nor the reverse."""
+    kafka = EmbeddedKafka(offline)
+    kafka.daemon.pid_path.parent.mkdir(parents=True)
+    kafka.daemon.pid_path.write_text(str(os.getpid()))  # a live pid: "it runs"
+    kafka.config_dir.mkdir(parents=True)
+    kafka.server_properties_path.write_text("listeners=SASL_PLAINTEXT://127.0.0.1:1\n")
+
+    with pytest.raises(EmbeddedServiceError, match="HOTELHUB_SECURITY=sasl"):
+        kafka.up(timeout_s=1)
+    assert "HOTELHUB_SECURITY=sasl" in (kafka.status().error or "")
+    kafka.daemon.pid_path.unlink()
 
 
 def test_paths_live_under_the_hub_home(offline: HubSettings):

@@ -128,6 +128,7 @@ class EmbeddedKafka:
                     self.daemon.stop()
                     raise self._refused(exc) from exc
             else:
+                self._refuse_other_mode()
                 self._wait_until_answers(timeout_s=timeout_s)
         if not self.settings.secured:
             return self.status()
@@ -153,6 +154,10 @@ class EmbeddedKafka:
                                  login=self.probe_login())
         except AuthenticationError as exc:
             error = str(exc)
+        running = self.running_secured() if embedded else None
+        if answer is None and error is None and running not in (None, self.settings.secured):
+            error = (f"it runs with HOTELHUB_SECURITY={'sasl' if running else 'none'}, "
+                     f"these settings say {self.settings.security}")
         return BrokerStatus(
             bootstrap_servers=self.settings.bootstrap_servers,
             embedded=embedded,
@@ -340,6 +345,27 @@ class EmbeddedKafka:
                     f"{timeout_s:.0f} s; see {self.daemon.log_path}"
                 )
             time.sleep(0.25)
+
+    def running_secured(self) -> bool | None:
+        """Whether the node this home runs was started secured; None when none runs."""
+        if self.daemon.pid() is None:
+            return None
+        try:
+            text = self.server_properties_path.read_text()
+        except OSError:
+            return None
+        return "SASL_PLAINTEXT://" in text
+
+    def _refuse_other_mode(self) -> None:
+        """A node started in the other security mode would never answer these settings."""
+        running = self.running_secured()
+        if running is not None and running != self.settings.secured:
+            started = "sasl" if running else "none"
+            raise EmbeddedServiceError(
+                f"the running Kafka (pid {self.daemon.pid()}) was started with "
+                f"HOTELHUB_SECURITY={started}, these settings say {self.settings.security}; "
+                "use the same setting, or `hotelhub broker down` and `up` again"
+            )
 
     def _refuse_busy_ports(self) -> None:
         for port in (self.settings.broker_port, self.settings.controller_port):
