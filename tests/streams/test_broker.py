@@ -199,9 +199,13 @@ def test_secured_tool_authenticates_as_the_operator_through_a_private_file(
     secrets.mkdir(parents=True)
     (secrets / "operator.secret").write_text("operator.1:tok-en_1\n")
     seen: list[list[str]] = []
+    files: list[tuple[Path, int, str]] = []
 
     def run(command, **kwargs):
         seen.append(command)
+        if "--command-config" in command and command[-1] == "--list" and not files:
+            config = Path(command[command.index("--command-config") + 1])
+            files.append((config, config.stat().st_mode & 0o777, config.read_text()))
         return subprocess.CompletedProcess(command, 0, "", "")
 
     monkeypatch.setattr(EmbeddedKafka, "tool_class", lambda self, name: "Main")
@@ -211,11 +215,10 @@ def test_secured_tool_authenticates_as_the_operator_through_a_private_file(
     kafka.tool("topics", ["--list"])
     kafka.tool("topics", ["--command-config", "mine.properties", "--list"])
 
-    flag = seen[0].index("--command-config")
-    config = Path(seen[0][flag + 1])
-    assert config.stat().st_mode & 0o777 == 0o600
-    assert 'username="operator.1" password="tok-en_1"' in config.read_text()
-    assert "security.protocol=SASL_PLAINTEXT" in config.read_text()
+    config, mode, text = files[0]
+    assert mode == 0o600 and not config.exists()  # private while the tool runs, then gone
+    assert 'username="operator.1" password="tok-en_1"' in text
+    assert "security.protocol=SASL_PLAINTEXT" in text
     assert "tok-en_1" not in " ".join(seen[0])
     assert seen[1].count("--command-config") == 1 and "mine.properties" in seen[1]
 

@@ -17,12 +17,18 @@ Two differences the fallback brings, both handled here:
 The jars come from Maven Central through `mvn` (the pom is package data), once
 per release, into `<home>/kafka-<version>/libs`.
 
+With `HOTELHUB_SECURITY=sasl` (the default) the node takes SCRAM-SHA-512 logins only and
+denies whatever no ACL allows; its own user, `hotelhub-broker`, is the one super user, and
+`streams.ops.security` gives it the identities and ACLs of the store after it starts.
+`HOTELHUB_SECURITY=none` starts it in plaintext, in a data directory of its own.
+
 One module per job:
 
 * `jars`: assembling the jars with Maven, finding Java;
-* `config`: server.properties, log4j2 configs, cluster ids (pure);
+* `config`: server.properties, log4j2 configs, client properties, cluster ids (pure);
+* `logins`: the node's own secret, and who operator commands act as;
 * `process`: `EmbeddedKafka`, starting and stopping the node;
-* `probe`: a Metadata request over a plain socket (`probe_kafka`);
+* `probe`: a Metadata request over a plain socket, after a SCRAM login (`probe_kafka`);
 * `tools`: Kafka's own CLI tools (`TOOLS`).
 """
 

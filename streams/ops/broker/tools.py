@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import time
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -76,18 +77,21 @@ def run_tool(
 ) -> subprocess.CompletedProcess[str]:
     """Run `main_class` with `args`, adding `--bootstrap-server` unless `args` name one.
 
-    `client_properties` (how `username` authenticates) go to a file of their own, mode
-    0600, passed with the tool's config option unless `args` bring one themselves.
+    `client_properties` (how `username` authenticates) go to a file of this run's own,
+    mode 0600, passed with the tool's config option unless `args` bring one themselves,
+    and removed when the tool ends.
     """
     argv = list(args)
     given = {a.split("=", 1)[0] for a in argv}
     if not given & {"--bootstrap-server", "--broker-list"}:
         argv = ["--bootstrap-server", bootstrap_servers, *argv]
     config_dir.mkdir(parents=True, exist_ok=True)
+    secret_file: Path | None = None
     if client_properties is not None and not given & set(CONFIG_FLAGS):
-        path = config_dir / f"tools-client-{username or 'anonymous'}.properties"
-        write_private(path, client_properties)
-        argv = [config_flag(name, kafka_version), str(path), *argv]
+        secret_file = config_dir / (f".tools-client-{username or 'anonymous'}-{os.getpid()}-"
+                                    f"{time.monotonic_ns()}.properties")
+        write_private(secret_file, client_properties)
+        argv = [config_flag(name, kafka_version), str(secret_file), *argv]
     log4j2 = config_dir / "tools-log4j2.properties"
     log4j2.write_text(render_tools_log4j2())
     command = [
@@ -105,6 +109,9 @@ def run_tool(
         )
     except subprocess.TimeoutExpired as exc:
         raise EmbeddedServiceError(f"kafka tool {name} ran over {timeout_s} s") from exc
+    finally:
+        if secret_file is not None:
+            secret_file.unlink(missing_ok=True)
 
 
 def write_private(path: Path, text: str) -> None:
