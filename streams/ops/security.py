@@ -13,7 +13,7 @@ confluent-kafka's AdminClient (aiokafka can manage neither SCRAM credentials nor
 
 On the embedded node this connects as the broker's super user; on an external cluster as
 the operator identity. Every sync runs under the store's file lock, so a sync never
-deletes a credential another process has just created. Secrets are never printed nor
+revokes a credential another process has just created. Secrets are never printed nor
 logged: what comes back names users and files only.
 """
 
@@ -208,7 +208,7 @@ def rotate_identity(settings: HubSettings, name: str) -> tuple[Issued, SyncRepor
 def revoke_identity(
     settings: HubSettings, name: str, *, credential: str | None = None
 ) -> tuple[list[str], SyncReport]:
-    """Revoke one credential of `name`, or the whole identity; the broker forgets it at once.
+    """Revoke one credential of `name`, or the whole identity; the broker refuses it at once.
 
     The admin login is read first: revoking the operator's own credential on an external
     cluster still reaches the broker.
@@ -266,7 +266,7 @@ def sync(
 
     A deployment is a topic prefix and app id (default: `settings`' own); a test session
     syncs its own to grant its prefixed topics. `fresh` names credentials to (re)write even
-    if the broker has a user of that name; `revoked` ones to delete whatever they are named.
+    if the broker has a user of that name; `revoked` ones to revoke whatever they are named.
     """
     if not settings.secured:
         raise ConfigurationError("HOTELHUB_SECURITY=none: the broker enforces nothing to sync")
