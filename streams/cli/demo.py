@@ -77,7 +77,7 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
                     finished.set()
 
     async with (running_hub(settings, sinks=[count]) as hub,
-                SchemaRegistryClient(settings.registry_url) as registry):
+                SchemaRegistryClient.from_settings(settings) as registry):
         publishers = {system: HotelEventPublisher(system=system, registry=registry,
                                                   settings=settings)
                       for system in {item.system for item in simulated}}

@@ -56,7 +56,7 @@ def publish(
     content, so publishing the same file again (after a timeout, say) repeats the same
     events, which the hub recognises, rather than doubling them.
     """
-    settings = get_settings()
+    settings = get_settings().acting_as(system.value)  # its own secret, unless one is set
 
     def validate() -> list[HotelEvent]:
         documents = _documents(_read(source))
@@ -81,7 +81,7 @@ def publish(
     async def run() -> None:
         events = validate()
         async with (
-            SchemaRegistryClient(settings.registry_url) as registry,
+            SchemaRegistryClient.from_settings(settings) as registry,
             HotelEventPublisher(system=system, registry=registry, settings=settings) as publisher,
         ):
             unencodable: dict[str, str] = {}
@@ -129,7 +129,7 @@ def tail(
         seen = 0
         last_seen = time.monotonic()
         try:
-            async with SchemaRegistryClient(settings.registry_url) as registry:
+            async with SchemaRegistryClient.from_settings(settings) as registry:
                 codec = ConfluentAvroCodec(registry)
                 while not max_events or seen < max_events:
                     batch = await consumer.getmany(timeout_ms=500)

@@ -6,7 +6,12 @@ import contextlib
 from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    TopicAlreadyExistsError,
+    for_code,
+)
 
 from streams.core.exceptions import BrokerUnavailable, ConfigurationError
 from streams.settings import HubSettings
@@ -53,7 +58,7 @@ async def ensure_topics(settings: HubSettings, specs: Iterable[TopicSpec] | None
         if missing:
             # Another worker may create one between our list and create.
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(missing)
+                _raise_refused(await admin.create_topics(missing))
         present = [name for name in wanted if name in existing]
         if present:
             for meta in await admin.describe_topics(present):
@@ -69,3 +74,20 @@ async def ensure_topics(settings: HubSettings, specs: Iterable[TopicSpec] | None
         raise BrokerUnavailable(f"Kafka refused topic administration: {exc}") from exc
     finally:
         await admin.close()
+
+
+def _raise_refused(response: object) -> None:
+    """CreateTopics answers per topic, in the response, not by raising: a topic the broker
+    refused (no CREATE grant, a bad config) must stop the start, not pass silently."""
+    refused = []
+    for entry in getattr(response, "topic_errors", ()):
+        name, code = entry[0], entry[1]
+        if code in (0, TopicAlreadyExistsError.errno):
+            continue
+        message = entry[2] if len(entry) > 2 and entry[2] else for_code(code).__name__
+        refused.append(f"{name}: {message} (error {code})")
+    if refused:
+        raise ConfigurationError(
+            "Kafka refused to create topics (does this identity have CREATE on them? "
+            "`hotelhub identity sync` grants the hub's): " + "; ".join(refused)
+        )

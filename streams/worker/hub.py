@@ -57,7 +57,7 @@ def build_hub(settings: HubSettings) -> Hub:
     app = create_app(settings)
     hub = Hub(
         settings=settings, app=app,
-        codec=ConfluentAvroCodec(SchemaRegistryClient(settings.registry_url)),
+        codec=ConfluentAvroCodec(SchemaRegistryClient.from_settings(settings)),
         rules=settings.rules(), channels=create_channels(app, settings),
         tables=create_tables(app, settings.topic_partitions),
     )

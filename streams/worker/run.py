@@ -21,7 +21,7 @@ from streams.worker.hub import Hub, build_hub
 async def prepare(settings: HubSettings) -> None:
     """Create the topics and register the contracts before any agent reads or writes."""
     await ensure_topics(settings)
-    async with SchemaRegistryClient(settings.registry_url) as registry:
+    async with SchemaRegistryClient.from_settings(settings) as registry:
         await ConfluentAvroCodec(registry).register()
 
 

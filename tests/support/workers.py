@@ -42,7 +42,15 @@ def isolated(settings: HubSettings, name: str) -> HubSettings:
     `worker_app_id(isolated(...), ...)` puts the workers' own topics there too.
     """
     prefix = f"{settings.topic_prefix}{name}-{uuid.uuid4().hex[:6]}."
-    return settings.model_copy(update={"topic_prefix": prefix})
+    own = settings.model_copy(update={"topic_prefix": prefix})
+    if own.secured:
+        # The broker knows nothing of these topics yet: grant them as the session's own
+        # (systems their kinds, the hub its app ids under the prefix); the session's end
+        # forgets every grant under its prefix, these included.
+        from streams.ops.security import sync
+
+        sync(own, deployments=[own.model_copy(update={"app_id": f"{prefix}hotelhub"})])
+    return own
 
 
 def worker_app_id(settings: HubSettings, name: str) -> str:
