@@ -17,7 +17,12 @@ from types import TracebackType
 from typing import Any
 
 from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
+from aiokafka.errors import (
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    TopicAuthorizationFailedError,
+)
 from pydantic import BaseModel
 
 from streams.core.documents import build_event
@@ -260,8 +265,7 @@ class HotelEventPublisher:
                         except KafkaTimeoutError:
                             raise  # no metadata for the topic in time: as unacknowledged
                         except KafkaError as exc:  # e.g. a record larger than the broker takes
-                            results[index] = PublishError(
-                                f"Kafka refused event {record.event.event_id}: {exc}")
+                            results[index] = self._refused(record, exc)
                     if futures:
                         await asyncio.wait(futures.values())
             except (TimeoutError, KafkaTimeoutError):
@@ -277,8 +281,7 @@ class HotelEventPublisher:
                     results[index] = PublishedEvent(record.event, record.topic,
                                                     metadata.partition, metadata.offset)
                 elif not isinstance(error, KafkaTimeoutError):
-                    results[index] = PublishError(
-                        f"Kafka refused event {waiting[index].event.event_id}: {error}")
+                    results[index] = self._refused(waiting[index], error)
             waiting = {index: record for index, record in waiting.items()
                        if index not in results}
             if not waiting:
@@ -316,6 +319,14 @@ class HotelEventPublisher:
                     f"Kafka did not acknowledge event {record.event.event_id} within "
                     f"{timeout_s:g} s, {attempt} time(s); publishing it again with the same "
                     "event_id is safe")
+
+    def _refused(self, record: _Record, error: BaseException) -> PublishError:
+        if isinstance(error, TopicAuthorizationFailedError):
+            return PublishError(
+                f"Kafka refused event {record.event.event_id}: {self._auth.identity} may not "
+                f"write {record.topic} (the broker's ACLs; `hotelhub identity list` shows what "
+                "each identity publishes)")
+        return PublishError(f"Kafka refused event {record.event.event_id}: {error}")
 
     async def _topic_missing(self, producer: AIOKafkaProducer, topic: str) -> bool:
         """True only when the broker says `topic` does not exist (retrying cannot help);

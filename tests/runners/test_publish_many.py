@@ -20,6 +20,7 @@ from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.events import sample
+from tests.support.workers import isolated
 
 pytestmark = pytest.mark.integration
 
@@ -137,8 +138,7 @@ async def test_one_unacknowledged_send_is_retried_the_rest_go_through(
 async def test_a_missing_topic_fails_each_event_of_it_without_raising(
     hub_settings: HubSettings, registry: SchemaRegistryClient,
 ) -> None:
-    settings = hub_settings.model_copy(update={
-        "publish_timeout_s": 1.0, "topic_prefix": f"test-missing-{uuid.uuid4().hex[:8]}."})
+    settings = isolated(hub_settings, "missing").model_copy(update={"publish_timeout_s": 1.0})
     async with HotelEventPublisher(system=System.HOTEL_SAAS, registry=registry,
                                    settings=settings) as pub:
         outcomes = await pub.publish_many([booking("B-1"), booking("B-2", currency="JP")])

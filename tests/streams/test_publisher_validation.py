@@ -19,6 +19,7 @@ from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.events import sample
+from tests.support.workers import isolated
 
 
 def reservation(**data: Any) -> dict[str, Any]:
@@ -241,8 +242,9 @@ async def test_no_acknowledgement_at_all_is_a_publish_error_after_the_attempts(
 async def test_a_missing_topic_is_named_not_retried(
     hub_settings: HubSettings, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    settings = hub_settings.model_copy(update={
-        "publish_timeout_s": 1.0, "topic_prefix": f"test-missing-{uuid.uuid4().hex[:8]}."})
+    # Topics of a prefix of its own that nobody created, but the ACLs grant: a broker
+    # answers "not authorized", not "missing", for a topic the client may not describe.
+    settings = isolated(hub_settings, "missing").model_copy(update={"publish_timeout_s": 1.0})
     async with (
         SchemaRegistryClient(hub_settings.registry_url) as registry,
         HotelEventPublisher(system=System.HOTEL_PMS, registry=registry,
@@ -250,3 +252,24 @@ async def test_a_missing_topic_is_named_not_retried(
     ):
         with pytest.raises(PublishError, match="does not exist"):
             await publisher.send(room_event())
+
+
+@pytest.mark.integration
+async def test_a_topic_the_system_may_not_write_is_named(hub_settings: HubSettings) -> None:
+    if not hub_settings.secured:
+        pytest.skip("the broker enforces ACLs only with security on")
+    settings = hub_settings.model_copy(update={"publish_timeout_s": 1.0})
+    async with (
+        SchemaRegistryClient(hub_settings.registry_url) as registry,
+        HotelEventPublisher(system=System.HOTEL_PMS, registry=registry,
+                            settings=settings) as publisher,
+    ):
+        event = publisher.build(reservation())
+        # hotel-pms may publish reservations: send it to the analytics topic instead.
+        record = publisher._record(event)
+        forbidden = type(record)(record.event, settings.topic("hotel.analytics"), record.key,
+                                 record.value, record.headers)
+        outcome = (await publisher._deliver({0: forbidden}))[0]
+    assert isinstance(outcome, PublishError)
+    assert "hotel-pms may not write" in str(outcome)
+    assert settings.topic("hotel.analytics") in str(outcome)

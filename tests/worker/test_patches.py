@@ -22,6 +22,7 @@ from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
 from streams.settings import HubSettings
 from streams.worker import patches
+from streams.worker.app import broker_credentials
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -34,6 +35,7 @@ def _thread(settings: HubSettings, guarantee: str) -> AIOKafkaConsumerThread:
     makes as Faust would."""
     app = faust.App(f"{settings.topic_prefix}patches-{uuid.uuid4().hex[:6]}",
                     broker=f"kafka://{settings.bootstrap_servers}", store="memory://",
+                    broker_credentials=broker_credentials(settings),
                     processing_guarantee=guarantee, autodiscover=False)
     thread = app.consumer._thread
     assert isinstance(thread, AIOKafkaConsumerThread)
