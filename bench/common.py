@@ -41,6 +41,10 @@ HEADER_SIZE = 5
 """Confluent framing: magic byte and a 4-byte schema id before the Avro body."""
 OVERBOOKING_ALLOWANCE = '{"*": {"*": "100000000"}}'
 """Every bench booking is for the same nights of one room type: none may be refused."""
+HUB = System.HOTEL_HUB.value
+"""The identity of every hub side (and of a raw side standing in for the hub's processor)."""
+OPERATOR = "operator"
+"""The identity of the harness's own topic admin (creating, copying, deleting, watching lag)."""
 
 log = logging.getLogger("bench")
 T = TypeVar("T")
@@ -187,7 +191,8 @@ def free_port() -> int:
 
 
 def run_settings(bench: str, run: int, data_dir: Path) -> HubSettings:
-    """Settings of one run: topics, app id (consumer groups), web port and data dir of its own.
+    """Settings of one run: topics, app id (consumer groups), web port and data dir of its own,
+    acting as the hub (`hotel-hub`), with the run's grants on the broker (`grant_run`).
 
     Also put in the environment, so anything still reading `get_settings()` (and a worker
     subprocess) sees the same.
@@ -199,11 +204,40 @@ def run_settings(bench: str, run: int, data_dir: Path) -> HubSettings:
         "HOTELHUB_WEB_PORT": str(free_port()),
         "HOTELHUB_WORKER_DATA_DIR": str(data_dir / f"run-{run}"),
         "HOTELHUB_OVERBOOKING": OVERBOOKING_ALLOWANCE,
+        "HOTELHUB_IDENTITY": HUB,
     })
     get_settings.cache_clear()
     settings = HubSettings()
     check_loopback(settings)
+    grant_run(settings)
     return settings
+
+
+def grant_run(*deployments: HubSettings) -> None:
+    """The ACLs the policies give any deployment, for these (topic prefix, app id): each system
+    its kinds' topics under the prefix, the hub those and its app id's groups, transactional
+    ids and topics (`streams.wire.acls`). Applied as `hotelhub identity sync` applies them (the
+    embedded node's own login, or the operator's); nothing with security off. The broker
+    knows nothing of a run's prefix before this, so every client of the run would be refused.
+    """
+    if not deployments or not deployments[0].secured:
+        return
+    from streams.ops.security import sync
+
+    sync(deployments[0].as_identity(OPERATOR), deployments=list(deployments))
+
+
+def forget_run_grants(settings: HubSettings, prefix: str | None = None) -> None:
+    """Remove the grants of a run's prefix (`grant_run`) once its topics are gone. Best effort."""
+    prefix = prefix or settings.topic_prefix
+    if not settings.secured or not prefix.startswith("bench-"):
+        return
+    from streams.ops.security import forget_prefix
+
+    try:
+        forget_prefix(settings.as_identity(OPERATOR), prefix)
+    except Exception as exc:
+        log.warning("could not delete the ACLs of %s*: %r", prefix, exc)
 
 
 async def admin(settings: HubSettings) -> AIOKafkaAdminClient:
@@ -215,10 +249,11 @@ async def admin(settings: HubSettings) -> AIOKafkaAdminClient:
 
 
 async def drop_run_topics(settings: HubSettings) -> None:
-    """Delete every topic of the run's prefix (hub topics, changelogs, the raw sides' own).
-    Best effort: a failed clean-up is logged, never hides the run's figures."""
+    """Delete every topic of the run's prefix (hub topics, changelogs, the raw sides' own) as
+    the operator (nobody else may delete topics), then the run's grants. Best effort: a failed
+    clean-up is logged, never hides the run's figures."""
     try:
-        client = await admin(settings)
+        client = await admin(settings.as_identity(OPERATOR))
         try:
             ours = [name for name in await client.list_topics()
                     if name.startswith(settings.topic_prefix)]
@@ -228,6 +263,7 @@ async def drop_run_topics(settings: HubSettings) -> None:
             await client.close()
     except Exception as exc:
         log.warning("could not delete %s* topics: %r", settings.topic_prefix, exc)
+    await asyncio.to_thread(forget_run_grants, settings)
 
 
 async def records_in(settings: HubSettings, topics: Sequence[str]) -> int:

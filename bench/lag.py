@@ -7,6 +7,10 @@ second case is checked by reading that short tail with a read_committed consumer
 position passes markers without returning them. So a transactional topic, whose last
 offset is a commit marker, counts as caught up at committed = end - 1, and an open
 transaction keeps it not caught up (the position cannot pass the last stable offset).
+
+Every client here connects as the settings it is given (`HubSettings.kafka_auth()`): the
+catch-up benchmark passes the operator's, since it watches groups and copies topics of
+several identities (the hub's and the Quix peer's) as the harness, not as either side.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+
+from streams.settings import HubSettings
 
 TAIL = 64
 """Uncommitted tail (offsets) read to tell markers from records; longer is simply lag."""
@@ -44,13 +50,16 @@ class Snapshot:
 
 
 class LagWatcher:
-    def __init__(self, bootstrap: str, groups: Sequence[Watched]) -> None:
+    def __init__(self, settings: HubSettings, groups: Sequence[Watched]) -> None:
+        bootstrap, auth = settings.bootstrap_servers, settings.kafka_auth()
         self.bootstrap = bootstrap
         self.groups = list(groups)
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10_000)
-        self._ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-        self._tail = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
-                                      isolation_level="read_committed")
+        self._admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **auth,
+                                          request_timeout_ms=10_000)
+        self._ends = AIOKafkaConsumer(bootstrap_servers=bootstrap, **auth,
+                                      enable_auto_commit=False)
+        self._tail = AIOKafkaConsumer(bootstrap_servers=bootstrap, **auth,
+                                      enable_auto_commit=False, isolation_level="read_committed")
         self._partitions: dict[str, list[TopicPartition]] = {}
         self._only_markers: dict[tuple[TopicPartition, int, int], bool] = {}
 
@@ -140,9 +149,10 @@ class LagWatcher:
         return only
 
 
-async def records_in(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
+async def records_in(settings: HubSettings, topics: Sequence[str]) -> dict[str, int]:
     """End minus beginning offsets per topic (markers included)."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(), enable_auto_commit=False)
     await asyncio.wait_for(consumer.start(), 15)
     try:
         await consumer._client.force_metadata_update()
@@ -157,13 +167,14 @@ async def records_in(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
         await consumer.stop()
 
 
-async def read_all(bootstrap: str, topic: str, *, timeout_s: float,
+async def read_all(settings: HubSettings, topic: str, *, timeout_s: float,
                    isolation: str = "read_committed") -> list[tuple[int, bytes | None,
                                                                   bytes | None,
                                                                   list[tuple[str, bytes]], int]]:
     """Every record of `topic` now: (partition, key, value, headers, timestamp), in each
     partition's order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False,
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(), enable_auto_commit=False,
                                 isolation_level=isolation,
                                 max_partition_fetch_bytes=8 * 1024 * 1024)
     await asyncio.wait_for(consumer.start(), 15)
@@ -187,11 +198,17 @@ async def read_all(bootstrap: str, topic: str, *, timeout_s: float,
         await consumer.stop()
 
 
-async def copy_topic(bootstrap: str, source: str, target: str, *, timeout_s: float) -> int:
-    """Same partitions, keys, values, headers and timestamps, in each partition's order."""
-    records = await read_all(bootstrap, source, timeout_s=timeout_s,
+async def copy_topic(settings: HubSettings, source: str, target: str, *, timeout_s: float
+                     ) -> int:
+    """Same partitions, keys, values, headers and timestamps, in each partition's order.
+
+    The records keep their signatures: they cover the kind's topic without the deployment's
+    prefix (`streams.wire.signing`), so a copy into another prefix still verifies as the
+    system that published it."""
+    records = await read_all(settings, source, timeout_s=timeout_s,
                              isolation="read_uncommitted")
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
+    producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth(), acks="all",
                                 enable_idempotence=True, linger_ms=5)
     await asyncio.wait_for(producer.start(), 15)
     try:

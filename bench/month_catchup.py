@@ -14,6 +14,15 @@ the hub's publisher, to `bench-month-<id>.src.hotel.*`. Then, per run:
 2. quix: `bench.quix_peer` as a process, new consumer group, on the `src` topics: timed
    the same way on its group (four event topics and its repartition topic).
 
+Both check every record's signature where it enters (the hub's intake; the peer with the
+same `streams.wire.signing.Verifier`, one HMAC each, dropping and counting what does not
+verify: must be 0). Identities: the publishers act as their systems and the worker as
+`hotel-hub`, on grants the policies give the run's prefixes (`bench.common.grant_run`,
+removed at the end). The peer connects as the operator: Quix names its changelog and
+repartition topics `changelog__<group>...` and `repartition__<group>...`, which no grant
+of the policies covers. The harness (topic creation and copies, lag, refusal counts,
+deletion) is the operator too.
+
 Rate = the month's events / seconds. Prints a Markdown table (median of the runs), writes
 `bench/results/month.json`, deletes every topic of the run. Every wait has a timeout and
 a watchdog ends the process (and its children) after `--timeout-s` + 60 s.
@@ -46,6 +55,7 @@ from typing import Any
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench import month
+from bench.common import HUB, OPERATOR, forget_run_grants, grant_run
 from bench.lag import LagWatcher, Watched, copy_topic, read_all, records_in
 from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind
 from streams.runners.admin import ensure_topics
@@ -98,15 +108,16 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
 
 
-async def catch_up(process: subprocess.Popen[bytes], bootstrap: str, groups: list[Watched],
-                   *, events: int, timeout_s: float, name: str, log_path: Path
-                   ) -> dict[str, Any]:
-    """Poll the groups' lag from spawn until first commit, then until zero lag."""
+async def catch_up(process: subprocess.Popen[bytes], watcher_settings: HubSettings,
+                   groups: list[Watched], *, events: int, timeout_s: float, name: str,
+                   log_path: Path) -> dict[str, Any]:
+    """Poll the groups' lag from spawn until first commit, then until zero lag (connecting
+    as `watcher_settings`: the operator, who may describe every group)."""
     spawned, first, last_log = time.time(), None, 0.0
     load = [os.getloadavg()[0]]
     cpu_first = 0.0
     busy_until: dict[str, float] = {}
-    async with LagWatcher(bootstrap, groups) as watcher:
+    async with LagWatcher(watcher_settings, groups) as watcher:
         end = time.monotonic() + timeout_s
         while True:
             if process.poll() is not None:
@@ -151,14 +162,16 @@ async def hub_run(base: HubSettings, prefix: str, n: int, events: int, data_dir:
                   timeout_s: float) -> dict[str, Any]:
     run_prefix = f"{prefix}r{n}."
     settings = base.model_copy(update={"topic_prefix": run_prefix,
-                                       "app_id": f"{run_prefix}hub"})
-    await ensure_topics(settings)
+                                       "app_id": f"{run_prefix}hub"}).as_identity(HUB)
+    operator = settings.as_identity(OPERATOR)
+    await asyncio.to_thread(grant_run, settings)
+    await ensure_topics(operator)
     for topic in SOURCES:
-        await copy_topic(base.bootstrap_servers, f"{prefix}src.{topic}",
-                         settings.topic(topic), timeout_s=timeout_s)
+        await copy_topic(operator, f"{prefix}src.{topic}", settings.topic(topic),
+                         timeout_s=timeout_s)
     env = {**os.environ, "HOTELHUB_TOPIC_PREFIX": run_prefix, "HOTELHUB_APP_ID": settings.app_id,
            "HOTELHUB_WEB_PORT": str(free_port()), "PYTHONUNBUFFERED": "1",
-           "HOTELHUB_WORKER_DATA_DIR": str(data_dir / f"hub-{n}")}
+           "HOTELHUB_WORKER_DATA_DIR": str(data_dir / f"hub-{n}"), "HOTELHUB_IDENTITY": HUB}
     hotelhub = Path(sys.executable).parent / "hotelhub"
     log_path = data_dir / f"hub-{n}.log"
     process = spawn([str(hotelhub), "worker", "--loglevel", "info"], env, log_path)
@@ -168,20 +181,19 @@ async def hub_run(base: HubSettings, prefix: str, n: int, events: int, data_dir:
                                         settings.topic(POLICIES[EventKind.ANALYTICS].topic),
                                         settings.topic(DEADLETTER_TOPIC)])]
     try:
-        figures = await catch_up(process, settings.bootstrap_servers, groups, events=events,
+        figures = await catch_up(process, operator, groups, events=events,
                                  timeout_s=timeout_s, name=f"hub run {n}", log_path=log_path)
     finally:
         await asyncio.to_thread(stop, process)
-    figures |= await refusals(settings, timeout_s)
+    figures |= await refusals(operator, timeout_s)
     figures["derived_and_internal_records"] = await records_in(
-        settings.bootstrap_servers, [hotel_events_topic(settings), state_topic(settings)])
+        operator, [hotel_events_topic(settings), state_topic(settings)])
     return figures
 
 
 async def refusals(settings: HubSettings, timeout_s: float) -> dict[str, Any]:
     """Refusals on the run's refusal topic by reason, with the first of each; dead letters."""
-    found = await read_all(settings.bootstrap_servers, settings.topic(REFUSAL_TOPIC),
-                           timeout_s=timeout_s)
+    found = await read_all(settings, settings.topic(REFUSAL_TOPIC), timeout_s=timeout_s)
     reasons: Counter[str] = Counter()
     examples: dict[str, str] = {}
     async with SchemaRegistryClient(settings.registry_url) as registry:
@@ -191,8 +203,7 @@ async def refusals(settings: HubSettings, timeout_s: float) -> dict[str, Any]:
             reasons[refusal.reason_code.value] += 1
             examples.setdefault(refusal.reason_code.value,
                                 f"{refusal.event_type} {refusal.entity_id}: {refusal.reason}")
-    dead = await read_all(settings.bootstrap_servers, settings.topic(DEADLETTER_TOPIC),
-                          timeout_s=timeout_s)
+    dead = await read_all(settings, settings.topic(DEADLETTER_TOPIC), timeout_s=timeout_s)
     return {"refusals": len(found), "refusals_by_reason": dict(reasons),
             "refusal_examples": examples, "deadletters": len(dead)}
 
@@ -201,17 +212,21 @@ async def quix_run(base: HubSettings, prefix: str, n: int, events: int, data_dir
                    timeout_s: float, guarantee: str) -> dict[str, Any]:
     group = f"{prefix}r{n}.quix"
     log_path = data_dir / f"quix-{n}.log"
+    operator = base.as_identity(OPERATOR)
+    # The peer reads its credentials as the settings do (HOTELHUB_IDENTITY's secret file),
+    # and the registry from SCHEMA_REGISTRY_URL: no secret on its command line. It acts as
+    # the operator: its changelog__/repartition__ topics are under no grant of the policies.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "HOTELHUB_IDENTITY": OPERATOR}
     process = spawn([sys.executable, "-m", "bench.quix_peer",
-                     "--bootstrap", base.bootstrap_servers, "--registry", base.registry_url,
+                     "--bootstrap", base.bootstrap_servers,
                      "--prefix", f"{prefix}src.", "--group", group, "--guarantee", guarantee,
-                     "--state-dir", str(data_dir / f"quix-{n}")],
-                    {**os.environ, "PYTHONUNBUFFERED": "1"}, log_path)
+                     "--state-dir", str(data_dir / f"quix-{n}")], env, log_path)
     watched = Watched(group, [f"{prefix}src.{topic}" for topic in SOURCES],
                       find=lambda names: [name for name in names
                                           if name.startswith("repartition__") and group in name],
                       expect_found=len(SOURCES) + 1)
     try:
-        figures = await catch_up(process, base.bootstrap_servers, [watched], events=events,
+        figures = await catch_up(process, operator, [watched], events=events,
                                  timeout_s=timeout_s, name=f"quix run {n}", log_path=log_path)
     finally:
         await asyncio.to_thread(stop, process)
@@ -226,10 +241,11 @@ async def quix_run(base: HubSettings, prefix: str, n: int, events: int, data_dir
     return figures
 
 
-async def drop_topics(bootstrap: str, prefix: str) -> list[str]:
+async def drop_topics(operator: HubSettings, prefix: str) -> list[str]:
     """Every topic with the run's prefix in its name (hub, Faust, Quix changelogs and
-    repartitions)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=30_000)
+    repartitions), as the operator."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=operator.bootstrap_servers,
+                                **operator.kafka_auth(), request_timeout_ms=30_000)
     await asyncio.wait_for(admin.start(), 15)
     try:
         ours = sorted(name for name in await admin.list_topics() if prefix in name)
@@ -246,11 +262,15 @@ def _median(runs: list[dict[str, Any]], side: str, key: str) -> float:
 
 async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
     prefix = f"bench-month-{uuid.uuid4().hex[:8]}."
-    base = get_settings().model_copy(update={"topic_prefix": f"{prefix}src."})
+    base = get_settings().model_copy(update={"topic_prefix": f"{prefix}src.",
+                                             "app_id": f"{prefix}src.hub"})
+    operator = base.as_identity(OPERATOR)
     events = month.generate(seed=options.seed)
     runs: list[dict[str, Any]] = []
     try:
-        await ensure_topics(base)
+        # The publishers (their systems) may write the src topics once these are granted.
+        await asyncio.to_thread(grant_run, base)
+        await ensure_topics(operator)
         async with SchemaRegistryClient(base.registry_url) as registry:
             sent, publish_s = await month.publish(events, settings=base, registry=registry,
                                                   chunk=options.chunk)
@@ -264,8 +284,9 @@ async def run(options: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
             runs.append({"hub": hub, "quix": quix,
                          "hub/quix": round(hub["events_per_s"] / quix["events_per_s"], 3)})
     finally:
-        dropped = await drop_topics(base.bootstrap_servers, prefix)
+        dropped = await drop_topics(operator, prefix)
         log.warning("deleted %d topics under %s", len(dropped), prefix)
+        await asyncio.to_thread(forget_run_grants, operator, prefix)
     return {
         "month": {"events": sent, "by_kind": month.describe(events), "seed": options.seed,
                   "publish_s": round(publish_s, 1), "prefix": prefix},
@@ -311,6 +332,9 @@ def markdown(document: dict[str, Any]) -> str:
                         f"{hub['events_per_s'] / quix['events_per_s_from_first_record']:.2f} |")
         rows.append(f"| run {n}: hub refusals (must be 0) / dead letters | {hub['refusals']:,} "
                     f"{hub['refusals_by_reason'] or ''} / {hub['deadletters']} | | |")
+        rows.append(f"| run {n}: records whose signature did not verify (must be 0; the hub "
+                    f"refuses them, the peer drops them) | | "
+                    f"{quix.get('peer_says', {}).get('unverified', '?')} | |")
     rows.append("")
     rows.append(f"- month: {document['month']['events']:,} events, published in "
                 f"{document['month']['publish_s']} s; {document['month']['by_kind']}")

@@ -9,12 +9,17 @@
    backlog cold; timed from the first event decided to the last published one, refusals
    counted from its metrics (must be 0), optionally under cProfile (`--profile FILE`);
 3. `raw`: the same rules with bare aiokafka: one consumer group on the four event topics,
-   one transactional producer, per fetch: decode (the hub's codec), `apply_event` against
-   a dict, send the state changes (JSON), refusals and derived room events to topics of
-   its own and the offsets, commit. No re-keying, so no second hop;
+   one transactional producer, per fetch: verify each record's signature (as the hub's
+   intake: `streams.wire.signing.Verifier`), decode (the hub's codec), the origin check
+   and `apply_event` against a dict, send the state changes (JSON), refusals and derived
+   room events (signed as the hub signs its own) to topics of its own and the offsets,
+   commit. No re-keying, so no second hop;
 4. `restore`: `--customers` customer and `--rooms` room states (the hub's own JSON) are
    written to a state log and a fresh processor's restore of every partition is timed.
 
+Both sides connect as `hotel-hub` (the raw side's group, transactional id and topics are
+named under the app id, which the hub's grants cover), the publishers as their systems; the
+run's prefix is granted first and its grants removed with its topics, as the operator.
 Prints one JSON document per measurement; every topic of the run is deleted at the end.
 Loopback only, with a watchdog.
 """
@@ -39,7 +44,16 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from bench.common import Progress, Rate, Stamp, check_loopback
+from bench.common import (
+    HUB,
+    OPERATOR,
+    Progress,
+    Rate,
+    Stamp,
+    check_loopback,
+    forget_run_grants,
+    grant_run,
+)
 from streams.core.kinds import POLICIES, EventKind, System
 from streams.settings import HubSettings, get_settings
 from streams.wire.registry_client import SchemaRegistryClient
@@ -51,10 +65,11 @@ KINDS = (EventKind.ROOM, EventKind.CUSTOMER, EventKind.RESERVATION, EventKind.CH
 def configure() -> HubSettings:
     run = uuid.uuid4().hex[:8]
     os.environ.update({"HOTELHUB_TOPIC_PREFIX": f"bench-proc-{run}.",
-                       "HOTELHUB_APP_ID": f"bench-proc-{run}.hub"})
+                       "HOTELHUB_APP_ID": f"bench-proc-{run}.hub", "HOTELHUB_IDENTITY": HUB})
     get_settings.cache_clear()
     settings = get_settings()
     check_loopback(settings)
+    grant_run(settings)
     return settings
 
 
@@ -157,11 +172,17 @@ async def run_hub(settings: HubSettings, ids: set[str], *, name: str, timeout_s:
 async def run_raw(settings: HubSettings, ids: set[str], *, name: str, timeout_s: float
                   ) -> dict[str, Any]:
     """Same rules, bare aiokafka, one transaction per fetch, no re-keying."""
-    from streams.core.step import apply_event
+    from streams.core.models import record_key
+    from streams.core.rules import Principal
+    from streams.core.step import apply_event, refuse_unverified
     from streams.runners.effects import DERIVED_BY
+    from streams.wire.cloudevents import headers_for
     from streams.wire.codec import ConfluentAvroCodec
+    from streams.wire.signing import HUB_SET, Signer, Verifier
 
-    group = f"{settings.topic_prefix}{name}"
+    group = f"{settings.app_id}-{name}"  # under the app id: the hub's grants cover it
+    verifier, signer = Verifier.of(settings), Signer.of(settings)
+    room_topic = POLICIES[EventKind.ROOM].topic
     state_out, other_out = f"{group}.state", f"{group}.out"
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
                                 **settings.kafka_auth())
@@ -205,10 +226,20 @@ async def run_raw(settings: HubSettings, ids: set[str], *, name: str, timeout_s:
                 async with producer.transaction():
                     futures = []
                     for record in records:
-                        if any(name == DERIVED_BY for name, _ in record.headers or ()):
+                        # Verified where it enters, as the hub's intake; the hub's own
+                        # derived room events are passed over.
+                        headers = [(n, v) for n, v in record.headers or () if n not in HUB_SET]
+                        verified = None if verifier is None else verifier.verify(
+                            POLICIES[sources[record.topic]].topic, record.key, record.value,
+                            headers)
+                        if any(n == DERIVED_BY for n, _ in headers) and (
+                                verified is None or verified.identity == HUB):
                             continue
                         event = await codec.decode(sources[record.topic], record.value or b"")
-                        step = apply_event(event, lambda t, k: states.get((t, k)), rules)
+                        principal = (Principal(event.updated_by_system) if verified is None
+                                     else Principal(verified.identity, verified.problem))
+                        step = (refuse_unverified(event, principal)
+                                or apply_event(event, lambda t, k: states.get((t, k)), rules))
                         states.update(step.changes)
                         for (tag, key), state in step.changes.items():
                             futures.append(await producer.send(
@@ -218,8 +249,12 @@ async def run_raw(settings: HubSettings, ids: set[str], *, name: str, timeout_s:
                             refused += 1
                             futures.append(await producer.send(other_out, codec.encode(refusal)))
                         for room_event in step.room_events:
-                            futures.append(await producer.send(other_out,
-                                                               codec.encode(room_event)))
+                            key, value = record_key(room_event), codec.encode(room_event)
+                            derived = [*headers_for(room_event), (DERIVED_BY, group.encode())]
+                            if signer is not None:
+                                derived = signer.sign(room_topic, key, value, derived)
+                            futures.append(await producer.send(other_out, value, key=key,
+                                                               headers=derived))
                         seen.append(str(event.event_id))
                     await asyncio.gather(*futures)
                     await producer.send_offsets_to_transaction(
@@ -312,8 +347,9 @@ async def run_restore(settings: HubSettings, *, customers: int, rooms: int) -> d
 
 
 async def drop_topics(settings: HubSettings) -> None:
+    """The run's topics, then its grants, as the operator (nobody else may delete topics)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                                **settings.kafka_auth())
+                                **settings.as_identity(OPERATOR).kafka_auth())
     await admin.start()
     try:
         ours = [name for name in await admin.list_topics()
@@ -322,6 +358,7 @@ async def drop_topics(settings: HubSettings) -> None:
             await admin.delete_topics(ours)
     finally:
         await admin.close()
+        await asyncio.to_thread(forget_run_grants, settings)
 
 
 async def run(options: argparse.Namespace) -> list[dict[str, Any]]:

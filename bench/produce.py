@@ -4,11 +4,16 @@ Three sides, each sending `--events` reservation documents of its own (distinct 
 the run's reservation topic, `--chunk` at a time, acks=all, idempotent, linger_ms=2:
 
 - hub: `HotelEventPublisher.publish_many` (policy checks, enrichment, pydantic validation,
-  limits, Avro with the Confluent header, CloudEvents headers, one send future each);
+  limits, Avro with the Confluent header, CloudEvents headers, the record signature, one
+  send future each);
 - raw: the same documents enriched the same way, `model_validate`d with the hub's pydantic
   models, encoded with fastavro after the Confluent header, the same headers and keys,
+  signed as the publisher signs (`streams.wire.signing.Signer`, one HMAC-SHA256 each),
   one `producer.send` future each, gathered per chunk;
-- transport: the same producer sending records already encoded (a ceiling).
+- transport: the same producer sending records already encoded and signed (a ceiling).
+
+Every side connects as the publishing system (the samples' `hotel-saas`), as the
+publisher does: SCRAM-SHA-512, and the broker's ACLs let it write the reservation topic.
 
 Run with `python -m bench.produce` (`--events 20000 --runs 3 --chunk 500`).
 """
@@ -54,20 +59,24 @@ from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
+from streams.wire.signing import Signer
 
 KIND = EventKind.RESERVATION
 SIDES = {
     "hub": "HotelEventPublisher.publish_many: policy checks, enrich, pydantic validate, limits, "
-           "Avro (codec), CloudEvents headers, one send future per record, awaited per chunk",
+           "Avro (codec), CloudEvents headers, signed, one send future per record, awaited "
+           "per chunk",
     "raw": "enrich, EVENT_MODELS[kind].model_validate, fastavro.schemaless_writer after the "
-           "Confluent header, the same CloudEvents headers and key, producer.send futures "
-           "gathered per chunk",
-    "transport": "the same producer sending records encoded before the clock starts (ceiling)",
+           "Confluent header, the same CloudEvents headers and key, signed (Signer), "
+           "producer.send futures gathered per chunk",
+    "transport": "the same producer sending records encoded and signed before the clock "
+                 "starts (ceiling)",
 }
 
 
 def producer(settings: HubSettings, name: str) -> AIOKafkaProducer:
-    """The publisher's producer settings, so only the per-event work differs."""
+    """The publisher's producer settings, so only the per-event work differs; `settings` act
+    as the publishing system (`settings.as_identity(system)`), as the publisher's do."""
     return AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap_servers,
         **settings.kafka_auth(), client_id=f"hotelhub-bench-{name}",
@@ -76,11 +85,16 @@ def producer(settings: HubSettings, name: str) -> AIOKafkaProducer:
 
 
 class RawEncoder:
-    """A bare client's validate + encode: the hub's pydantic model, fastavro, no hub code."""
+    """A bare client's validate + encode + sign: the hub's pydantic model, fastavro, and the
+    record signature every producer adds (`streams.wire.signing`, as the README tells a
+    producer of its own to do); no other hub code."""
 
     def __init__(self, settings: HubSettings, system: System, schema_id: int) -> None:
         policy = POLICIES[KIND]
+        self.base_topic = policy.topic
         self.topic = settings.topic(policy.topic)
+        # The system's own credential, as the publisher signs (None with security off).
+        self.signer = Signer.of(settings.as_identity(system.value))
         self.model = EVENT_MODELS[KIND]
         self.schema = fastavro.parse_schema(json.loads(schema_text(KIND)))
         self.header = struct.pack(">bI", 0, schema_id)
@@ -108,8 +122,11 @@ class RawEncoder:
             "ce_time": event.occurred_at.isoformat().replace("+00:00", "Z"),
             "content-type": "application/avro", "ce_hotelid": event.hotel_id,
             "ce_priority": event.priority, "ce_targets": ",".join(event.targets)}
-        return (f"{event.hotel_id}:{entity}".encode(), buffer.getvalue(),
-                [(name, value.encode()) for name, value in headers.items()])
+        key, value = f"{event.hotel_id}:{entity}".encode(), buffer.getvalue()
+        encoded = [(name, text.encode()) for name, text in headers.items()]
+        if self.signer is not None:
+            encoded = self.signer.sign(self.base_topic, key, value, encoded)
+        return key, value, encoded
 
 
 async def hub_side(docs: Sequence[dict[str, Any]], *, system: System,
@@ -126,6 +143,7 @@ async def hub_side(docs: Sequence[dict[str, Any]], *, system: System,
 
 async def raw_side(docs: Sequence[dict[str, Any]], *, encoder: RawEncoder,
                    settings: HubSettings, chunk: int) -> Rate:
+    """`settings` act as the publishing system."""
     client = producer(settings, "raw")
     await asyncio.wait_for(client.start(), timeout=settings.connect_timeout_s)
     try:
@@ -172,6 +190,8 @@ async def one_run(run: int, options: argparse.Namespace, data_dir: Path,
             codec = ConfluentAvroCodec(registry)
             await codec.register(KIND)
             encoder = RawEncoder(settings, system, codec.schema_id(KIND))
+            # The raw and transport producers connect as the system the publisher acts as.
+            as_system = settings.as_identity(system.value)
             encoded = [(encoder.topic, *encoder.record(doc)) for doc in wire_docs]
             order = ["hub", "raw", "transport"]
             order = order[run % 3:] + order[:run % 3]  # no side always goes first
@@ -181,10 +201,11 @@ async def one_run(run: int, options: argparse.Namespace, data_dir: Path,
                                                   settings=settings, chunk=options.chunk)
                     checks["hub events not published"] = failed
                 elif name == "raw":
-                    rate = await raw_side(raw_docs, encoder=encoder, settings=settings,
+                    rate = await raw_side(raw_docs, encoder=encoder, settings=as_system,
                                           chunk=options.chunk)
                 else:
-                    rate = await transport_side(encoded, settings=settings, chunk=options.chunk)
+                    rate = await transport_side(encoded, settings=as_system,
+                                                chunk=options.chunk)
                 sides[name].runs.append(rate)
         checks["records on the topic"] = await records_in(settings, [encoder.topic])
         checks["records expected"] = 3 * options.events

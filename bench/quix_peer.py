@@ -1,7 +1,10 @@
 """A Quix Streams peer of the hub: the core of the same state, from the same topics.
 
 It reads the hub's four source topics (`<prefix>hotel.room`, `.customer`, `.reservation`,
-`.checkin_checkout`) and decodes each record as the hub does: the Confluent header
+`.checkin_checkout`), checks each record's signature as the hub's intake does
+(`streams.wire.signing.Verifier` over the identity store: one HMAC-SHA256 a record; a
+record that does not verify is dropped and counted, where the hub would refuse it), and
+decodes each record as the hub does: the Confluent header
 (magic byte, schema id), the writer schema fetched from the registry by id (cached), Avro
 resolved against our contract (`fastavro`, the hub's parsed schemas) and the event
 validated with the hub's pydantic model. It keeps, in RocksDB state with changelog topics:
@@ -12,6 +15,11 @@ validated with the hub's pydantic model. It keeps, in RocksDB state with changel
 
 It does not apply the hub's rules (no refusals, waiting room or derived room events), so
 it does less work than the hub; see bench/README.md.
+
+It connects as the settings' identity (`HOTELHUB_IDENTITY`, or `HOTELHUB_CREDENTIALS_FILE`:
+SCRAM-SHA-512 through Quix's `ConnectionConfig`, HTTP Basic to the registry), so no secret
+is on its command line; `bench.month_catchup` runs it as the operator, since its changelog
+and repartition topics are under no grant of the policies.
 
 Run by `bench.month_catchup` as a subprocess, stopped by SIGTERM once its consumer group
 has no lag; on its own, `--idle-s` stops it after that many seconds without a record.
@@ -32,13 +40,17 @@ from typing import Any
 
 import fastavro
 import httpx
+from pydantic import SecretStr
 from quixstreams import Application, State
-from quixstreams.models.serializers import Deserializer, SerializationContext
+from quixstreams.kafka.configuration import ConnectionConfig
 
 from schemas import schema_text
 from streams.core.kinds import POLICIES, EventKind
 from streams.core.models import EVENT_MODELS
+from streams.settings import HubSettings
 from streams.wire.codec import parse_schema
+from streams.wire.registry_client import IdentityAuth, split_credentials
+from streams.wire.signing import HUB_SET, Verifier
 
 KINDS = (EventKind.ROOM, EventKind.CUSTOMER, EventKind.RESERVATION, EventKind.CHECKIN_CHECKOUT)
 HOLDS = frozenset({"tentative", "confirmed", "guaranteed", "checked_in", "checked_out"})
@@ -46,10 +58,12 @@ _HEADER = struct.Struct(">bI")
 
 
 class Counter:
-    """Records decoded, and when the first and the last one were."""
+    """Records decoded, and when the first and the last one were; records dropped because
+    their signature did not verify."""
 
     def __init__(self) -> None:
         self.records = 0
+        self.unverified = 0
         self.first: float | None = None
         self.last: float | None = None
 
@@ -64,8 +78,11 @@ class Counter:
 class Writers:
     """Writer schemas by id from the registry (GET /schemas/ids/{id}), parsed once."""
 
-    def __init__(self, url: str) -> None:
-        self._client = httpx.Client(base_url=url, timeout=10.0)
+    def __init__(self, url: str, settings: HubSettings) -> None:
+        base, auth = split_credentials(url)
+        self._client = httpx.Client(
+            base_url=base, timeout=10.0,
+            auth=auth or (IdentityAuth(settings) if settings.secured else None))
         self._parsed: dict[int, Any] = {}
 
     def __call__(self, schema_id: int) -> Any:
@@ -77,16 +94,31 @@ class Writers:
         return found
 
 
-class HubAvro(Deserializer):
-    """Confluent-framed Avro into the hub's validated model, as a JSON-ready dict."""
+class HubAvro:
+    """Intake of one kind's topic: the signature checked (as the hub's intake), then
+    Confluent-framed Avro into the hub's validated model, as a JSON-ready dict; None for a
+    record that does not verify.
 
-    def __init__(self, kind: EventKind, writers: Writers, counter: Counter) -> None:
-        super().__init__()  # type: ignore[no-untyped-call]
+    Applied with its key and headers (`apply(..., metadata=True)`) on the raw value bytes,
+    since the signature covers key, value and headers, which a value deserializer does not
+    all see.
+    """
+
+    def __init__(self, kind: EventKind, writers: Writers, counter: Counter,
+                 verifier: Verifier | None) -> None:
         self.kind, self.writers, self.counter = kind, writers, counter
         self.reader = parse_schema(schema_text(kind.value))
         self.model = EVENT_MODELS[kind]
+        self.topic = POLICIES[kind].topic  # signed without the deployment's prefix
+        self.verifier = verifier
 
-    def __call__(self, value: bytes, ctx: SerializationContext) -> Any:
+    def __call__(self, value: bytes, key: str | None, timestamp: int, headers: Any) -> Any:
+        if self.verifier is not None:
+            signed = [(name, data) for name, data in headers or () if name not in HUB_SET]
+            if self.verifier.verify(self.topic, None if key is None else key.encode(), value,
+                                    signed).identity is None:
+                self.counter.unverified += 1
+                return None
         magic, schema_id = _HEADER.unpack_from(value)
         if magic != 0:
             raise ValueError(f"magic byte {magic} is not the Confluent framing")
@@ -136,18 +168,22 @@ def count_sold(change: dict[str, Any], state: State[str, Any]) -> dict[str, Any]
     return change
 
 
-def build(app: Application, prefix: str, writers: Writers, counter: Counter) -> None:
-    def topic(kind: EventKind) -> Any:
-        return app.topic(f"{prefix}{POLICIES[kind].topic}", key_deserializer="str",
-                         value_deserializer=HubAvro(kind, writers, counter))
+def build(app: Application, prefix: str, writers: Writers, counter: Counter,
+          verifier: Verifier | None) -> None:
+    def intake(kind: EventKind) -> Any:
+        topic = app.topic(f"{prefix}{POLICIES[kind].topic}", key_deserializer="str",
+                          value_deserializer="bytes")
+        return (app.dataframe(topic)
+                .apply(HubAvro(kind, writers, counter, verifier), metadata=True)
+                .filter(lambda event: event is not None))
 
-    rooms = app.dataframe(topic(EventKind.ROOM))
+    rooms = intake(EventKind.ROOM)
     rooms.apply(keep_latest("room"), stateful=True)
-    customers = app.dataframe(topic(EventKind.CUSTOMER))
+    customers = intake(EventKind.CUSTOMER)
     customers.apply(keep_latest("customer"), stateful=True)
-    moves = app.dataframe(topic(EventKind.CHECKIN_CHECKOUT))
+    moves = intake(EventKind.CHECKIN_CHECKOUT)
     moves.apply(keep_latest("movement"), stateful=True)
-    bookings = app.dataframe(topic(EventKind.RESERVATION))
+    bookings = intake(EventKind.RESERVATION)
     changes = bookings.apply(reservation_change, stateful=True)
     changes = changes.filter(lambda change: bool(change["sold"]))
     by_type = changes.group_by(lambda change: f"{change['hotel_id']}:{change['room_type']}",
@@ -158,7 +194,9 @@ def build(app: Application, prefix: str, writers: Writers, counter: Counter) -> 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--bootstrap", required=True)
-    parser.add_argument("--registry", required=True)
+    parser.add_argument("--registry", default=None,
+                        help="registry URL (default: the settings', SCHEMA_REGISTRY_URL, "
+                             "which keeps any credentials off the command line)")
     parser.add_argument("--prefix", required=True, help="topic prefix of the hub's topics")
     parser.add_argument("--group", required=True, help="consumer group (new: from earliest)")
     parser.add_argument("--state-dir", required=True)
@@ -170,22 +208,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def connection(bootstrap: str, settings: HubSettings) -> ConnectionConfig:
+    """Quix's connection as the settings' identity: SASL/SCRAM-SHA-512 with its secret file's
+    credential (read here, never passed on a command line); plaintext with security off."""
+    found = settings.credentials()
+    if found is None:
+        return ConnectionConfig(bootstrap_servers=bootstrap)
+    username, secret = found
+    cafile = settings.kafka_ssl_cafile
+    return ConnectionConfig(
+        bootstrap_servers=bootstrap,
+        security_protocol="sasl_ssl" if cafile else "sasl_plaintext",
+        sasl_mechanism="SCRAM-SHA-512", sasl_username=username,
+        sasl_password=SecretStr(secret), ssl_ca_location=str(cafile) if cafile else None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     options = parse_args(argv)
+    settings = HubSettings()
     counter = Counter()
     app = Application(
-        broker_address=options.bootstrap, consumer_group=options.group,
+        broker_address=connection(options.bootstrap, settings), consumer_group=options.group,
         auto_offset_reset="earliest", state_dir=options.state_dir,
         processing_guarantee=options.guarantee, commit_interval=options.commit_interval,
         use_changelog_topics=True, loglevel="INFO",
     )
-    build(app, options.prefix, Writers(options.registry), counter)
+    build(app, options.prefix, Writers(options.registry or settings.registry_url, settings),
+          counter, Verifier.of(settings))
     started = time.time()
     app.run(timeout=options.idle_s)
     seconds = (counter.last or 0) - (counter.first or 0)
     print(json.dumps({
-        "records": counter.records, "first_record_s": round((counter.first or started) - started,
-                                                            3),
+        "records": counter.records, "unverified": counter.unverified,
+        "first_record_s": round((counter.first or started) - started, 3),
         "first_to_last_s": round(seconds, 3),
         "records_per_s": round((counter.records - 1) / seconds, 1) if seconds > 0 else None,
         "first_record_at": counter.first, "last_record_at": counter.last,

@@ -42,12 +42,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    HUB,
     REPO_ROOT,
     RESULTS_DIR,
     Deadline,
     check_loopback,
     drop_run_topics,
     free_port,
+    grant_run,
     watchdog,
 )
 from bench.state import customer_doc, publish, room_doc
@@ -73,12 +75,16 @@ def _stamp(line: str) -> float | None:
 def configure() -> HubSettings:
     run = uuid.uuid4().hex[:8]
     prefix = f"bench-restore-{run}."
-    os.environ.update({"HOTELHUB_TOPIC_PREFIX": prefix, "HOTELHUB_APP_ID": f"{prefix}hub"})
+    # The workers act as the hub (the environment reaches them), the publishers as their
+    # systems; the run's prefix is granted here and its grants go with its topics.
+    os.environ.update({"HOTELHUB_TOPIC_PREFIX": prefix, "HOTELHUB_APP_ID": f"{prefix}hub",
+                       "HOTELHUB_IDENTITY": HUB})
     os.environ.pop("HOTELHUB_WORKER_DATA_DIR", None)
     os.environ.pop("HOTELHUB_TABLE_STORE", None)
     get_settings.cache_clear()
     settings = get_settings()
     check_loopback(settings)
+    grant_run(settings)
     return settings
 
 

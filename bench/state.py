@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import (
+    HUB,
     AgentSink,
     Deadline,
     Progress,
@@ -37,6 +38,7 @@ from bench.common import (
     chunks,
     drop_run_topics,
     free_port,
+    grant_run,
     watchdog,
 )
 from streams.core.kinds import EventKind, System
@@ -66,10 +68,12 @@ def configure(data_dir: Path) -> HubSettings:
         "HOTELHUB_APP_ID": f"bench-state-{run}.hotelhub",
         "HOTELHUB_WEB_PORT": str(free_port()),
         "HOTELHUB_WORKER_DATA_DIR": str(data_dir / "inprocess"),
+        "HOTELHUB_IDENTITY": HUB,  # the hub; its publishers act as their systems
     })
     get_settings.cache_clear()
     settings = get_settings()
     check_loopback(settings)
+    grant_run(settings)  # removed with the topics (drop_run_topics)
     return settings
 
 

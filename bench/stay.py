@@ -7,16 +7,23 @@ records, going on from where they stopped (the hub: a new processor in the same 
 its state restored from its log), with the same topology, order alternating:
 
 - hub: `streams.runners.hotel_processor.HotelProcessor` (a consumer group, one
-  transactional producer per partition): each record is re-keyed by its `ce_hotelid`
-  header to its hotel's partition of `<app>.hotel-events`; there it is decoded,
+  transactional producer per partition): each record's signature is verified and it is
+  re-keyed by its `ce_hotelid` header to its hotel's partition of `<app>.hotel-events`;
+  there it is decoded, checked against its verified producer (`refuse_unverified`),
   `streams.core.step.apply_event` decides it, and each state the round changed goes once
   to the compacted `<app>.hotel-state` in the transaction that commits the offsets;
 - raw: one `AIOKafkaConsumer` (no group; read_committed), one transactional
-  `AIOKafkaProducer` per partition: the same two hops (re-key by the `ce_hotelid` header
-  and `hotel_partition`; fastavro + pydantic decode, `apply_event`, each changed state's
-  JSON once per transaction to a compacted topic of its own, offsets in the same
-  transaction), records of a partition in the
-  order they were produced, and the partition produced first first (as the hub).
+  `AIOKafkaProducer` per partition: the same two hops (verify the record's signature with
+  `streams.wire.signing.Verifier` and re-key by the `ce_hotelid` header and
+  `hotel_partition`; fastavro + pydantic decode, the same origin check
+  (`refuse_unverified`) and `apply_event`, each changed state's JSON once per transaction
+  to a compacted topic of its own, offsets in the same transaction), records of a
+  partition in the order they were produced, and the partition produced first first (as
+  the hub).
+
+Both sides connect as `hotel-hub` (the raw loop stands in for the hub's processor: its
+topics, group and transactional ids are named under the run's app id, which the hub's
+grants cover); the publishers as their systems, and they sign every record.
 
 Each side is timed from the moment it is ready to read (the hub: its partitions assigned
 and their state restored; raw: partitions assigned, producers started) to the last event
@@ -65,23 +72,27 @@ from bench.common import (
 from schemas import schema_text
 from streams.core.kinds import POLICIES, EventKind, System
 from streams.core.models import EVENT_MODELS
-from streams.core.step import apply_event
+from streams.core.rules import Principal
+from streams.core.step import apply_event, refuse_unverified
 from streams.runners.hotel_processor import HotelProcessor
 from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.partitioning import hotel_partition
 from streams.wire.registry_client import SchemaRegistryClient
+from streams.wire.signing import HUB_SET, PRINCIPAL_HEADER, UNVERIFIED_HEADER, Verifier
 
 KINDS = (EventKind.ROOM, EventKind.RESERVATION)
 SOURCE = "raw.source"
 SIDES = {
-    "hub": "HotelProcessor: re-key by the ce_hotelid header to <app>.hotel-events, decode "
-           "(codec), apply_event, each changed state once per round to the compacted log, "
-           "offsets in the transaction; one transactional producer per partition",
+    "hub": "HotelProcessor: verify the signature, re-key by the ce_hotelid header to "
+           "<app>.hotel-events, decode (codec), origin check, apply_event, each changed state "
+           "once per round to the compacted log, offsets in the transaction; one "
+           "transactional producer per partition",
     "raw": "AIOKafkaConsumer + one transactional AIOKafkaProducer per partition: the same two "
-           "hops (re-key by header; fastavro + pydantic), apply_event, each changed state once "
-           "per transaction to a compacted topic, offsets in the transaction",
+           "hops (verify the signature, re-key by header; fastavro + pydantic), origin check, "
+           "apply_event, each changed state once per transaction to a compacted topic, "
+           "offsets in the transaction",
 }
 
 
@@ -131,9 +142,12 @@ class RawLoop:
     def __init__(self, settings: HubSettings) -> None:
         self.settings = settings
         self.partitions = settings.topic_partitions
-        self.group = f"{settings.topic_prefix}raw"
+        # Under the app id, as the hub's own: the hub's identity may use them (its grants).
+        self.group = f"{settings.app_id}-raw"
         self.rekeyed, self.states_topic = f"{self.group}.hotel-events", f"{self.group}.state"
         self.sources = {settings.topic(POLICIES[kind].topic): kind for kind in KINDS}
+        self.verifier = Verifier.of(settings)
+        """Checks each record's signature where it enters, as the hub's intake (one HMAC)."""
         self.schemas = {kind: fastavro.parse_schema(json.loads(schema_text(kind)))
                         for kind in KINDS}
         self.rules = settings.rules()
@@ -161,11 +175,11 @@ class RawLoop:
         self.progress = Progress(set(wanted))
         if not self.positions:
             await self.create_topics()
-        servers = self.settings.bootstrap_servers
-        consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None,
+        servers, auth = self.settings.bootstrap_servers, self.settings.kafka_auth()
+        consumer = AIOKafkaConsumer(bootstrap_servers=servers, **auth, group_id=None,
                                     enable_auto_commit=False, isolation_level="read_committed",
                                     max_partition_fetch_bytes=4 * 1024 * 1024)
-        producers = [AIOKafkaProducer(bootstrap_servers=servers, acks="all", linger_ms=5,
+        producers = [AIOKafkaProducer(bootstrap_servers=servers, **auth, acks="all", linger_ms=5,
                                       enable_idempotence=True,
                                       transactional_id=f"{self.group}-{partition}")
                      for partition in range(self.partitions)]
@@ -198,6 +212,14 @@ class RawLoop:
             await consumer.stop()
         return self.progress.rate()
 
+    def principal(self, found: dict[str, bytes], event: Any) -> Principal:
+        """Who signed the record, as the first hop verified it (the hub's `_principal`)."""
+        if self.verifier is None:
+            return Principal(event.updated_by_system)
+        name, problem = found.get(PRINCIPAL_HEADER), found.get(UNVERIFIED_HEADER)
+        return Principal(name.decode() if name else None,
+                         problem.decode() if problem else "no principal header")
+
     async def transaction(self, producer: AIOKafkaProducer, partition: int,
                           records: list[ConsumerRecord[bytes, bytes]]) -> None:
         overlay: dict[tuple[str, bytes], Any] = {}
@@ -213,16 +235,25 @@ class RawLoop:
                 offsets[TopicPartition(record.topic, record.partition)] = record.offset + 1
                 value = record.value or b""
                 if record.topic in self.sources:
-                    # Re-keyed by the CloudEvents hotel header, as the hub does: no decode.
-                    hotel = dict(record.headers)["ce_hotelid"].decode()
+                    # Verified, then re-keyed by the CloudEvents hotel header, as the hub
+                    # does: no decode; who signed it travels in a header.
+                    headers = [(name, data) for name, data in record.headers
+                               if name not in HUB_SET]
+                    if self.verifier is not None:
+                        headers += self.verifier.verify(
+                            POLICIES[self.sources[record.topic]].topic, record.key,
+                            record.value, headers).headers()
+                    hotel = dict(headers)["ce_hotelid"].decode()
                     futures.append(await producer.send(
                         self.rekeyed, value, key=record.key,
-                        headers=[*record.headers, (SOURCE, record.topic.encode())],
+                        headers=[*headers, (SOURCE, record.topic.encode())],
                         partition=hotel_partition(hotel, self.partitions),
                         timestamp_ms=record.timestamp))
                     continue
-                source = dict(record.headers)[SOURCE].decode()
-                step = apply_event(self.decode(self.sources[source], value), read, self.rules)
+                found = dict(record.headers)
+                event = self.decode(self.sources[found[SOURCE].decode()], value)
+                step = (refuse_unverified(event, self.principal(found, event))
+                        or apply_event(event, read, self.rules))
                 overlay.update(step.changes)
                 self.refusals.update(refusal.reason_code.value for refusal in step.refusals)
                 decided.append(str(step.event.event_id))
