@@ -188,7 +188,17 @@ class HotelEventPublisher:
         return await self.send(self.build(document))
 
     def _record(self, event: HotelEvent) -> _Record:
-        base = POLICIES[EventKind(event.type)].topic
+        """The record of an event this system may publish: an already built event (`send`,
+        `publish_many`, the offline outbox) is checked as `build` checks a document."""
+        kind = EventKind(event.type)
+        if self.system not in POLICIES[kind].publishers:
+            allowed = ", ".join(sorted(POLICIES[kind].publishers))
+            raise PublishForbidden(f"{self.system} may not publish {kind} events (only {allowed})")
+        if event.updated_by_system != self.system:
+            raise PublishForbidden(
+                f"event {event.event_id} names updated_by_system {event.updated_by_system}; "
+                f"this publisher is {self.system}")
+        base = POLICIES[kind].topic
         key, value, headers = record_key(event), self.encode(event), headers_for(event)
         if self._signer is not None:
             headers = self._signer.sign(base, key, value, headers)

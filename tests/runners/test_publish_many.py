@@ -153,3 +153,23 @@ async def test_a_publisher_not_started_raises(
     pub = HotelEventPublisher(system=System.HOTEL_SAAS, registry=registry, settings=hub_settings)
     with pytest.raises(PublishError, match="not started"):
         await pub.publish_many([booking("B-1")])
+
+
+async def test_an_event_of_another_system_is_not_sent(
+    hub_settings: HubSettings, registry: SchemaRegistryClient, publisher: HotelEventPublisher,
+) -> None:
+    """`send` (the offline outbox's path) checks an already built event as `build` does a
+    document: the publisher's own system, and a kind it may publish."""
+    theirs = build_event(booking("B-theirs"), publisher=System.HOTEL_MEMBER,
+                         default_hotel_id=hub_settings.default_hotel_id)
+    with pytest.raises(PublishForbidden, match="this publisher is hotel-saas"):
+        await publisher.send(theirs)
+    claims = theirs.model_copy(update={"updated_by_system": System.HOTEL_SAAS.value})
+    async with HotelEventPublisher(system=System.HOTEL_PMS, registry=registry,
+                                   settings=hub_settings) as pms:
+        _, document = sample(EventKind.ROOM, f"R-{uuid.uuid4().hex[:6]}", room_type="DBL",
+                             status="vacant_clean", maintenance_notes=None, version=1)
+        room = pms.build({**document, "action": "status_changed"})
+        outcomes = await pms.publish_many([claims, room])
+    assert isinstance(outcomes[0].error, PublishForbidden)
+    assert outcomes[1].ok, outcomes[1].problem
