@@ -333,7 +333,11 @@ def _identity_from(name: str, body: Mapping[str, object]) -> Identity:
     credentials = body.get("credentials", [])
     hotels = body.get("hotels", ["*"])
     reads = body.get("extra_reads", [])
-    assert isinstance(credentials, list) and isinstance(hotels, list)
+    for field_name, value in (("credentials", credentials), ("hotels", hotels),
+                              ("extra_reads", reads)):
+        if not isinstance(value, list):
+            raise TypeError(f"identity {name!r}: {field_name} is not a list")
+    assert isinstance(credentials, list) and isinstance(hotels, list)  # narrowed for mypy
     assert isinstance(reads, list)
     return Identity(
         name=name, role=Role(str(body["role"])), hotels=tuple(str(h) for h in hotels),
