@@ -222,12 +222,16 @@ class HubSettings(BaseSettings):
         return self.security == "sasl"
 
     @property
+    def security_home(self) -> Path:
+        return self.security_dir or self.home / "security"
+
+    @property
     def identities_path(self) -> Path:
-        return (self.security_dir or self.home / "security") / "identities.json"
+        return self.security_home / "identities.json"
 
     @property
     def secrets_dir(self) -> Path:
-        return (self.security_dir or self.home / "security") / "secrets"
+        return self.security_home / "secrets"
 
     def as_identity(self, identity: str) -> HubSettings:
         """These settings acting as `identity`, with its own secret file."""

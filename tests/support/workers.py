@@ -75,7 +75,7 @@ def worker_env(settings: HubSettings, *, app_id: str, web_port: int, data_dir: P
         "HOTELHUB_TOPIC_PREFIX": settings.topic_prefix,
         # The worker is the hub: it authenticates as hotel-hub, with the test session's secrets.
         "HOTELHUB_SECURITY": settings.security,
-        "HOTELHUB_SECURITY_DIR": str(settings.identities_path.parent),
+        "HOTELHUB_SECURITY_DIR": str(settings.security_home),
         "HOTELHUB_IDENTITY": "hotel-hub",
         "PYTHONUNBUFFERED": "1",
     })
