@@ -194,9 +194,6 @@ class IdentityStore:
             raise ConfigurationError(f"no identity {name!r} in {self.path} (known: {known})")
         return found
 
-    def by_username(self, username: str) -> tuple[Identity, Credential] | None:
-        return self._by_username.get(username)
-
     def authenticate(self, username: str, secret: str) -> Identity | None:
         """The identity `username` (a credential's, or an identity's name) proves with `secret`.
 
@@ -256,8 +253,8 @@ def new_credential(identity: Identity, secrets_dir: Path) -> tuple[Identity, Iss
             f"({', '.join(identity.usernames)}); revoke the old one first "
             f"(hotelhub identity revoke {identity.name} --credential {oldest})"
         )
-    numbers = [int(USERNAME.match(u)["number"]) for u in identity.usernames  # type: ignore[index]
-               if USERNAME.match(u)]
+    numbers = [int(found["number"]) for found in map(USERNAME.match, identity.usernames)
+               if found]
     username = f"{identity.name}.{max(numbers, default=0) + 1}"
     secret = secrets.token_urlsafe(32)
     salt = secrets.token_bytes(16).hex()
