@@ -33,16 +33,13 @@ _IDENTITY = typer.Option(
     "credentials name another).",
 )
 OPERATOR = "operator"
-_CHOSEN = frozenset({"identity", "credentials_file", "username", "password"})
 
 
 def acting_settings(identity: str | None = None) -> HubSettings:
     """The settings these commands act with: `identity`, else the one the environment
     chose, else the operator (who alone may register when security is on)."""
     settings = get_settings()
-    if identity is not None:
-        return settings.as_identity(identity)
-    return settings if settings.model_fields_set & _CHOSEN else settings.as_identity(OPERATOR)
+    return settings.acting_as(OPERATOR) if identity is None else settings.as_identity(identity)
 
 
 def _fail(exc: HubError) -> typer.Exit:

@@ -15,6 +15,8 @@ as Confluent's `basic.auth.user.info` takes it) for the client that uses it.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import fcntl
 import hashlib
 import hmac
@@ -372,3 +374,27 @@ class WatchedStore:
             if stamp != self._seen:
                 self._store, self._seen = IdentityStore.load(self.path), stamp
         return self._store
+
+
+def basic_credentials(header: str, *, encoding: str = "latin1") -> tuple[str, str]:
+    """(username, secret) from an HTTP Basic `Authorization` header, as aiohttp's deprecated
+    `BasicAuth.decode(header, encoding)` read it; `ValueError` when it is not one (the
+    message never holds what was sent). The servers then ask `IdentityStore.authenticate`."""
+    scheme, space, encoded = header.partition(" ")
+    if not space:
+        raise ValueError("the Authorization header has no credentials")
+    if scheme.lower() != "basic":
+        raise ValueError("the Authorization header is not HTTP Basic")
+    try:
+        decoded = base64.b64decode(encoded.encode("ascii"), validate=True).decode(encoding)
+    except binascii.Error:
+        raise ValueError("the Basic credentials are not base64") from None
+    username, colon, secret = decoded.partition(":")
+    if not colon:
+        raise ValueError("the Basic credentials are not 'username:secret'")
+    return username, secret
+
+
+def basic_header(username: str, secret: str) -> str:
+    """The `Authorization` value that sends `username` and `secret` as HTTP Basic (UTF-8)."""
+    return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")

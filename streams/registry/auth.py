@@ -16,10 +16,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 
-from aiohttp import BasicAuth, hdrs, web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Middleware
 
-from streams.core.identities import NAME, USERNAME, Identity, Role, WatchedStore
+from streams.core.identities import (
+    NAME,
+    USERNAME,
+    Identity,
+    Role,
+    WatchedStore,
+    basic_credentials,
+)
 from streams.registry.exceptions import Forbidden, Unauthorized
 
 log = logging.getLogger(__name__)
@@ -59,12 +66,12 @@ def authenticate(header: str | None, identities: WatchedStore) -> Identity:
     if not header:
         raise Unauthorized()
     try:
-        basic = BasicAuth.decode(header)
+        username, secret = basic_credentials(header)
     except ValueError:
         raise Unauthorized("Unauthorized: the Authorization header is not HTTP Basic") from None
-    identity = identities.current().authenticate(basic.login, basic.password)
+    identity = identities.current().authenticate(username, secret)
     if identity is None:
-        log.warning("refused credentials of user %s", _shown(basic.login))
+        log.warning("refused credentials of user %s", _shown(username))
         raise Unauthorized("Unauthorized: unknown user or wrong secret")
     return identity
 

@@ -71,9 +71,7 @@ class RegistryServer:
         default `schema-registry`, with its own secret file, whatever identity the settings
         act as) and checks callers against the identity store."""
         identities = None
-        kafka_auth = settings.kafka_auth()
         if settings.secured:
-            kafka_auth = settings.as_identity(identity).kafka_auth()
             if not settings.identities_path.exists():
                 log.warning("no identity store at %s yet: every request is refused until "
                             "it exists (hotelhub broker up creates it)", settings.identities_path)
@@ -84,7 +82,8 @@ class RegistryServer:
             port=settings.registry_port,
             replication_factor=settings.replication_factor,
             timeout_s=settings.publish_timeout_s * 3,
-            kafka_auth=kafka_auth,
+            # Plaintext when security is off, whoever the identity is.
+            kafka_auth=settings.as_identity(identity).kafka_auth(),
             identities=identities,
         )
 

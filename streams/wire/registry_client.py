@@ -13,7 +13,6 @@ Example:
 
 from __future__ import annotations
 
-import base64
 from collections.abc import Generator
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -23,6 +22,7 @@ from urllib.parse import quote, unquote, urlsplit, urlunsplit
 import httpx
 
 from streams.core.exceptions import RegistryError, SchemaIncompatible
+from streams.core.identities import basic_header
 from streams.settings import HubSettings, get_settings, redacted_url
 
 CONTENT_TYPE = "application/vnd.schemaregistry.v1+json"
@@ -65,10 +65,6 @@ def split_credentials(url: str) -> tuple[str, httpx.BasicAuth | None]:
                                                                     unquote(password))
 
 
-def _basic(username: str, secret: str) -> str:
-    return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")
-
-
 class IdentityAuth(httpx.Auth):
     """HTTP Basic as the settings' identity: its secret file is read at the first request
     and again after a 401, so a client that outlives a rotation moves to the new secret."""
@@ -77,20 +73,17 @@ class IdentityAuth(httpx.Auth):
         self._settings = settings
         self._current: tuple[str, str] | None = None
 
-    def _read(self) -> tuple[str, str] | None:
-        return self._settings.credentials()
-
     def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
         if self._current is None:
-            self._current = self._read()
+            self._current = self._settings.credentials()
         if self._current is not None:
-            request.headers["Authorization"] = _basic(*self._current)
+            request.headers["Authorization"] = basic_header(*self._current)
         response = yield request
         if response.status_code == 401:
-            fresh = self._read()
+            fresh = self._settings.credentials()
             if fresh is not None and fresh != self._current:
                 self._current = fresh
-                request.headers["Authorization"] = _basic(*fresh)
+                request.headers["Authorization"] = basic_header(*fresh)
                 yield request
 
 
