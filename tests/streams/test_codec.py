@@ -68,12 +68,17 @@ async def test_unknown_schema_id_is_a_codec_error(codec: ConfluentAvroCodec) -> 
         await codec.decode(EventKind.ROOM, b"\x00" + struct.pack(">I", 999) + b"\x00")
 
 
-async def test_record_that_violates_the_model_is_a_codec_error(codec: ConfluentAvroCodec) -> None:
+def reservation_and_broken() -> tuple[ReservationEvent, ReservationEvent]:
+    """A reservation, and a copy checking out the day it checks in (its contract refuses it)."""
     system, document = sample(EventKind.RESERVATION)
     event = build_event(document, publisher=system, default_hotel_id="HTL-1")
     assert isinstance(event, ReservationEvent)
-    broken = event.model_copy(update={"data": event.data.model_copy(
+    return event, event.model_copy(update={"data": event.data.model_copy(
         update={"checkout_date": event.data.checkin_date})})
+
+
+async def test_record_that_violates_the_model_is_a_codec_error(codec: ConfluentAvroCodec) -> None:
+    _, broken = reservation_and_broken()
     with pytest.raises(CodecError, match="violates its contract"):
         await codec.decode(EventKind.RESERVATION, codec.encode(broken))
 
@@ -132,11 +137,7 @@ def test_decode_known_refuses_what_is_not_ours(
 async def test_decode_known_raises_a_codec_error_for_a_record_of_a_known_schema(
     codec: ConfluentAvroCodec,
 ) -> None:
-    system, document = sample(EventKind.RESERVATION)
-    event = build_event(document, publisher=system, default_hotel_id="HTL-1")
-    assert isinstance(event, ReservationEvent)
-    broken = event.model_copy(update={"data": event.data.model_copy(
-        update={"checkout_date": event.data.checkin_date})})
+    event, broken = reservation_and_broken()
     with pytest.raises(CodecError, match="violates its contract"):
         codec.decode_known(EventKind.RESERVATION, codec.encode(broken))
     corrupt = codec.encode(event)[:6]

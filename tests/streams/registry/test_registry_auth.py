@@ -39,7 +39,7 @@ from streams.registry.service import _child_env, healthy
 from streams.settings import HubSettings, get_settings
 from streams.wire.codec import ConfluentAvroCodec, ContractNotRegistered
 from streams.wire.registry_client import SchemaRegistryClient
-from tests.streams.registry.conftest import MemoryLog, record
+from tests.streams.registry.conftest import Callers, MemoryLog, record, with_user
 
 V1 = record("Guest", {"name": "name", "type": "string"})
 V2 = record("Guest", {"name": "name", "type": "string"},
@@ -100,26 +100,14 @@ def basic(username: str, secret: str) -> dict[str, str]:
     return {"Authorization": f"Basic {token}"}
 
 
-def make_store(directory: Path) -> tuple[IdentityStore, IssuedSecret, IssuedSecret]:
-    """An operator and a system identity, each with one credential, saved to `directory`."""
-    store = IdentityStore(directory / "identities.json")
-    secrets_dir = directory / "secrets"
-    operator, operator_secret = new_credential(Identity("operator", Role.OPERATOR), secrets_dir)
-    system, system_secret = new_credential(Identity("hotel-pms", Role.SYSTEM), secrets_dir)
-    store.put(operator)
-    store.put(system)
-    store.save()
-    return store, operator_secret, system_secret
-
-
 @pytest.fixture
 async def secured(tmp_path: Path) -> AsyncIterator[Secured]:
-    store, operator, system = make_store(tmp_path / "security")
+    callers = Callers.create(tmp_path / "security")
     app = create_app(SchemaRegistry(MemoryLog()),
-                     identities=WatchedStore(store.path, every_s=WATCH_S))
+                     identities=WatchedStore(callers.store.path, every_s=WATCH_S))
     async with TestServer(app, host="127.0.0.1") as server:
-        yield Secured(f"http://127.0.0.1:{server.port}", store, tmp_path / "security" / "secrets",
-                      operator, system)
+        yield Secured(f"http://127.0.0.1:{server.port}", callers.store,
+                      tmp_path / "security" / "secrets", callers.operator, callers.system)
 
 
 @pytest.fixture
@@ -271,7 +259,7 @@ async def test_our_client_and_codec(secured: Secured, logs: pytest.LogCaptureFix
         assert await codec.register(kind) == {kind: registered[kind]}
 
     # Credentials in the URL win over the settings' identity.
-    user_url = secured.url.replace("//", f"//{secured.operator.user_info}@")
+    user_url = with_user(secured.url, secured.operator)
     async with SchemaRegistryClient(user_url, settings=secured.settings("hotel-pms")) as client:
         assert await client.set_compatibility("FULL", subject_of(kind)) == "FULL"
 
@@ -368,7 +356,7 @@ def test_security_none_keeps_the_registry_open(tmp_path: Path) -> None:
     assert server.identities is None
     secured_settings = HubSettings(security="sasl", security_dir=tmp_path / "security",
                                    identity="operator")
-    make_store(secured_settings.identities_path.parent)
+    Callers.create(secured_settings.identities_path.parent)
     new_credential(Identity(REGISTRY_IDENTITY, Role.REGISTRY), secured_settings.secrets_dir)
     assert RegistryServer.from_settings(secured_settings).identities is not None
     assert RegistryServer.from_settings(secured_settings).log._auth["sasl_plain_username"] \
