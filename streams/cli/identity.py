@@ -9,7 +9,8 @@ system that needs it.
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 import typer
 from rich.console import Console
@@ -38,13 +39,19 @@ app = typer.Typer(
 _out = Console(soft_wrap=True, highlight=False)
 _err = Console(stderr=True, soft_wrap=True, highlight=False)
 
+T = TypeVar("T")
+
 NameArgument = Annotated[str, typer.Argument(
     metavar="NAME", help="The identity, e.g. hotel-pms (lower-case letters, digits, '-').")]
 
 
-def _fail(exc: HubError) -> typer.Exit:
-    _err.print(f"[red]error:[/red] {exc}")
-    return typer.Exit(code=1)
+def _guard(action: Callable[[], T]) -> T:
+    """`action`'s result; a hub error is one red line on stderr and exit code 1."""
+    try:
+        return action()
+    except HubError as exc:
+        _err.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(code=1) from exc
 
 
 def _issued(verb: str, issued: Issued, report: SyncReport) -> None:
@@ -64,21 +71,15 @@ def create(
     ] = None,
 ) -> None:
     """Create an identity and its first secret; the broker grants what its role allows."""
-    try:
-        issued, report = create_identity(get_settings(), name, role, hotels=hotels or ["*"],
-                                         reads=reads or [])
-    except HubError as exc:
-        raise _fail(exc) from exc
+    issued, report = _guard(lambda: create_identity(
+        get_settings(), name, role, hotels=hotels or ["*"], reads=reads or []))
     _issued("created", issued, report)
 
 
 @app.command()
 def rotate(name: NameArgument) -> None:
     """Give an identity a second secret; both work until the old one is revoked."""
-    try:
-        issued, report = rotate_identity(get_settings(), name)
-    except HubError as exc:
-        raise _fail(exc) from exc
+    issued, report = _guard(lambda: rotate_identity(get_settings(), name))
     _issued("rotated", issued, report)
     _out.print(f"move its clients to the new secret, then: hotelhub identity revoke {name} "
                "--credential <the old username>")
@@ -92,10 +93,8 @@ def revoke(
         "without it the whole identity goes.")] = None,
 ) -> None:
     """Revoke one credential of an identity, or the identity; the broker refuses it at once."""
-    try:
-        revoked, report = revoke_identity(get_settings(), name, credential=credential)
-    except HubError as exc:
-        raise _fail(exc) from exc
+    revoked, report = _guard(lambda: revoke_identity(get_settings(), name,
+                                                     credential=credential))
     what = f"{name}" if credential is None else f"credential {credential} of {name}"
     _out.print(f"revoked {what} ({', '.join(revoked) or 'it had no credential'})")
     _out.print(f"broker: {report.summary()}")
@@ -105,10 +104,7 @@ def revoke(
 def list_identities() -> None:
     """Identities, their roles, hotels and credentials (never a secret)."""
     settings = get_settings()
-    try:
-        store = IdentityStore.load(settings.identities_path)
-    except HubError as exc:
-        raise _fail(exc) from exc
+    store = _guard(lambda: IdentityStore.load(settings.identities_path))
     for name in sorted(store.identities):
         identity = store.identities[name]
         _out.print(f"{name}  role={identity.role.value}  hotels={','.join(identity.hotels)}  "
@@ -124,10 +120,7 @@ def list_identities() -> None:
 @app.command("sync")
 def sync_command() -> None:
     """Apply the store to the broker again: SCRAM users and ACLs (after an outage, say)."""
-    try:
-        report = sync(get_settings())
-    except HubError as exc:
-        raise _fail(exc) from exc
+    report = _guard(lambda: sync(get_settings()))
     _out.print(f"broker: {report.summary()}")
     if report.missing_secrets:
         _err.print("[yellow]no secret file for[/yellow] " + ", ".join(report.missing_secrets)
@@ -146,12 +139,13 @@ def rpk(
     the embedded set-up would. See docker-compose.redpanda.yml.
     """
     settings = get_settings()
-    try:
+
+    def prepared() -> IdentityStore:
         for issued in create_missing_defaults(settings):
             _err.print(f"created {issued.identity} ({issued.username}): {issued.path}")
         ensure_broker_secret(settings)
-        store = IdentityStore.load(settings.identities_path)
-    except HubError as exc:
-        raise _fail(exc) from exc
+        return IdentityStore.load(settings.identities_path)
+
+    store = _guard(prepared)
     print(rpk_script(store.identities.values(), settings, super_user=BROKER_USER,
                      secrets_path=secrets_path), end="")

@@ -42,6 +42,7 @@ from confluent_kafka.admin import (
     ScramMechanism,
     UserScramCredentialUpsertion,
 )
+from pydantic import SecretStr
 
 from streams.core.exceptions import BrokerUnavailable, ConfigurationError, HubError
 from streams.core.identities import (
@@ -70,6 +71,7 @@ from streams.wire.acls import (
     ResourcePattern,
     acl_bindings,
     deployment_resources,
+    principal,
 )
 
 log = logging.getLogger(__name__)
@@ -228,10 +230,10 @@ def revoke_identity(
 
 
 def _refuse_overlap(settings: HubSettings, name: str) -> None:
-    """A name that starts another's (or the hub's app id) would share its group prefixes."""
-    for taken in (settings.app_id,):
-        if taken.startswith(name) or name.startswith(taken):
-            raise ConfigurationError(_overlap_message(name, taken))
+    """A name that starts the hub's app id (or that it starts) would share its group prefixes."""
+    taken = settings.app_id
+    if taken.startswith(name) or name.startswith(taken):
+        raise ConfigurationError(_overlap_message(name, taken))
 
 
 def _overlap_message(name: str, other: str) -> str:
@@ -333,8 +335,8 @@ def _plan(admin: AdminClient, settings: HubSettings, store: IdentityStore,
     existing = _existing(admin, settings)
     have = {ours for b in existing if (ours := _from_kafka(b)) is not None}
     plan.acl_creations = sorted(wanted - have)
-    live_principals = {f"User:{u}" for u in live}
-    revoked_principals = {f"User:{u}" for u in revoked}
+    live_principals = {principal(u) for u in live}
+    revoked_principals = {principal(u) for u in revoked}
     for binding in existing:
         mine = _from_kafka(binding)
         gone = binding.principal in revoked_principals or (
@@ -395,9 +397,9 @@ def _existing(admin: AdminClient, settings: HubSettings) -> list[KafkaAclBinding
     return list(found)
 
 
-def _ours(principal: str) -> bool:
+def _ours(who: str) -> bool:
     """A principal named like a credential of some identity: this store's to manage."""
-    return principal.startswith("User:") and USERNAME.match(principal[5:]) is not None
+    return who.startswith("User:") and USERNAME.match(who[5:]) is not None
 
 
 def _to_kafka(binding: AclBinding) -> KafkaAclBinding:
@@ -452,16 +454,12 @@ def _admin(settings: HubSettings, login: tuple[str, str] | None) -> Iterator[Adm
         raise BrokerUnavailable(
             f"the embedded broker at {settings.bootstrap_servers} does not answer; "
             "`hotelhub broker up` starts it (and applies the identity store)")
+    acting = settings.model_copy(update={"username": username, "password": SecretStr(secret)})
     config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap_servers,
-        "security.protocol": "SASL_SSL" if settings.kafka_ssl_cafile else "SASL_PLAINTEXT",
-        "sasl.mechanism": "SCRAM-SHA-512",
-        "sasl.username": username, "sasl.password": secret,
+        "bootstrap.servers": settings.bootstrap_servers, **acting.confluent_auth(),
         "socket.connection.setup.timeout.ms": int(settings.connect_timeout_s * 1000),
         "logger": log,
     }
-    if settings.kafka_ssl_cafile is not None:
-        config["ssl.ca.location"] = str(settings.kafka_ssl_cafile)
     yield AdminClient(config)
 
 

@@ -212,14 +212,19 @@ def allows(bindings: Iterable[AclBinding], username: str, operation: Operation,
     ALL covers every operation; READ, WRITE, DELETE and ALTER imply DESCRIBE; ALTER_CONFIGS
     implies DESCRIBE_CONFIGS.
     """
-    implied = {Operation.DESCRIBE: {Operation.READ, Operation.WRITE, Operation.DELETE,
-                                    Operation.ALTER},
-               Operation.DESCRIBE_CONFIGS: {Operation.ALTER_CONFIGS}}
     who = principal(username)
     return any(b.principal == who and b.on.resource is resource and b.on.covers(name)
                and (b.operation in (operation, Operation.ALL)
-                    or b.operation in implied.get(operation, set()))
+                    or b.operation in _IMPLIED_BY.get(operation, ()))
                for b in bindings)
+
+
+_IMPLIED_BY: dict[Operation, frozenset[Operation]] = {
+    Operation.DESCRIBE: frozenset({Operation.READ, Operation.WRITE, Operation.DELETE,
+                                   Operation.ALTER}),
+    Operation.DESCRIBE_CONFIGS: frozenset({Operation.ALTER_CONFIGS}),
+}
+"""The operations that grant each one beside ALL, as the broker's authorizer decides."""
 
 
 _RPK_RESOURCE = {Resource.TOPIC: "--topic", Resource.GROUP: "--group",

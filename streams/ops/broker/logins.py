@@ -48,10 +48,7 @@ def acting_credentials(settings: HubSettings) -> tuple[str, str] | None:
     HOTELHUB_USERNAME/PASSWORD, HOTELHUB_CREDENTIALS_FILE or an explicit HOTELHUB_IDENTITY
     pick another identity; None when security is off.
     """
-    if not settings.secured:
-        return None
-    chosen = {"identity", "username", "credentials_file"} & settings.model_fields_set
-    return (settings if chosen else settings.as_identity("operator")).credentials()
+    return settings.acting_as("operator").credentials()
 
 
 def admin_credentials(settings: HubSettings) -> tuple[str, str]:
