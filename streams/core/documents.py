@@ -58,6 +58,24 @@ def document_event_id(
     return uuid5(DOCUMENT_ID_NAMESPACE, canonical)
 
 
+def check_publisher(kind: EventKind, publisher: System) -> None:
+    """Raise PublishForbidden unless the policies let `publisher` publish `kind` events."""
+    publishers = POLICIES[kind].publishers
+    if publisher not in publishers:
+        allowed = ", ".join(sorted(publishers))
+        raise PublishForbidden(f"{publisher} may not publish {kind} events (only {allowed})")
+
+
+def check_built(event: HotelEvent, publisher: System) -> None:
+    """An already built event checked as `build_event` checks a document: a kind
+    `publisher` may publish, naming `publisher` as its `updated_by_system`."""
+    check_publisher(EventKind(event.type), publisher)
+    if event.updated_by_system != publisher:
+        raise PublishForbidden(
+            f"event {event.event_id} names updated_by_system {event.updated_by_system}; "
+            f"this publisher is {publisher}")
+
+
 def build_event(
     document: Mapping[str, Any],
     *,
@@ -83,11 +101,8 @@ def build_event(
         raise EventValidationError(
             "unknown event kind", errors={"type": f"{raw_kind!r} is not one of {allowed}"}
         ) from None
+    check_publisher(kind, publisher)
     policy = POLICIES[kind]
-    if publisher not in policy.publishers:
-        allowed = ", ".join(sorted(policy.publishers))
-        raise PublishForbidden(f"{publisher} may not publish {kind} events (only {allowed})")
-
     fixed = {
         "priority": policy.priority.value,
         "sync_mode": policy.sync_mode.value,

@@ -39,6 +39,8 @@ class Forwarding:
         self.codec = codec
         self.sources = sources
         self.hotel_events = hotel_events
+        self._signed_topics = {topic: POLICIES[kind].topic for topic, kind in sources.items()}
+        """Each source topic's name without the prefix: what its records are signed for."""
         self.verifier = Verifier.of(settings)
         """None when security is off: nothing is verified, the event's system is taken."""
 
@@ -52,7 +54,7 @@ class Forwarding:
                    if name not in HUB_SET]
         found = header_map(headers)
         verified = None if self.verifier is None else self.verifier.verify(
-            POLICIES[self.sources[record.topic]].topic, record.key, record.value, headers)
+            self._signed_topics[record.topic], record.key, record.value, headers)
         if DERIVED_BY in found and (verified is None
                                     or verified.identity == System.HOTEL_HUB.value):
             return []  # a room status derived from a movement every hub app sees itself

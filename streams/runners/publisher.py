@@ -25,7 +25,7 @@ from aiokafka.errors import (
 )
 from pydantic import BaseModel
 
-from streams.core.documents import build_event
+from streams.core.documents import build_event, check_built
 from streams.core.exceptions import (
     BrokerUnavailable,
     CodecError,
@@ -185,20 +185,17 @@ class HotelEventPublisher:
 
     async def publish_document(self, document: Mapping[str, Any]) -> PublishedEvent:
         """Publish a whole event document (as `hotelhub publish` reads it from JSON)."""
-        return await self.send(self.build(document))
+        return await self._send(self._record(self.build(document)))
+
+    def _checked(self, event: HotelEvent) -> HotelEvent:
+        """An already built event (`send`, `publish_many`, the offline outbox), checked as
+        `build` checks a document (`check_built`)."""
+        check_built(event, self.system)
+        return event
 
     def _record(self, event: HotelEvent) -> _Record:
-        """The record of an event this system may publish: an already built event (`send`,
-        `publish_many`, the offline outbox) is checked as `build` checks a document."""
-        kind = EventKind(event.type)
-        if self.system not in POLICIES[kind].publishers:
-            allowed = ", ".join(sorted(POLICIES[kind].publishers))
-            raise PublishForbidden(f"{self.system} may not publish {kind} events (only {allowed})")
-        if event.updated_by_system != self.system:
-            raise PublishForbidden(
-                f"event {event.event_id} names updated_by_system {event.updated_by_system}; "
-                f"this publisher is {self.system}")
-        base = POLICIES[kind].topic
+        """The signed record of a built and checked event."""
+        base = POLICIES[EventKind(event.type)].topic
         key, value, headers = record_key(event), self.encode(event), headers_for(event)
         if self._signer is not None:
             headers = self._signer.sign(base, key, value, headers)
@@ -211,7 +208,10 @@ class HotelEventPublisher:
         record, event_id included, up to `publish_attempts` times: if an earlier
         attempt did land after all, the hub drops the copy by its event_id.
         """
-        outcome = (await self._deliver({0: self._record(event)}))[0]
+        return await self._send(self._record(self._checked(event)))
+
+    async def _send(self, record: _Record) -> PublishedEvent:
+        outcome = (await self._deliver({0: record}))[0]
         if isinstance(outcome, PublishError):
             raise outcome
         return outcome
@@ -222,7 +222,7 @@ class HotelEventPublisher:
         """Validate, encode and send a batch; one outcome per event, in the batch's order.
 
         Documents (as `publish_document` takes them) are validated and enriched;
-        events already validated (`HotelEvent` models) are only encoded. Every good
+        events already validated (`HotelEvent` models) are checked and encoded. Every good
         event is sent, all at once (one send future each, no task per record), and
         awaited together, with the same timeout and retries as `send`. A bad event does
         not stop the others: its outcome carries the error naming what is wrong (for a
@@ -234,7 +234,8 @@ class HotelEventPublisher:
         records: dict[int, _Record] = {}
         for index, item in enumerate(events):
             try:
-                event = item if isinstance(item, BaseModel) else self.build(item)
+                event = (self._checked(item) if isinstance(item, BaseModel)
+                         else self.build(item))
                 records[index] = self._record(event)
             except (EventValidationError, PublishForbidden, CodecError) as exc:
                 outcomes[index] = PublishOutcome(index, error=exc)
