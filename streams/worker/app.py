@@ -49,13 +49,12 @@ def faust_options(settings: HubSettings) -> dict[str, Any]:
 
 def broker_credentials(settings: HubSettings) -> faust.SASLCredentials | None:
     """Faust's form of `settings.kafka_auth()`: its consumer, producer and admin all use it."""
-    found = settings.credentials()
-    if found is None:
-        return None
     auth = settings.kafka_auth()
+    if "sasl_mechanism" not in auth:
+        return None
     return faust.SASLCredentials(
-        username=found[0], password=found[1], mechanism="SCRAM-SHA-512",
-        ssl_context=auth.get("ssl_context"),
+        username=auth["sasl_plain_username"], password=auth["sasl_plain_password"],
+        mechanism=auth["sasl_mechanism"], ssl_context=auth.get("ssl_context"),
     )
 
 

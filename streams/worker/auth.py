@@ -21,16 +21,21 @@ regardless is not served. The Authorization header, and any secret, is never log
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from aiohttp import BasicAuth, hdrs, web
+from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
 from streams.core.exceptions import ConfigurationError
-from streams.core.identities import Identity, Role, WatchedStore
+from streams.core.identities import (
+    Identity,
+    Role,
+    WatchedStore,
+    basic_credentials,
+    basic_header,
+)
 from streams.settings import HubSettings
 
 log = logging.getLogger(__name__)
@@ -138,10 +143,9 @@ class QueryGuard:
     @staticmethod
     def _identity(store: WatchedStore, authorization: str) -> Identity:
         try:
-            sent = BasicAuth.decode(authorization, encoding="utf-8")
+            username, secret = basic_credentials(authorization, encoding="utf-8")
         except ValueError:
-            # BasicAuth's own message is not repeated: it is safe today, but says nothing
-            # the caller needs.
+            # The parser's own message is not repeated: it says nothing the caller needs.
             raise _unauthorized("the Authorization header is not HTTP Basic credentials "
                                 "('Basic ' + base64 of 'username:secret')") from None
         try:
@@ -150,7 +154,7 @@ class QueryGuard:
             log.error("query API: the identity store cannot be read: %s", exc)
             raise Refused(503, "unavailable",
                           "the identity store cannot be read right now") from None
-        identity = identities.authenticate(sent.login, sent.password)
+        identity = identities.authenticate(username, secret)
         if identity is None:
             # Neither the username nor the secret is repeated: a caller that swapped them
             # would see its secret in the answer.
@@ -160,7 +164,6 @@ class QueryGuard:
 
     def middleware(self) -> Middleware:
         """The aiohttp middleware: pages not declared with `allow` are not served (404)."""
-        pages: Mapping[str, Access] = self.pages
 
         @web.middleware
         async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -168,7 +171,7 @@ class QueryGuard:
             if match.http_exception is not None:
                 return await handler(request)  # aiohttp's own 404 or 405
             resource = match.route.resource
-            access = pages.get(resource.canonical) if resource is not None else None
+            access = self.pages.get(resource.canonical) if resource is not None else None
             if access is None:
                 return Refused(404, "not_found", f"no page {request.path}").response()
             try:
@@ -197,4 +200,4 @@ def authorization(settings: HubSettings) -> dict[str, str]:
     """The header a client of the query API sends as `settings`' identity ({} with security
     off); read from its secret file at each call, so a rotated secret is picked up."""
     found = settings.credentials()
-    return {} if found is None else {hdrs.AUTHORIZATION: BasicAuth(*found).encode()}
+    return {} if found is None else {hdrs.AUTHORIZATION: basic_header(*found)}

@@ -178,9 +178,9 @@ class HealthQuery(_Query):
     async def get(self, request: web.Request, **params: str) -> web.Response:
         reason = not_serving_reason(self.app)
         body: dict[str, Any] = {"status": "serving" if reason is None else "recovering"}
+        status = 200 if reason is None else 503
+        headers = {} if reason is None else {"Retry-After": str(RETRY_AFTER_S)}
         if not caller_of(request).sees_details:
-            status = 200 if reason is None else 503
-            headers = {} if reason is None else {"Retry-After": str(RETRY_AFTER_S)}
             return self.json(body, status=status, headers=headers)
         body |= {
             "app_id": self.app.conf.id, "url": str(self.app.conf.canonical_url),
@@ -189,9 +189,7 @@ class HealthQuery(_Query):
         }
         if reason is not None:
             body["detail"] = reason
-            return self.answer_json(body, status=503,
-                                    headers={"Retry-After": str(RETRY_AFTER_S)})
-        return self.answer_json(body)
+        return self.answer_json(body, status=status, headers=headers)
 
 
 class MetricsQuery(web.View):

@@ -36,9 +36,9 @@ from tests.support.hotel import (
     rooms_of,
 )
 from tests.support.http import (
+    DEFAULT_IDENTITY,
     Answer,
     as_basic_auth,
-    basic_auth,
     get,
     get_or_none,
     poll,
@@ -199,8 +199,8 @@ async def _scoped_from_both(session: aiohttp.ClientSession, workers: tuple[Worke
 
 def _no_secret_in_logs(workers: tuple[WorkerProcess, ...], settings: HubSettings,
                        scoped: IssuedSecret | None) -> None:
-    operator = basic_auth(settings=settings)
-    secrets = [secret for secret in (scoped and scoped.secret, operator and operator.password)
+    operator = settings.as_identity(DEFAULT_IDENTITY).credentials()
+    secrets = [secret for secret in (scoped and scoped.secret, operator and operator[1])
                if secret]
     for worker in workers:
         for log in worker.logs:

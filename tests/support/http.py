@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any, Final, TypeVar
 
 import aiohttp
+from aiohttp import hdrs
 
 from streams.core.identities import (
     Identity,
@@ -28,6 +29,7 @@ from streams.core.identities import (
     without_credential,
 )
 from streams.settings import HubSettings, get_settings
+from streams.worker.auth import authorization
 
 T = TypeVar("T")
 DEFAULT_IDENTITY: Final = "operator"
@@ -35,16 +37,12 @@ Auth = aiohttp.BasicAuth | str | None
 """Credentials to send: as given, an identity's name (its secret file), or none."""
 
 
-def basic_auth(identity: str = DEFAULT_IDENTITY, settings: HubSettings | None = None
-               ) -> aiohttp.BasicAuth | None:
-    """`identity`'s credentials from the secret files `settings` name (default: the session's);
-    None when security is off. Read at each call, so a rotated secret is picked up."""
-    found = (settings or get_settings()).as_identity(identity).credentials()
-    return None if found is None else aiohttp.BasicAuth(*found)
-
-
-def _auth(auth: Auth) -> aiohttp.BasicAuth | None:
-    return basic_auth(auth) if isinstance(auth, str) else auth
+def _headers(auth: Auth) -> dict[str, str]:
+    """The Authorization header `auth` stands for: an identity's is read from the session's
+    secret files at each call (`streams.worker.auth.authorization`), so a rotation counts."""
+    if isinstance(auth, str):
+        return authorization(get_settings().as_identity(auth))
+    return {} if auth is None else {hdrs.AUTHORIZATION: auth.encode()}
 
 
 def as_basic_auth(issued: IssuedSecret) -> aiohttp.BasicAuth:
@@ -98,7 +96,7 @@ class Answer:
 
 async def get(session: aiohttp.ClientSession, url: str, *, timeout_s: float = 15,
               auth: Auth = DEFAULT_IDENTITY) -> Answer:
-    async with session.get(url, auth=_auth(auth),
+    async with session.get(url, headers=_headers(auth),
                            timeout=aiohttp.ClientTimeout(total=timeout_s)) as response:
         text = await response.text()
         try:
