@@ -220,9 +220,7 @@ class IdentityStore:
     @contextmanager
     def editing(self) -> Iterator[IdentityStore]:
         """A fresh copy of the store under the file lock; saved when the block succeeds."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path.with_suffix(".lock"), "a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+        with locked(self.path):
             current = IdentityStore.load(self.path)
             yield current
             current.save()
@@ -233,7 +231,7 @@ class IdentityStore:
         body = {"version": 1, "identities": {
             name: _identity_body(identity) for name, identity in sorted(self.identities.items())
         }}
-        _write_private(self.path, json.dumps(body, indent=2) + "\n")
+        write_private(self.path, json.dumps(body, indent=2) + "\n")
 
     def put(self, identity: Identity) -> None:
         self.identities[identity.name] = identity
@@ -265,8 +263,8 @@ def new_credential(identity: Identity, secrets_dir: Path) -> tuple[Identity, Iss
         salt=salt, digest=_digest(salt, secret), signing_key=signing_key(secret).hex(),
     )
     issued = IssuedSecret(identity.name, username, secret, secret_path(secrets_dir, username))
-    _write_private(issued.path, issued.user_info + "\n")
-    _write_private(secret_path(secrets_dir, identity.name), issued.user_info + "\n")
+    write_private(issued.path, issued.user_info + "\n")
+    write_private(secret_path(secrets_dir, identity.name), issued.user_info + "\n")
     return replace(identity, credentials=(*identity.credentials, credential)), issued
 
 
@@ -285,7 +283,7 @@ def without_credential(identity: Identity, username: str, secrets_dir: Path) -> 
     elif current.exists() and current.read_text().split(":", 1)[0] == username:
         newest = secret_path(secrets_dir, kept[-1].username)
         if newest.exists():
-            _write_private(current, newest.read_text())
+            write_private(current, newest.read_text())
     return replace(identity, credentials=kept)
 
 
@@ -310,7 +308,17 @@ def read_user_info(path: Path) -> tuple[str, str]:
     return username, secret
 
 
-def _write_private(path: Path, text: str) -> None:
+@contextmanager
+def locked(store_path: Path) -> Iterator[None]:
+    """The store's file lock: whoever edits it, or applies it to a broker, sees it whole."""
+    store_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(store_path.with_suffix(".lock"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield
+
+
+def write_private(path: Path, text: str) -> None:
+    """Write `text` readable by its owner only (it may hold a secret), replacing atomically."""
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{time.monotonic_ns()}")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

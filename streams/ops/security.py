@@ -19,7 +19,6 @@ logged: what comes back names users and files only.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
@@ -53,6 +52,7 @@ from streams.core.identities import (
     IdentityStore,
     Role,
     check_name,
+    locked,
     new_credential,
     read_user_info,
     secret_path,
@@ -272,7 +272,7 @@ def sync(
     """
     if not settings.secured:
         raise ConfigurationError("HOTELHUB_SECURITY=none: the broker enforces nothing to sync")
-    with _store_lock(settings):
+    with locked(settings.identities_path):
         store = IdentityStore.load(settings.identities_path)
         with _admin(settings, login) as admin:
             plan = _plan(admin, settings, store, deployments or [settings], set(fresh),
@@ -291,7 +291,7 @@ def forget_prefix(settings: HubSettings, prefix: str) -> int:
     """
     if not prefix or not settings.secured:
         return 0
-    with _store_lock(settings), _admin(settings, None) as admin:
+    with locked(settings.identities_path), _admin(settings, None) as admin:
         doomed = [b for b in _existing(admin, settings)
                   if _ours(b.principal) and b.name.startswith(prefix)]
         _delete_acls(admin, doomed, settings)
@@ -434,15 +434,6 @@ def _login(settings: HubSettings) -> tuple[str, str]:
 def _timeout(settings: HubSettings) -> float:
     return max(10.0, 2 * settings.connect_timeout_s)
 
-
-@contextmanager
-def _store_lock(settings: HubSettings) -> Iterator[None]:
-    """The lock `IdentityStore.editing()` takes: a sync sees no half-made identity."""
-    path = settings.identities_path.with_suffix(".lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield
 
 
 @contextmanager

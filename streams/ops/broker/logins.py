@@ -11,10 +11,9 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
-from streams.core.identities import AuthenticationError, read_user_info, secret_path
+from streams.core.identities import AuthenticationError, read_user_info, secret_path, write_private
 from streams.ops.broker.config import BROKER_USER
 from streams.ops.broker.probe import ProbeLogin
-from streams.ops.broker.tools import write_private
 from streams.settings import HubSettings
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from streams.core.exceptions import EmbeddedServiceError
-from streams.core.identities import AuthenticationError
+from streams.core.identities import AuthenticationError, write_private
 from streams.ops.broker.config import (
     BROKER_USER,
     LOOPBACK,
@@ -32,7 +32,7 @@ from streams.ops.broker.logins import (
     ensure_broker_secret,
 )
 from streams.ops.broker.probe import ClusterAnswer, ProbeLogin, probe_kafka
-from streams.ops.broker.tools import check_tool, find_tool_class, run_tool, write_private
+from streams.ops.broker.tools import check_tool, find_tool_class, run_tool
 from streams.ops.processes import Daemon
 from streams.settings import HubSettings
 

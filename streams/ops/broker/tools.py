@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from streams.core.exceptions import ConfigurationError, EmbeddedServiceError
+from streams.core.identities import write_private
 from streams.ops.broker.config import render_tools_log4j2
 from streams.ops.broker.jars import java
 
@@ -113,16 +114,6 @@ def run_tool(
         if secret_file is not None:
             secret_file.unlink(missing_ok=True)
 
-
-def write_private(path: Path, text: str) -> None:
-    """Write `text` readable by its owner only (it may hold a secret), replacing atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-    os.replace(tmp, path)
 
 
 def _classes_in(libs: Path) -> set[str]:
