@@ -316,8 +316,11 @@ async def test_running_hub_answers_a_system_for_its_own_hotel_only(
 
             theirs = await get(session, f"{base}/rooms/{other}/R1", auth=auth)
             assert theirs.status == 403 and other in theirs.body["detail"]
-            # The operator (hotels `*`) sees both.
-            assert (await get(session, f"{base}/rooms/{other}/R1")).status == 200
+            # The operator (hotels `*`) sees both, once the mirror holds the other's room too
+            # (deciding it is not yet serving it).
+            await poll(lambda: get(session, f"{base}/rooms/{other}/R1"),
+                       lambda answer: answer.status == 200, timeout_s=20,
+                       what=f"room R1 of {other} for the operator")
 
             nothing = await get(session, f"{base}/rooms/{own}/R1", auth=None)
             assert nothing.status == 401 and nothing.headers["WWW-Authenticate"] == CHALLENGE
