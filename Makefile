@@ -78,6 +78,7 @@ $(BENCH_STAMP): $(STAMP)
 	@touch $@
 
 bench: services-up $(BENCH_STAMP)
+	$(BIN)/python -m bench.signing $(BENCH_ARGS)
 	$(BIN)/python -m bench.produce $(BENCH_ARGS)
 	$(BIN)/python -m bench.consume $(BENCH_ARGS)
 	$(BIN)/python -m bench.stay $(BENCH_ARGS)
