@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 if TYPE_CHECKING:
@@ -72,7 +72,16 @@ class HubSettings(BaseSettings):
     replication_factor: int = 1
     default_hotel_id: str = "HTL-TYO-01"
     default_currency: str = "JPY"
-    timezone: str = "Asia/Tokyo"
+    timezone: str = Field(
+        default="Asia/Tokyo",
+        description="IANA time zone of the hotels' business days (arrivals, departures, report "
+        "days and schedules), unless hotel_timezones names another for a hotel.",
+    )
+    hotel_timezones: dict[str, str] = Field(
+        default={},
+        description='Time zone per hotel where it differs from timezone, e.g. '
+        '{"HTL-LON-01": "Europe/London"} (a JSON object).',
+    )
     max_stay_nights: int = Field(
         default=366, ge=1,
         description="Longest stay a booking may hold; longer ones are refused at the publisher "
@@ -93,6 +102,22 @@ class HubSettings(BaseSettings):
         default=120.0,
         description="How long (hotel event time) a booking or check-in waits for a room type "
         "or room the hub has not seen yet before it is refused; 0 refuses at once.",
+    )
+    report_tick_s: float = Field(
+        default=30.0, ge=0,
+        description="How often each worker checks, besides at each report's due time, for "
+        "reports due and for corrections of reports already sent (0: only on request, for "
+        "tests and backfills).",
+    )
+    report_catchup_days: int = Field(
+        default=35, ge=1,
+        description="How far back a worker sends reports that fell due while no worker ran "
+        "(35 days covers a missed monthly report).",
+    )
+    report_retention_days: int = Field(
+        default=400, ge=32,
+        description="Business days the report tables keep (Faust window expiry, wall clock); "
+        "reports of older days can no longer be built.",
     )
     max_record_bytes: int = Field(
         default=1_000_000,
@@ -178,6 +203,16 @@ class HubSettings(BaseSettings):
         base = self.worker_data_dir or self.home / "worker"
         return base / re.sub(r"[^A-Za-z0-9._-]", "_", self.app_id)
 
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _zone(value, "timezone")
+
+    @field_validator("hotel_timezones")
+    @classmethod
+    def _known_zones(cls, value: dict[str, str]) -> dict[str, str]:
+        return {hotel: _zone(zone, f"hotel_timezones[{hotel}]") for hotel, zone in value.items()}
+
     @property
     def bootstrap_servers(self) -> str:
         return self.kafka_bootstrap_servers or f"127.0.0.1:{self.broker_port}"
@@ -202,7 +237,8 @@ class HubSettings(BaseSettings):
         from streams.core.rules import RuleSettings
 
         return RuleSettings(
-            timezone=self.timezone, pms_customer_fields=frozenset(self.pms_customer_fields),
+            timezone=self.timezone, hotel_timezones=self.hotel_timezones,
+            pms_customer_fields=frozenset(self.pms_customer_fields),
             overbooking=self.overbooking, limits=self.limits(), order_grace_s=self.order_grace_s,
         )
 
@@ -302,3 +338,14 @@ class HubSettings(BaseSettings):
 def get_settings() -> HubSettings:
     """The process-wide settings; tests build their own `HubSettings` instead."""
     return HubSettings()
+
+
+def _zone(name: str, setting: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{setting}: {name!r} is not an IANA time zone (e.g. Asia/Tokyo)"
+                         ) from None
+    return name

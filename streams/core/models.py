@@ -227,6 +227,21 @@ class Report(_Record):
     detailed_data: str | None = None
     generated_by_system: str
     generated_at: AwareDatetime
+    # Evolutions (issue 9): optional, so reports of older producers still read.
+    version: Annotated[int, Field(ge=1, le=2**31 - 1)] | None = None
+    supersedes: str | None = None
+    timezone: str | None = None
+    rooms_available: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    rooms_available_operational: Annotated[int, Field(le=2**31 - 1)] | None = None
+    out_of_order_room_nights: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    rooms_sold: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    room_revenue: Money | None = None
+    other_revenue: Money | None = None
+    occupancy_rate_operational: Rate | None = None
+    adr: Money | None = None
+    revpar: Money | None = None
+    arrivals: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
+    rooms_on_the_books: Annotated[int, Field(ge=0, le=2**31 - 1)] | None = None
 
 
 # --- events: the common envelope around each payload --------------------------------

@@ -36,9 +36,9 @@ def hotel_day(
     customers: int = 60,
     seed: int = 7,
 ) -> list[SimulatedEvent]:
-    """Morning housekeeping, repairs, bookings, cancellations, arrivals, no-shows, and the
-    23:00 report. The room status after each arrival is the hub's to derive, so the
-    simulated front desk does not send it."""
+    """Morning housekeeping, repairs, bookings, cancellations, arrivals and no-shows. The
+    room status after each arrival and the day's report are the hub's to derive, so the
+    simulated systems do not send them."""
     rng = random.Random(seed)
     zone = ZoneInfo(timezone)
 
@@ -85,9 +85,6 @@ def hotel_day(
             "maintenance_notes": "air conditioning repair", "version": 2,
         })
 
-    revenue = Decimal(0)
-    nights_sold = 0
-    arrivals = 0
     free_rooms = list(room_list[:-2])
     rng.shuffle(free_rooms)
     for index in range(min(len(free_rooms), customers) * 3 // 4):
@@ -124,21 +121,5 @@ def hotel_day(
             "reservation_id": reservation_id, "customer_id": customer_id, "room_number": number,
             "room_id": room_id, "actual_checkin_time": checkin, "payment_status": "pending",
         }, reservation_id)
-        arrivals += 1
-        nights_sold += nights
-        revenue += amount
 
-    report_day = day.isoformat()
-    emit(System.HOTEL_HUB, "analytics", "daily_report", at(23), {
-        "report_id": f"{hotel_id}-daily-{report_day}", "report_type": "revenue_occupancy",
-        "schedule": "daily_23_00", "period_start": report_day, "period_end": report_day,
-        "total_revenue": str(revenue), "currency": currency,
-        "occupancy_rate": str((Decimal(arrivals) / Decimal(rooms)).quantize(Decimal("0.0001"))),
-        "customer_count": arrivals,
-        "average_stay_duration": str(
-            (Decimal(nights_sold) / Decimal(max(arrivals, 1))).quantize(Decimal("0.01"))
-        ),
-        "detailed_data": None, "generated_by_system": System.HOTEL_HUB.value,
-        "generated_at": at(23),
-    })
     return events

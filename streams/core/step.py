@@ -26,6 +26,7 @@ from streams.core.models import (
     RoomEvent,
     record_key,
 )
+from streams.core.reports.shares import DayFact, RoomFact, room_facts, stay_facts
 from streams.core.rules import (
     Outcome,
     Principal,
@@ -72,6 +73,8 @@ class Step:
     changes: dict[StateKey, Any] = field(default_factory=dict)
     refusals: list[Refusal] = field(default_factory=list)
     room_events: list[RoomEvent] = field(default_factory=list)
+    facts: list[DayFact | RoomFact] = field(default_factory=list)
+    """What the stays and rooms it changed now contribute to the reports' business days."""
 
 
 class _View:
@@ -136,6 +139,11 @@ def _settle(view: _View, step: Step, tag: str, key: bytes, outcome: Outcome[Any]
     """Take an outcome into the view and the step; True when it was a resend."""
     step.refusals += outcome.refusals
     if outcome.state is not None:
+        before = view.get(tag, key)
+        if tag == STAY:
+            step.facts += stay_facts(before, outcome.state)
+        elif tag == ROOM:
+            step.facts += room_facts(before, outcome.state)
         view.put(tag, key, outcome.state)
     view.add(outcome.deltas)
     return outcome.duplicate

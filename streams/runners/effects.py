@@ -18,8 +18,9 @@ from streams.core.step import Step
 from streams.settings import HubSettings
 from streams.wire.cloudevents import Headers, headers_for, refusal_headers
 from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.partitioning import hotel_partition
 from streams.wire.signing import Signer
-from streams.wire.topics import state_topic
+from streams.wire.topics import report_facts_topic, state_topic
 
 DERIVED_BY = "hub.derived-by"
 """Header on the room events a hub app derived from a movement and applied in the same
@@ -57,7 +58,7 @@ def split_state_key(raw: bytes) -> tuple[str, bytes]:
 def step_records(step: Step, *, settings: HubSettings, codec: ConfluentAvroCodec,
                  signer: Signer | None = None, principal: str | None = None
                  ) -> list[OutRecord]:
-    """The refusals and derived room events a step publishes, in order; raises
+    """The refusals, derived room events and report facts a step publishes, in order; raises
     RecordTooLarge before any is sent. Its state changes are written once per round
     (`state_records`).
 
@@ -77,6 +78,12 @@ def step_records(step: Step, *, settings: HubSettings, codec: ConfluentAvroCodec
         if signer is not None:
             headers = signer.sign(room_topic, key, value, headers)
         records.append(OutRecord(settings.topic(room_topic), key, value, headers))
+    facts_topic = report_facts_topic(settings)
+    for fact in step.facts:
+        records.append(OutRecord(
+            facts_topic, table_key(fact.hotel_id, fact.room_type).encode(),
+            fact.model_dump_json(exclude_defaults=False).encode(),
+            partition=hotel_partition(fact.hotel_id, settings.topic_partitions)))
     check_sizes(records, settings)
     return records
 

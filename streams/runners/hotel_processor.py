@@ -59,7 +59,13 @@ from streams.wire.cloudevents import header_map
 from streams.wire.codec import ConfluentAvroCodec, registry_backoff_s
 from streams.wire.partitioning import hotel_partition
 from streams.wire.signing import PRINCIPAL_HEADER, UNVERIFIED_HEADER, Signer
-from streams.wire.topics import DAY_MS, TopicSpec, hotel_events_topic, state_topic
+from streams.wire.topics import (
+    DAY_MS,
+    TopicSpec,
+    hotel_events_topic,
+    report_facts_topic,
+    state_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -348,6 +354,8 @@ class HotelProcessor(SupervisedLoop):
         await ensure_topics(self.settings, [
             TopicSpec(state_topic(self.settings), self.settings.topic_partitions,
                       {"cleanup.policy": "compact"}),
+            TopicSpec(report_facts_topic(self.settings), self.settings.topic_partitions,
+                      {"retention.ms": str(7 * DAY_MS)}),
             TopicSpec(self.hotel_events, self.settings.topic_partitions,
                       {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
         ])

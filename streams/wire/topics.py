@@ -40,3 +40,9 @@ def state_topic(settings: HubSettings) -> str:
 def hotel_events_topic(settings: HubSettings) -> str:
     """Every event re-keyed to its hotel's partition, whichever partitioner produced it."""
     return f"{settings.app_id}.hotel-events"
+
+
+def report_facts_topic(settings: HubSettings) -> str:
+    """What each stay and room contributes to the reports' business days, one partition per
+    hotel (the hotel processor writes it in its transactions; `agents.reports` reads it)."""
+    return f"{settings.app_id}.report-facts"

@@ -43,6 +43,9 @@ class Hub:
     channels: Channels
     tables: Tables
     event_agents: list[EventAgent] = field(default_factory=list)
+    pages: list[tuple[str, Any, type[Any]]] = field(default_factory=list)
+    """Views agents serve on the web port: (path, `streams.worker.auth.Access`, view class),
+    behind the same guard as the tables' queries."""
     installed: dict[str, Any] = field(default_factory=dict)
     """What each entry point's `install` returned, by entry point name (tests look inside)."""
 

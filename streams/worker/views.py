@@ -81,7 +81,7 @@ ENTITIES = (
 )
 
 
-class _Query(web.View):
+class TableQuery(web.View):
     """A GET view of the hub's tables whose refusals (`QueryError`) become JSON bodies."""
 
     tables: ClassVar[Tables]
@@ -119,7 +119,7 @@ class _Query(web.View):
         return await forward(self.app, self, request, owner)
 
 
-class EntityQuery(_Query):
+class EntityQuery(TableQuery):
     entity: ClassVar[Entity]
 
     async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
@@ -134,7 +134,7 @@ class EntityQuery(_Query):
         return self.answer_json(state.model_dump(mode="json"))
 
 
-class RoomsQuery(_Query):
+class RoomsQuery(TableQuery):
     """Rooms of a hotel, from the worker that owns the hotel."""
 
     async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
@@ -150,7 +150,7 @@ class RoomsQuery(_Query):
         })
 
 
-class AvailabilityQuery(_Query):
+class AvailabilityQuery(TableQuery):
     async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
         hotel_id, room_type = params["hotel_id"], params["room_type"]
         nights = nights_param(request)
@@ -168,7 +168,7 @@ class AvailabilityQuery(_Query):
         })
 
 
-class HealthQuery(_Query):
+class HealthQuery(TableQuery):
     """200 when this worker's tables are current, 503 while they restore or move.
 
     Open, so a load balancer checks liveness without a secret; the rest (partitions, the
@@ -205,7 +205,7 @@ def install_views(hub: Hub) -> QueryGuard:
     (returned, so a test can look at it)."""
     guard = QueryGuard.for_settings(hub.settings)
 
-    def bound(view: type[_Query], **extra: Any) -> type[web.View]:
+    def bound(view: type[TableQuery], **extra: Any) -> type[web.View]:
         return type(view.__name__, (view,), {"tables": hub.tables, **extra})
 
     def serve(path: str, access: Access, view: type[web.View]) -> None:
@@ -217,6 +217,8 @@ def install_views(hub: Hub) -> QueryGuard:
               bound(EntityQuery, entity=entity))
     serve("/rooms/{hotel_id}", Access.HOTEL, bound(RoomsQuery))
     serve("/availability/{hotel_id}/{room_type}", Access.HOTEL, bound(AvailabilityQuery))
+    for path, access, view in hub.pages:
+        serve(path, access, bound(view) if issubclass(view, TableQuery) else view)
     serve("/health", Access.STATUS, bound(HealthQuery))
     serve("/metrics", Access.EVERY_HOTEL, MetricsQuery)
     web_app = getattr(hub.app.web, "web_app", None)

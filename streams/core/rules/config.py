@@ -12,6 +12,8 @@ from streams.core.limits import Limits
 @dataclass(frozen=True)
 class RuleSettings:
     timezone: str = "Asia/Tokyo"
+    """The hotels' time zone, unless `hotel_timezones` names another for a hotel."""
+    hotel_timezones: Mapping[str, str] = field(default_factory=dict)
     pms_customer_fields: frozenset[str] = frozenset({"email", "phone"})
     """Customer fields hotel-pms may change, where the customer allows it."""
     overbooking: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
@@ -22,6 +24,10 @@ class RuleSettings:
     """How long, in the hotel's own event time, a booking or check-in waits for a room type
     or room the hub has not seen before it is refused: events of different partitions
     have no order, so a backlog can deliver a booking before its room. 0 refuses at once."""
+
+    def timezone_of(self, hotel_id: str) -> str:
+        """The time zone of `hotel_id`'s business days (arrival, departure, report days)."""
+        return self.hotel_timezones.get(hotel_id, self.timezone)
 
     def allowance(self, hotel_id: str, room_type: str, in_house: int) -> int:
         """How far below zero `room_type`'s free count may go at `hotel_id`."""

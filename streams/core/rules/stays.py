@@ -240,7 +240,7 @@ def apply_movement(
         update |= {"actual_checkout_time": data.actual_checkout_time,
                    "additional_charges": data.additional_charges,
                    "departure_date": data.actual_checkout_time.astimezone(
-                       ZoneInfo(rules.timezone)).date(),
+                       ZoneInfo(rules.timezone_of(event.hotel_id))).date(),
                    "finished_at": published_at(event)}
     if target is ReservationStatus.NO_SHOW:
         update["finished_at"] = published_at(event)
@@ -277,7 +277,8 @@ def _room_status_from(
             "room_id": movement.data.room_id, "room_number": movement.data.room_number,
             "room_type": stay.room_type or "unknown",
             "status": RoomStatus.OCCUPIED_CLEAN if checked_in else RoomStatus.VACANT_DIRTY,
-            "availability_date": moment.astimezone(ZoneInfo(rules.timezone)).date(),
+            "availability_date": moment.astimezone(
+                ZoneInfo(rules.timezone_of(movement.hotel_id))).date(),
             "reservation_id": stay.reservation_id if checked_in else None,
             "version": 0,
         },
