@@ -153,29 +153,49 @@ def _summarise(tables: Tables, hotel_id: str, the_day: date) -> list[Table]:
 
 
 async def _daily_report(hub: Hub, settings: HubSettings, the_day: date,
-                        sent: asyncio.Queue[Any]) -> Table:
+                        sent: asyncio.Queue[Any], timeout_s: float = 20) -> Table:
     """The hub's report of the day, asked for now rather than at 23:00: every fact of the day
-    is in its partition before the request, so the report holds the whole day."""
-    from streams.core.reports.money import to_currency
-    from streams.core.reports.periods import Period
+    is in its partition before the request, so the report holds the whole day. A rerun of a
+    day changes no figure, so nothing new is sent: the version sent before is shown."""
+    from streams.core.reports.document import report_id
+    from streams.core.reports.figures import digest
+    from streams.core.reports.periods import Period, period_of
 
-    hotel_id = settings.default_hotel_id
-    await hub.installed["reports"].request(hotel_id, Period.DAILY, the_day)
-    table = Table(title=f"Daily report of {the_day} at {hotel_id} (hotel.analytics)")
+    hotel_id, reports = settings.default_hotel_id, hub.installed["reports"]
+    period = period_of(Period.DAILY, the_day)
+    wanted = report_id(hotel_id, period)
+    await reports.request(hotel_id, Period.DAILY, the_day)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        while not sent.empty():
+            event = sent.get_nowait()
+            if event.data.report_id == wanted:
+                figures = {**event.data.model_dump(), "guests": event.data.customer_count}
+                return _report_table(f"Daily report of {the_day} at {hotel_id}, sent on "
+                                     "hotel.analytics", figures)
+        last = reports.sent.get(wanted)
+        figures = reports.figures(hotel_id, period)
+        if last is not None and last["digest"] == digest(figures):
+            return _report_table(f"Daily report of {the_day} at {hotel_id}: unchanged since "
+                                 f"version {last['version']} was sent",
+                                 {**figures, "version": last["version"]})
+        await asyncio.sleep(0.2)
+    raise HubError(f"the report of {the_day} was not sent within {timeout_s:g} s")
+
+
+def _report_table(title: str, figures: dict[str, Any]) -> Table:
+    from streams.core.reports.money import to_currency
+
+    table = Table(title=title)
     table.add_column("figure")
     table.add_column("value", justify="right")
-    try:
-        event = await asyncio.wait_for(sent.get(), timeout=30)
-    except TimeoutError:
-        table.add_row("report", "not sent again: its figures equal the version already sent")
-        return table
-    report = event.data
+    currency = str(figures["currency"])
     for name in ("version", "rooms_available", "out_of_order_room_nights", "rooms_sold",
                  "occupancy_rate", "room_revenue", "other_revenue", "total_revenue", "adr",
-                 "revpar", "customer_count", "arrivals", "average_stay_duration",
+                 "revpar", "guests", "arrivals", "average_stay_duration",
                  "rooms_on_the_books"):
-        value = getattr(report, name)
-        table.add_row(name, f"{to_currency(value, report.currency)} {report.currency}"
+        value = figures[name]
+        table.add_row(name, f"{to_currency(value, currency):,} {currency}"
                       if name in MONEY else str(value))
     return table
 

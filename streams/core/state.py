@@ -179,6 +179,13 @@ class WaitingRoom(_State):
     events: list[WaitingEvent] = Field(default_factory=list)
 
 
+class ReportsSeeded(_State):
+    """A partition's stays and rooms have sent their report facts (`facts_version` of them):
+    a hub upgraded to reports, or whose facts changed meaning, sends them once more."""
+
+    facts_version: int
+
+
 class NightCounts(_State):
     sold: int = 0
     out_of_order: int = 0

@@ -8,7 +8,7 @@ Nothing here does I/O; the processor reads state through `read` and writes `chan
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -43,6 +43,7 @@ from streams.core.state import (
     AvailabilityState,
     CustomerState,
     InventoryDelta,
+    ReportsSeeded,
     ReservationState,
     RoomState,
     WaitingEvent,
@@ -53,9 +54,10 @@ from streams.core.state import (
 
 STAY, ROOM, CUSTOMER, AVAILABILITY = "stay", "room", "customer", "availability"
 WAITING = "waiting"
+REPORTS = "reports"
 MODELS: dict[str, type[Any]] = {
     STAY: ReservationState, ROOM: RoomState, CUSTOMER: CustomerState,
-    AVAILABILITY: AvailabilityState, WAITING: WaitingRoom,
+    AVAILABILITY: AvailabilityState, WAITING: WaitingRoom, REPORTS: ReportsSeeded,
 }
 """Each kind of state a hotel partition keeps, by its tag."""
 
@@ -123,6 +125,31 @@ def apply_event(event: HotelEvent, read: Reader, rules: RuleSettings) -> Step:
         step.duplicate = _customer(view, step, event, rules)
     _expire(view, step, event, rules)
     return step
+
+
+FACTS_VERSION = 1
+"""Meaning of the report facts (`streams.core.reports.shares`); a change that alters what a
+stay or room contributes bumps it, and every partition sends its facts once more."""
+SEEDED: StateKey = (REPORTS, b"facts")
+
+
+def seed_facts(states: Mapping[StateKey, Any]) -> tuple[list[DayFact | RoomFact], dict[
+        StateKey, Any]]:
+    """What every stay and room of a partition contributes to the reports, for a partition
+    whose facts were never sent (a hub upgraded to reports) or mean something else now; and
+    the state that says they are sent. Nothing when they were (facts are absolute, so
+    sending them again would change nothing but cost)."""
+    seeded = states.get(SEEDED)
+    if seeded is not None and seeded.facts_version >= FACTS_VERSION:
+        return [], {}
+    facts: list[DayFact | RoomFact] = []
+    for tag, key in [key for key in states if key[0] in (STAY, ROOM)]:
+        state = states.get((tag, key))
+        if isinstance(state, ReservationState):
+            facts += stay_facts(None, state)
+        elif isinstance(state, RoomState):
+            facts += room_facts(None, state)
+    return facts, {SEEDED: ReportsSeeded(facts_version=FACTS_VERSION)}
 
 
 def refuse_unverified(event: HotelEvent, principal: Principal) -> Step | None:

@@ -13,6 +13,7 @@ from typing import Any
 from streams.core.exceptions import RecordTooLarge
 from streams.core.kinds import POLICIES, REFUSAL_TOPIC, EventKind
 from streams.core.models import record_key
+from streams.core.reports.shares import DayFact, RoomFact
 from streams.core.state import table_key
 from streams.core.step import Step
 from streams.settings import HubSettings
@@ -78,14 +79,18 @@ def step_records(step: Step, *, settings: HubSettings, codec: ConfluentAvroCodec
         if signer is not None:
             headers = signer.sign(room_topic, key, value, headers)
         records.append(OutRecord(settings.topic(room_topic), key, value, headers))
-    facts_topic = report_facts_topic(settings)
-    for fact in step.facts:
-        records.append(OutRecord(
-            facts_topic, table_key(fact.hotel_id, fact.room_type).encode(),
-            fact.model_dump_json(exclude_defaults=False).encode(),
-            partition=hotel_partition(fact.hotel_id, settings.topic_partitions)))
+    records += fact_records(step.facts, settings)
     check_sizes(records, settings)
     return records
+
+
+def fact_records(facts: Iterable[DayFact | RoomFact], settings: HubSettings) -> list[OutRecord]:
+    """Report facts, each in its hotel's partition of `<app>.report-facts`."""
+    topic = report_facts_topic(settings)
+    return [OutRecord(topic, table_key(fact.hotel_id, fact.room_type).encode(),
+                      fact.model_dump_json().encode(),
+                      partition=hotel_partition(fact.hotel_id, settings.topic_partitions))
+            for fact in facts]
 
 
 def encode_states(changes: Mapping[tuple[str, bytes], Any], *, partition: int,

@@ -41,7 +41,7 @@ from aiokafka.structs import ConsumerRecord
 from streams.core.exceptions import RecordTooLarge, RegistryUnavailable
 from streams.core.kinds import POLICIES, EventKind
 from streams.core.rules import Principal, RuleSettings
-from streams.core.step import apply_event, refuse_unverified
+from streams.core.step import FACTS_VERSION, apply_event, refuse_unverified, seed_facts
 from streams.ops.metrics import (
     event_apply_delay_seconds,
     events_consumed_total,
@@ -49,7 +49,13 @@ from streams.ops.metrics import (
     refusals_total,
 )
 from streams.runners.admin import ensure_topics
-from streams.runners.effects import OutRecord, Round, encode_states, step_records
+from streams.runners.effects import (
+    OutRecord,
+    Round,
+    encode_states,
+    fact_records,
+    step_records,
+)
 from streams.runners.forwarding import HOTEL_HEADER, Forwarding
 from streams.runners.ordering import SOURCE_OFFSET, SOURCE_PARTITION, SOURCE_TOPIC, Intake
 from streams.runners.restore import State, restore_partition
@@ -161,8 +167,27 @@ class HotelProcessor(SupervisedLoop):
         self._signer = Signer.of(self.settings)  # a rotated secret, as the producer's
         self._producers[partition] = producer
         self._states[partition] = await self._restore(partition)
+        await self._seed_reports(partition, producer)
         log.info("hotel partition %d ready: %d states restored", partition,
                  len(self._states[partition]))
+
+    async def _seed_reports(self, partition: int, producer: AIOKafkaProducer) -> None:
+        """Send the report facts of every stay and room this partition already holds, once
+        (`streams.core.step.seed_facts`), so reports also count what was decided before."""
+        states = self._states[partition]
+        facts, marker = seed_facts(states)
+        if not marker:
+            return
+        records = [*fact_records(facts, self.settings),
+                   *encode_states(marker, partition=partition, settings=self.settings).values()]
+        async with producer.transaction():
+            await asyncio.gather(*[await producer.send(
+                out.topic, key=out.key, value=out.value, partition=out.partition)
+                for out in records])
+        states.update(marker)
+        if facts:
+            log.info("hotel partition %d: %d report facts sent for the stays and rooms it "
+                     "held before (facts version %d)", partition, len(facts), FACTS_VERSION)
 
     async def _release(self, partition: int) -> None:
         producer = self._producers.pop(partition, None)
