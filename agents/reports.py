@@ -25,12 +25,12 @@ import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from faust.types import EventT, StreamT
 from faust.web import Request, Response
 from mode import Service
-from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import Field, TypeAdapter, ValidationError
 from pydantic_core import to_jsonable_python
 
 from streams.core.kinds import System
@@ -45,6 +45,8 @@ from streams.core.reports.periods import (
     period_of,
     periods_containing,
 )
+from streams.core.reports.requests import SendRequest as SendRequest
+from streams.core.reports.requests import Tick as Tick
 from streams.core.reports.shares import DayFact, DayShare, RoomFact
 from streams.core.state import table_key
 from streams.runners.publisher import HotelEventPublisher
@@ -59,22 +61,6 @@ log = logging.getLogger(__name__)
 
 DAY = timedelta(days=1)
 TICK_KEY = b"tick"
-
-
-class Tick(BaseModel):
-    """Send what is due at `now` (a worker's clock; a test's own) in this partition."""
-
-    fact: Literal["tick"] = "tick"
-    now: AwareDatetime
-
-
-class SendRequest(BaseModel):
-    """Send one report now (`hotelhub report --send`): a backfill, or a check."""
-
-    fact: Literal["request"] = "request"
-    hotel_id: str
-    period: Period
-    start: date
 
 
 Message = Annotated[DayFact | RoomFact | Tick | SendRequest, Field(discriminator="fact")]

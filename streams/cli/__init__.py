@@ -10,6 +10,7 @@ from streams.cli.demo import demo
 from streams.cli.events import register as register_event_commands
 from streams.cli.identity import app as identity_app
 from streams.cli.registry import app as registry_app
+from streams.cli.report import report
 from streams.cli.schemas import app as schemas_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Hotel event hub operations.")
@@ -20,6 +21,7 @@ app.add_typer(registry_app, name="registry")
 app.add_typer(schemas_app, name="schemas")
 register_event_commands(app)
 app.command()(demo)
+app.command()(report)
 
 
 def main() -> None:
