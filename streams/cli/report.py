@@ -45,17 +45,17 @@ from streams.worker.auth import authorization
 out = Console(soft_wrap=True, highlight=False)
 
 ROOM_TYPE_COLUMNS = (
-    ("rooms_available", "available", "count"),
-    ("out_of_order_room_nights", "out of order", "count"),
+    ("rooms_available", "supply", "count"),
+    ("out_of_order_room_nights", "OOO", "count"),
     ("rooms_sold", "sold", "count"),
-    ("occupancy_rate", "occupancy", "rate"),
+    ("occupancy_rate", "occ.", "rate"),
     ("adr", "ADR", "money"),
     ("revpar", "RevPAR", "money"),
-    ("room_revenue", "room revenue", "money"),
-    ("other_revenue", "other revenue", "money"),
-    ("total_revenue", "total revenue", "money"),
+    ("room_revenue", "room rev.", "money"),
+    ("other_revenue", "other rev.", "money"),
+    ("total_revenue", "total rev.", "money"),
     ("guests", "guests", "count"),
-    ("arrivals", "arrivals", "count"),
+    ("arrivals", "arr.", "count"),
 )
 """Room-type table: figure, column heading, how it is shown."""
 HOTEL_ROWS = (
@@ -201,6 +201,8 @@ def _shown(value: Any, how: str, currency: str) -> str:
 
 
 def _print(body: dict[str, Any], period: ReportPeriod, hotel: str) -> None:
+    if not out.is_terminal and out.width < 132:
+        out.width = 132  # piped or captured: no narrow default to squeeze the columns into
     figures = body["figures"]
     currency = str(figures.get("currency") or "")
     if not currency:
@@ -219,10 +221,11 @@ def _print(body: dict[str, Any], period: ReportPeriod, hotel: str) -> None:
             hotel_table.add_row(label, _shown(figures[name], how, currency))
     out.print(hotel_table)
     types = figures.get("room_types") or {}
-    by_type = Table(title="By room type", show_header=True)
-    by_type.add_column("room type")
+    by_type = Table(title=f"By room type (OOO: out-of-order room-nights; {currency})",
+                    show_header=True)
+    by_type.add_column("room type", no_wrap=True)
     for _, heading, _ in ROOM_TYPE_COLUMNS:
-        by_type.add_column(heading, justify="right")
+        by_type.add_column(heading, justify="right", no_wrap=True)
     for room_type, found in sorted(types.items()):
         by_type.add_row(room_type, *(_shown(found.get(name), how, currency)
                                      for name, _, how in ROOM_TYPE_COLUMNS))
