@@ -43,7 +43,8 @@ class DayShare(BaseModel):
     booked_revenue: Decimal = ZERO
     out_of_order: int = 0
     customer_id: str | None = None
-    """The guest, for the distinct count of guests in house."""
+    """The guest, for the distinct count of customers in house (a stay without one adds
+    none: guests are known customers)."""
     currency: str | None = None
 
     def to_json(self) -> dict[str, Any]:
@@ -65,8 +66,7 @@ def stay_shares(stay: ReservationState | None) -> Shares:
     booked_nights = (stay.checkout_date - stay.checkin_date).days
     if booked_nights <= 0:
         return {}
-    common = {"currency": stay.currency, "customer_id": stay.customer_id or
-              f"reservation:{stay.reservation_id}"}
+    common = {"currency": stay.currency, "customer_id": stay.customer_id}
     shares: dict[date, dict[str, Any]] = {}
 
     def add(day: date, **parts: Any) -> None:
