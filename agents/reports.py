@@ -285,9 +285,12 @@ def install(hub: Hub) -> Reports:
                 reports.take_room(message)
             elif isinstance(message, Tick):
                 await reports.tick(message.now, event.message.partition)
-            else:
+            elif reports.knows(message.hotel_id):
                 await reports.send(message.hotel_id, period_of(message.period, message.start),
                                    datetime.now(UTC))
+            else:
+                log.warning("report of %s asked for, but none of its stays or rooms has "
+                            "reached this hub: nothing sent", message.hotel_id)
             yield message.fact
 
     zones = {settings.timezone, *settings.hotel_timezones.values()}
