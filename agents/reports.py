@@ -13,8 +13,11 @@ every `report_tick_s`. The versions sent are a table of the same partition, so a
 goes out once however many workers run, and a day that changes after its report went out
 gets a new version that supersedes the old one, never a silent change.
 
-Facts are absolute (a stay's whole share of a day), so applying one twice changes nothing:
-the tables stay right under Faust's at-least-once delivery. A report version resent after
+Facts are absolute (a stay's whole share of a day): the agent keeps each source's share
+beside the day's totals and moves the totals by the difference, and the totals remember
+the last fact they hold, so a fact read twice changes nothing and the tables stay right
+under Faust's at-least-once delivery (`Reports.take_day`). The totals stay small however
+many stays a day holds. A report version resent after
 a crash between its send and its table write has the same event_id, for consumers to drop.
 """
 
@@ -47,7 +50,7 @@ from streams.core.reports.periods import (
 )
 from streams.core.reports.requests import SendRequest as SendRequest
 from streams.core.reports.requests import Tick as Tick
-from streams.core.reports.shares import DayFact, DayShare, RoomFact
+from streams.core.reports.shares import DayFact, DayTotals, RoomFact, fold
 from streams.core.state import table_key
 from streams.runners.publisher import HotelEventPublisher
 from streams.wire.partitioning import hotel_partition
@@ -86,7 +89,9 @@ class Reports:
 
     hub: Hub
     days: Any
-    """hotel_id:room_type, windowed by business day -> source -> DayShare JSON."""
+    """Windowed by business day: `totals|hotel_id:room_type` -> {"offset", "totals": DayTotals}
+    and `share|hotel_id:room_type|source` -> the DayShare that source put in the totals (to
+    take out again when its share changes; {} when it has none)."""
     supply: Any
     """hotel_id:room_type -> room_id -> first day in the house (ISO)."""
     hotels: Any
@@ -101,14 +106,20 @@ class Reports:
 
     # -- facts in ------------------------------------------------------------------
 
-    def take_day(self, fact: DayFact) -> None:
+    def take_day(self, fact: DayFact, offset: int) -> None:
+        """Put a source's new share of a day in place of its old one, in the day's totals.
+
+        Totals and shares are keys of one table, so their changelog records share a
+        partition and keep their order: the totals are written first, and carry the offset
+        of the last fact in them. A fact read again (a redelivery, after a crash between
+        the two writes) moves the totals only if they do not hold it yet, and writes both
+        again, so the changelog ends as if it had been read once."""
         key = table_key(fact.hotel_id, fact.room_type)
-        entries = dict(self.days[key].value())
-        if fact.share is None:
-            entries.pop(fact.source, None)
-        else:
-            entries[fact.source] = fact.share.to_json()
-        self.days[key] = entries
+        totals_key, share_key = f"totals|{key}", f"share|{key}|{fact.source}"
+        totals, share = fold(self.days[totals_key].value(), self.days[share_key].value(),
+                             fact.share, offset)
+        self.days[totals_key] = totals
+        self.days[share_key] = share
         self._note_hotel(fact.hotel_id, fact.room_type, fact.day)
         marked = self.changed.get(fact.hotel_id) or []
         if fact.day.isoformat() not in marked:
@@ -149,7 +160,7 @@ class Reports:
     def figures(self, hotel_id: str, period: ReportPeriod) -> dict[str, Any]:
         known = self.hotels.get(hotel_id) or {"types": []}
         types = known["types"]
-        days = {day: {room_type: self._shares(hotel_id, room_type, day) for room_type in types}
+        days = {day: {room_type: self._totals(hotel_id, room_type, day) for room_type in types}
                 for day in period.days}
         supply = {room_type: {room: date.fromisoformat(since) for room, since in (
             self.supply.get(table_key(hotel_id, room_type)) or {}).items()}
@@ -157,10 +168,10 @@ class Reports:
         return report_figures(hotel_id, period, days, supply,
                               default_currency=self.hub.settings.default_currency)
 
-    def _shares(self, hotel_id: str, room_type: str, day: date) -> dict[str, DayShare]:
+    def _totals(self, hotel_id: str, room_type: str, day: date) -> DayTotals:
         on_day = self.days.relative_to(day_timestamp(day))
-        entries: Mapping[str, Any] = on_day[table_key(hotel_id, room_type)].value() or {}
-        return {source: DayShare.model_validate(share) for source, share in entries.items()}
+        stored = on_day[f"totals|{table_key(hotel_id, room_type)}"].value()
+        return DayTotals.model_validate(stored.get("totals", {}))
 
     async def tick(self, now: datetime, partition: int) -> None:
         """Send every report of this partition's hotels that is due and not sent, and a new
@@ -252,13 +263,15 @@ def install(hub: Hub) -> Reports:
         # No key or value type: Faust (de)serialises keys and values as JSON.
         return app.Table(name, default=None, partitions=partitions, help=help)
 
-    days = app.Table(
-        "report_days", default=dict, partitions=partitions,
-        help="hotel_id:room_type per business day -> shares",
-    ).tumbling(DAY, expires=timedelta(days=settings.report_retention_days))
-    days = days.clone(relative_to=_fact_timestamp)
+    def day_table(name: str, help: str) -> Any:
+        windowed = app.Table(name, default=dict, partitions=partitions, help=help).tumbling(
+            DAY, expires=timedelta(days=settings.report_retention_days))
+        return windowed.clone(relative_to=_fact_timestamp)
+
     reports = Reports(
-        hub=hub, days=days,
+        hub=hub,
+        days=day_table("report_days", "per business day: totals of hotel_id:room_type, "
+                       "and each source's share in them"),
         supply=table("report_supply", "hotel_id:room_type -> room_id -> in the house since"),
         hotels=table("report_hotels", "hotel_id -> first business day, room types"),
         sent=table("report_versions", "report_id -> last version sent"),
@@ -280,7 +293,7 @@ def install(hub: Hub) -> Reports:
                           exc)
                 continue
             if isinstance(message, DayFact):
-                reports.take_day(message)
+                reports.take_day(message, event.message.offset)
             elif isinstance(message, RoomFact):
                 reports.take_room(message)
             elif isinstance(message, Tick):

@@ -42,7 +42,14 @@ from streams.core.reports.periods import (
     next_fire,
     period_of,
 )
-from streams.core.reports.shares import DayFact, DayShare, RoomFact, stay_facts, stay_shares
+from streams.core.reports.shares import (
+    DayFact,
+    DayShare,
+    RoomFact,
+    stay_facts,
+    stay_shares,
+    summed,
+)
 from streams.core.rules import RuleSettings
 from streams.core.simulation import SimulatedEvent
 from streams.core.state import ReservationState
@@ -418,8 +425,8 @@ class AgentTables:
 
     def figures(self, hotel_id: str, period: ReportPeriod, currency: str) -> dict[str, Any]:
         """As `Reports.figures`: every known type on every day of the period."""
-        days = {day: {room_type: {source: DayShare.model_validate(share) for source, share in
-                                  self.days.get((room_type, day), {}).items()}
+        days = {day: {room_type: summed(DayShare.model_validate(share) for share in
+                                        self.days.get((room_type, day), {}).values())
                       for room_type in sorted(self.types)}
                 for day in period.days}
         supply = {room_type: {room: date.fromisoformat(since) for room, since in

@@ -25,10 +25,10 @@ from streams.core.reports.money import (
     to_currency,
 )
 from streams.core.reports.periods import ReportPeriod
-from streams.core.reports.shares import DayShare
+from streams.core.reports.shares import DayTotals
 
-DayShares = Mapping[str, Mapping[str, DayShare]]
-"""One business day: room type -> source -> share."""
+DayOfTypes = Mapping[str, DayTotals]
+"""One business day: room type -> its totals."""
 Supply = Mapping[str, Mapping[str, date]]
 """Room type -> room id -> the first day the room is in the house."""
 
@@ -52,17 +52,16 @@ class Totals:
     booked_revenue: Decimal = ZERO
     guests: set[str] = field(default_factory=set)
 
-    def take(self, share: DayShare) -> None:
-        self.out_of_order_room_nights += share.out_of_order
-        self.rooms_sold += share.sold
-        self.room_revenue += share.room_revenue
-        self.other_revenue += share.other_revenue
-        self.arrivals += share.arrivals
-        self.arrival_nights += share.arrival_nights
-        self.rooms_booked += share.booked
-        self.booked_revenue += share.booked_revenue
-        if share.sold and share.customer_id is not None:
-            self.guests.add(share.customer_id)
+    def take(self, day: DayTotals) -> None:
+        self.out_of_order_room_nights += day.out_of_order
+        self.rooms_sold += day.sold
+        self.room_revenue += day.room_revenue
+        self.other_revenue += day.other_revenue
+        self.arrivals += day.arrivals
+        self.arrival_nights += day.arrival_nights
+        self.rooms_booked += day.booked
+        self.booked_revenue += day.booked_revenue
+        self.guests.update(day.customers)
 
     def figures(self, currency: str) -> dict[str, Any]:
         operational = self.rooms_available - self.out_of_order_room_nights
@@ -93,18 +92,18 @@ def supply_on(supply: Supply, room_type: str, day: date) -> int:
     return sum(1 for since in supply.get(room_type, {}).values() if since <= day)
 
 
-def report_currency(days: Iterable[DayShares], default: str) -> str:
-    found = {share.currency for day in days for shares in day.values()
-             for share in shares.values() if share.currency}
+def report_currency(days: Iterable[DayOfTypes], default: str) -> str:
+    found = {currency for day in days for totals in day.values()
+             for currency in totals.currencies}
     if len(found) > 1:
         raise ReportError(f"amounts in {', '.join(sorted(found))}: a report adds one currency")
     return found.pop() if found else default
 
 
-def report_figures(hotel_id: str, period: ReportPeriod, days: Mapping[date, DayShares],
+def report_figures(hotel_id: str, period: ReportPeriod, days: Mapping[date, DayOfTypes],
                    supply: Supply, *, default_currency: str) -> dict[str, Any]:
     """The figures of `period`: the hotel's, each room type's, and (weekly and monthly) each
-    day's, as `docs`' definitions state them; `days` holds each day of the period."""
+    day's, as the README's definitions state them; `days` holds each day of the period."""
     currency = report_currency(days.values(), default_currency)
     types = sorted({*supply, *(room_type for day in days.values() for room_type in day)})
     hotel, by_type = Totals(), {room_type: Totals() for room_type in types}
@@ -116,9 +115,10 @@ def report_figures(hotel_id: str, period: ReportPeriod, days: Mapping[date, DayS
             rooms = supply_on(supply, room_type, day)
             for totals in (hotel, by_type[room_type], that_day):
                 totals.rooms_available += rooms
-            for share in shares.get(room_type, {}).values():
+            day_totals = shares.get(room_type)
+            if day_totals is not None:
                 for totals in (hotel, by_type[room_type], that_day):
-                    totals.take(share)
+                    totals.take(day_totals)
         daily.append({"date": day, **that_day.figures(currency)})
     figures: dict[str, Any] = {
         "hotel_id": hotel_id, "period": str(period.period), "period_start": period.start,

@@ -10,11 +10,12 @@ without any deduplication. Days are business days: dates in the hotel's time zon
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from streams.core.models import ReservationStatus
 from streams.core.reports.money import ZERO, night_share
@@ -49,6 +50,78 @@ class DayShare(BaseModel):
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_defaults=True)
+
+
+ADDITIVE = ("sold", "room_revenue", "other_revenue", "arrivals", "arrival_nights", "booked",
+            "booked_revenue", "out_of_order")
+"""The fields of a share that add up over sources, room types and days."""
+
+
+class DayTotals(BaseModel):
+    """One room type's business day: the shares of all its sources added up, which is what
+    the reports' windowed table holds (small, whatever the number of stays)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sold: int = 0
+    room_revenue: Decimal = ZERO
+    other_revenue: Decimal = ZERO
+    arrivals: int = 0
+    arrival_nights: int = 0
+    booked: int = 0
+    booked_revenue: Decimal = ZERO
+    out_of_order: int = 0
+    customers: dict[str, int] = Field(default_factory=dict)
+    """Nights sold per customer: the day's distinct guests are its keys."""
+    currencies: dict[str, int] = Field(default_factory=dict)
+    """Shares per currency: a report adds one currency only."""
+
+    def changed(self, old: DayShare | None, new: DayShare | None) -> DayTotals:
+        """These totals with a source's `old` share taken out and its `new` one put in."""
+        values: dict[str, Any] = {name: getattr(self, name) for name in ADDITIVE}
+        customers, currencies = dict(self.customers), dict(self.currencies)
+        for share, sign in ((old, -1), (new, 1)):
+            if share is None:
+                continue
+            for name in ADDITIVE:
+                values[name] += sign * getattr(share, name)
+            if share.sold and share.customer_id is not None:
+                _bump(customers, share.customer_id, sign * share.sold)
+            if share.currency is not None:
+                _bump(currencies, share.currency, sign)
+        return DayTotals(**values, customers=customers, currencies=currencies)
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
+def _bump(counts: dict[str, int], key: str, by: int) -> None:
+    left = counts.get(key, 0) + by
+    if left:
+        counts[key] = left
+    else:
+        counts.pop(key, None)
+
+
+def fold(stored: Mapping[str, Any], kept: Mapping[str, Any], share: DayShare | None,
+         offset: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A day's stored totals ({"offset", "totals"}) and the share its source put in them
+    ({} for none), after the fact at `offset` gave that source `share`: both to be written,
+    the totals first (`agents.reports`). Totals that already hold the fact (read again after
+    a crash between the two writes) do not move again."""
+    totals = DayTotals.model_validate(stored.get("totals", {}))
+    applied = int(stored.get("offset", -1))
+    if applied < offset:
+        totals = totals.changed(DayShare.model_validate(kept) if kept else None, share)
+    return ({"offset": max(applied, offset), "totals": totals.to_json()},
+            share.to_json() if share is not None else {})
+
+
+def summed(shares: Iterable[DayShare]) -> DayTotals:
+    totals = DayTotals()
+    for share in shares:
+        totals = totals.changed(None, share)
+    return totals
 
 
 Shares = dict[tuple[str, date], DayShare]
