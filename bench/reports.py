@@ -18,7 +18,7 @@ windowed tables), with `HOTELHUB_REPORT_TICK_S=0` so no report is sent while it 
   that time. Publishing, processing and polling share this process (one core, the GIL).
 - build on demand, once loaded: the median of `--gets` (>= 5) `GET /reports` monthly calls
   as the operator (HTTP, routing, auth, table reads, the build, JSON); the same figures
-  through `Reports.figures` in process (table reads + `DayShare` validation + build); and
+  through `Reports.figures` in process (table reads + `DayTotals` validation + build); and
   `streams.core.reports.figures.report_figures` alone, on inputs read from the tables
   beforehand. One GET is profiled with cProfile (whole process) in the first run; the top 5
   entries by cumulative time are printed.
@@ -188,7 +188,7 @@ def timed_ms(call: Any, times: int) -> list[float]:
 def table_inputs(reports: Any) -> tuple[dict[date, Any], dict[str, dict[str, date]]]:
     """What `Reports.figures` hands `report_figures`, read from the tables once."""
     types = (reports.hotels.get(HOTEL) or {"types": []})["types"]
-    days = {day: {room_type: reports._shares(HOTEL, room_type, day) for room_type in types}
+    days = {day: {room_type: reports._totals(HOTEL, room_type, day) for room_type in types}
             for day in MONTH.days}
     supply = {room_type: {room: date.fromisoformat(since) for room, since in (
         reports.supply.get(f"{HOTEL}:{room_type}") or {}).items()} for room_type in types}
@@ -249,8 +249,8 @@ async def one_run(number: int, options: argparse.Namespace, events: list[Any], s
                 lambda: report_figures(HOTEL, MONTH, days, supply,
                                        default_currency=settings.default_currency),
                 options.gets)), 2)
-            shares = sum(len(by_source) for day in days.values() for by_source in day.values())
-            result["shares_in_month"] = shares
+            result["type_days_in_month"] = sum(1 for day in days.values()
+                                                for totals in day.values() if totals.to_json())
             if number == 0:
                 profile = cProfile.Profile()
                 profile.enable()
@@ -293,7 +293,7 @@ async def run(options: argparse.Namespace) -> None:
          ".2f"),
         ("GET /reports monthly, ms", f"median of {options.gets} calls once loaded",
          "get_ms", ".1f"),
-        ("Reports.figures, ms", "table reads + DayShare validation + build, in process",
+        ("Reports.figures, ms", "table reads + DayTotals validation + build, in process",
          "figures_ms", ".1f"),
         ("report_figures, ms", "the pure build, inputs read beforehand", "build_ms", ".2f"),
     ]
@@ -305,8 +305,8 @@ async def run(options: argparse.Namespace) -> None:
     table = "\n".join(lines) + (
         f"\n\n{counts['events']:,} events; {counts['facts']:,} facts read back "
         f"({counts['facts_end_offsets']:,} by end offsets, transaction markers included); "
-        f"{counts['sold_room_nights']:,} sold room-nights; {counts['shares_in_month']:,} "
-        f"day shares in the month; refusals "
+        f"{counts['sold_room_nights']:,} sold room-nights; {counts['type_days_in_month']:,} "
+        f"room-type days with figures in the month; refusals "
         f"{[run['refusals'] for run in runs]}, dead letters "
         f"{[run['dead letters'] for run in runs]}\n\ncProfile of one GET (run 1), top 5 by "
         f"cumulative time:\n\n```\n{runs[0].get('profile', '').strip()}\n```")
