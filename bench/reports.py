@@ -6,7 +6,7 @@ hotel processor, which writes each decided stay's and room's day contributions t
 `<app>.report-facts` in its transactions, and `agents.reports`, which folds them into its
 windowed tables), with `HOTELHUB_REPORT_TICK_S=0` so no report is sent while it is timed.
 
-- aggregation: one 120-room hotel's month (`tests.support.month.hotel_month`, October
+- aggregation: one hotel's month (120 rooms, `--rooms`; `tests.support.month.hotel_month`, October
   2026, Asia/Tokyo, JPY; the same events every run, in topics of the run's own) is
   published with the hub's publishers (one per system, each signing as itself), in chunks
   sent at once where no entity appears twice (as `bench.month` does). Timed from the first
@@ -75,14 +75,15 @@ FIRST = date(2026, 10, 1)
 MONTH = ReportPeriod(Period.MONTHLY, FIRST)
 
 
-def the_month() -> tuple[list[Any], int]:
+def the_month(rooms: int) -> tuple[list[Any], int]:
     """The month's events in publish order, and its sold room-nights by the oracle."""
     if str(REPO_ROOT) not in sys.path:
         sys.path.insert(0, str(REPO_ROOT))
     from tests.support.month import hotel_month
     from tests.support.report_oracle import expected_report
 
-    events = hotel_month(hotel_id=HOTEL, timezone=ZONE, currency=CURRENCY, first=FIRST)
+    events = hotel_month(hotel_id=HOTEL, timezone=ZONE, currency=CURRENCY, first=FIRST,
+                         rooms=rooms)
     expected = expected_report(events, hotel_id=HOTEL, timezone=ZONE, currency=CURRENCY,
                                period="monthly", period_start=FIRST)
     return events, int(expected["rooms_sold"])
@@ -271,7 +272,7 @@ def median(runs: Sequence[Mapping[str, Any]], name: str) -> float:
 
 async def run(options: argparse.Namespace) -> None:
     deadline = Deadline(options.timeout_s)
-    events, sold = the_month()
+    events, sold = the_month(options.rooms)
     print(f"{len(events):,} events of {HOTEL}'s month, {sold:,} sold room-nights (oracle)",
           flush=True)
     runs: list[dict[str, Any]] = []
@@ -319,6 +320,8 @@ async def run(options: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="runs; the median is reported")
+    parser.add_argument("--rooms", type=int, default=120,
+                        help="rooms of the simulated hotel (1,200: a large hotel's month)")
     parser.add_argument("--gets", type=int, default=7, help="GET /reports calls per run (>= 5)")
     parser.add_argument("--chunk", type=int, default=500, help="events sent at once")
     parser.add_argument("--poll-s", type=float, default=0.25,
