@@ -13,19 +13,17 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
 from typing import Any
 
 from streams.core.reports.money import (
     NIGHTS_PLACES,
     RATE_PLACES,
-    ZERO,
     per_unit,
     ratio,
     to_currency,
 )
 from streams.core.reports.periods import ReportPeriod
-from streams.core.reports.shares import DayTotals
+from streams.core.reports.shares import DayFigures, DayTotals
 
 DayOfTypes = Mapping[str, DayTotals]
 """One business day: room type -> its totals."""
@@ -42,48 +40,34 @@ class Totals:
     """Additive figures of one scope (a room type or the hotel, over some days)."""
 
     rooms_available: int = 0
-    out_of_order_room_nights: int = 0
-    rooms_sold: int = 0
-    room_revenue: Decimal = ZERO
-    other_revenue: Decimal = ZERO
-    arrivals: int = 0
-    arrival_nights: int = 0
-    rooms_booked: int = 0
-    booked_revenue: Decimal = ZERO
+    summed: DayFigures = field(default_factory=DayFigures)
     guests: set[str] = field(default_factory=set)
 
     def take(self, day: DayTotals) -> None:
-        self.out_of_order_room_nights += day.out_of_order
-        self.rooms_sold += day.sold
-        self.room_revenue += day.room_revenue
-        self.other_revenue += day.other_revenue
-        self.arrivals += day.arrivals
-        self.arrival_nights += day.arrival_nights
-        self.rooms_booked += day.booked
-        self.booked_revenue += day.booked_revenue
+        self.summed = self.summed.plus(day)
         self.guests.update(day.customers)
 
     def figures(self, currency: str) -> dict[str, Any]:
-        operational = self.rooms_available - self.out_of_order_room_nights
-        room_revenue = to_currency(self.room_revenue, currency)
+        day = self.summed
+        operational = self.rooms_available - day.out_of_order
         return {
             "rooms_available": self.rooms_available,
             "rooms_available_operational": operational,
-            "out_of_order_room_nights": self.out_of_order_room_nights,
-            "rooms_sold": self.rooms_sold,
-            "room_revenue": room_revenue,
-            "other_revenue": to_currency(self.other_revenue, currency),
-            "total_revenue": to_currency(self.room_revenue + self.other_revenue, currency),
-            "occupancy_rate": ratio(self.rooms_sold, self.rooms_available, RATE_PLACES),
-            "occupancy_rate_operational": ratio(self.rooms_sold, operational, RATE_PLACES),
-            "adr": per_unit(self.room_revenue, self.rooms_sold, currency),
-            "revpar": per_unit(self.room_revenue, self.rooms_available, currency),
+            "out_of_order_room_nights": day.out_of_order,
+            "rooms_sold": day.sold,
+            "room_revenue": to_currency(day.room_revenue, currency),
+            "other_revenue": to_currency(day.other_revenue, currency),
+            "total_revenue": to_currency(day.room_revenue + day.other_revenue, currency),
+            "occupancy_rate": ratio(day.sold, self.rooms_available, RATE_PLACES),
+            "occupancy_rate_operational": ratio(day.sold, operational, RATE_PLACES),
+            "adr": per_unit(day.room_revenue, day.sold, currency),
+            "revpar": per_unit(day.room_revenue, self.rooms_available, currency),
             "guests": len(self.guests),
-            "arrivals": self.arrivals,
-            "arrival_nights": self.arrival_nights,
-            "average_stay_duration": ratio(self.arrival_nights, self.arrivals, NIGHTS_PLACES),
-            "rooms_on_the_books": self.rooms_sold + self.rooms_booked,
-            "room_revenue_on_the_books": to_currency(self.room_revenue + self.booked_revenue,
+            "arrivals": day.arrivals,
+            "arrival_nights": day.arrival_nights,
+            "average_stay_duration": ratio(day.arrival_nights, day.arrivals, NIGHTS_PLACES),
+            "rooms_on_the_books": day.sold + day.booked,
+            "room_revenue_on_the_books": to_currency(day.room_revenue + day.booked_revenue,
                                                      currency),
         }
 

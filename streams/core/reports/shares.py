@@ -26,8 +26,9 @@ _ON_THE_BOOKS = frozenset({ReservationStatus.TENTATIVE, ReservationStatus.CONFIR
                            ReservationStatus.GUARANTEED})
 
 
-class DayShare(BaseModel):
-    """One stay's or room's part of one room type's day; zero fields are left out of the JSON."""
+class DayFigures(BaseModel):
+    """The figures of a room type's business day that add up over stays, rooms, room types
+    and days; zero fields are left out of the JSON."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -43,34 +44,32 @@ class DayShare(BaseModel):
     """A night on the books of a stay that has not arrived yet (the forecast)."""
     booked_revenue: Decimal = ZERO
     out_of_order: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+    def plus(self, other: DayFigures) -> DayFigures:
+        """The additive figures of both (no validation: both are valid already)."""
+        return DayFigures.model_construct(**{
+            name: getattr(self, name) + getattr(other, name) for name in ADDITIVE})
+
+
+ADDITIVE = tuple(DayFigures.model_fields)
+
+
+class DayShare(DayFigures):
+    """One stay's or room's part of one room type's day."""
+
     customer_id: str | None = None
     """The guest, for the distinct count of customers in house (a stay without one adds
     none: guests are known customers)."""
     currency: str | None = None
 
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_defaults=True)
 
-
-ADDITIVE = ("sold", "room_revenue", "other_revenue", "arrivals", "arrival_nights", "booked",
-            "booked_revenue", "out_of_order")
-"""The fields of a share that add up over sources, room types and days."""
-
-
-class DayTotals(BaseModel):
+class DayTotals(DayFigures):
     """One room type's business day: the shares of all its sources added up, which is what
     the reports' windowed table holds (small, whatever the number of stays)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    sold: int = 0
-    room_revenue: Decimal = ZERO
-    other_revenue: Decimal = ZERO
-    arrivals: int = 0
-    arrival_nights: int = 0
-    booked: int = 0
-    booked_revenue: Decimal = ZERO
-    out_of_order: int = 0
     customers: dict[str, int] = Field(default_factory=dict)
     """Nights sold per customer: the day's distinct guests are its keys."""
     currencies: dict[str, int] = Field(default_factory=dict)
@@ -90,9 +89,6 @@ class DayTotals(BaseModel):
             if share.currency is not None:
                 _bump(currencies, share.currency, sign)
         return DayTotals(**values, customers=customers, currencies=currencies)
-
-    def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json", exclude_defaults=True)
 
 
 def _bump(counts: dict[str, int], key: str, by: int) -> None:
