@@ -243,10 +243,9 @@ class ReportQuery(TableQuery):
         if not self.reports.knows(hotel_id):
             raise EntityNotFound(f"no report data for hotel {hotel_id}: none of its stays or "
                                  "rooms has reached the hub")
-        rid = report_id(hotel_id, period)
+        rid, zone = report_id(hotel_id, period), self.reports.hub.rules.timezone_of(hotel_id)
         return self.answer_json({
-            "report_id": rid, "timezone": self.reports.hub.rules.timezone_of(hotel_id),
-            "due_at": period.fires_at(self.reports.hub.rules.timezone_of(hotel_id)),
+            "report_id": rid, "timezone": zone, "due_at": period.fires_at(zone),
             "figures": to_jsonable_python(self.reports.figures(hotel_id, period)),
             "sent": self.reports.sent.get(rid),
         })

@@ -10,16 +10,17 @@ its state restored from its log), with the same topology, order alternating:
   transactional producer per partition): each record's signature is verified and it is
   re-keyed by its `ce_hotelid` header to its hotel's partition of `<app>.hotel-events`;
   there it is decoded, checked against its verified producer (`refuse_unverified`),
-  `streams.core.step.apply_event` decides it, and each state the round changed goes once
-  to the compacted `<app>.hotel-state` in the transaction that commits the offsets;
+  `streams.core.step.apply_event` decides it, its report facts go to `<app>.report-facts`
+  and each state the round changed goes once to the compacted `<app>.hotel-state`, in the
+  transaction that commits the offsets;
 - raw: one `AIOKafkaConsumer` (no group; read_committed), one transactional
   `AIOKafkaProducer` per partition: the same two hops (verify the record's signature with
   `streams.wire.signing.Verifier` and re-key by the `ce_hotelid` header and
   `hotel_partition`; fastavro + pydantic decode, the same origin check
-  (`refuse_unverified`) and `apply_event`, each changed state's JSON once per transaction
-  to a compacted topic of its own, offsets in the same transaction), records of a
-  partition in the order they were produced, and the partition produced first first (as
-  the hub).
+  (`refuse_unverified`) and `apply_event`, each report fact the step made and each changed
+  state's JSON once per transaction to topics of its own, offsets in the same transaction),
+  records of a partition in the order they were produced, and the partition produced
+  first first (as the hub).
 
 Both sides connect as `hotel-hub` (the raw loop stands in for the hub's processor: its
 topics, group and transactional ids are named under the run's app id, which the hub's
@@ -86,13 +87,14 @@ KINDS = (EventKind.ROOM, EventKind.RESERVATION)
 SOURCE = "raw.source"
 SIDES = {
     "hub": "HotelProcessor: verify the signature, re-key by the ce_hotelid header to "
-           "<app>.hotel-events, decode (codec), origin check, apply_event, each changed state "
-           "once per round to the compacted log, offsets in the transaction; one "
+           "<app>.hotel-events, decode (codec), origin check, apply_event, its report facts "
+           "and each changed state once per round to the compacted log, offsets in the "
+           "transaction; one "
            "transactional producer per partition",
     "raw": "AIOKafkaConsumer + one transactional AIOKafkaProducer per partition: the same two "
            "hops (verify the signature, re-key by header; fastavro + pydantic), origin check, "
-           "apply_event, each changed state once per transaction to a compacted topic, "
-           "offsets in the transaction",
+           "apply_event, its report facts and each changed state once per transaction to "
+           "topics of its own, offsets in the transaction",
 }
 
 
@@ -145,6 +147,7 @@ class RawLoop:
         # Under the app id, as the hub's own: the hub's identity may use them (its grants).
         self.group = f"{settings.app_id}-raw"
         self.rekeyed, self.states_topic = f"{self.group}.hotel-events", f"{self.group}.state"
+        self.facts_topic = f"{self.group}.report-facts"
         self.sources = {settings.topic(POLICIES[kind].topic): kind for kind in KINDS}
         self.verifier = Verifier.of(settings)
         """Checks each record's signature where it enters, as the hub's intake (one HMAC)."""
@@ -163,7 +166,8 @@ class RawLoop:
             await client.create_topics([
                 NewTopic(self.rekeyed, self.partitions, 1),
                 NewTopic(self.states_topic, self.partitions, 1,
-                         topic_configs={"cleanup.policy": "compact"})])
+                         topic_configs={"cleanup.policy": "compact"}),
+                NewTopic(self.facts_topic, self.partitions, 1)])
         finally:
             await client.close()
 
@@ -257,6 +261,11 @@ class RawLoop:
                 overlay.update(step.changes)
                 self.refusals.update(refusal.reason_code.value for refusal in step.refusals)
                 decided.append(str(step.event.event_id))
+                # Each report fact the step made, in the transaction (as the hub).
+                for fact in step.facts:
+                    futures.append(await producer.send(
+                        self.facts_topic, fact.model_dump_json().encode(),
+                        key=f"{fact.hotel_id}:{fact.room_type}".encode(), partition=partition))
             # Each state the transaction changed, once, with its last value (as the hub).
             for (tag, key), state in overlay.items():
                 futures.append(await producer.send(

@@ -157,6 +157,7 @@ async def _daily_report(hub: Hub, settings: HubSettings, the_day: date,
     """The hub's report of the day, asked for now rather than at 23:00: every fact of the day
     is in its partition before the request, so the report holds the whole day. A rerun of a
     day changes no figure, so nothing new is sent: the version sent before is shown."""
+    from streams.cli.report import hotel_table
     from streams.core.reports.document import report_id
     from streams.core.reports.figures import digest
     from streams.core.reports.periods import Period, period_of
@@ -171,36 +172,17 @@ async def _daily_report(hub: Hub, settings: HubSettings, the_day: date,
             event = sent.get_nowait()
             if event.data.report_id == wanted:
                 figures = {**event.data.model_dump(), "guests": event.data.customer_count}
-                return _report_table(f"Daily report of {the_day} at {hotel_id}, sent on "
-                                     "hotel.analytics", figures)
+                return hotel_table(f"Daily report of {the_day} at {hotel_id} in "
+                                   f"{event.data.currency}: version {event.data.version}, "
+                                   "sent on hotel.analytics", figures)
         last = reports.sent.get(wanted)
         figures = reports.figures(hotel_id, period)
         if last is not None and last["digest"] == digest(figures):
-            return _report_table(f"Daily report of {the_day} at {hotel_id}: unchanged since "
-                                 f"version {last['version']} was sent",
-                                 {**figures, "version": last["version"]})
+            return hotel_table(f"Daily report of {the_day} at {hotel_id} in "
+                               f"{figures['currency']}: unchanged since version "
+                               f"{last['version']} was sent", figures)
         await asyncio.sleep(0.2)
     raise HubError(f"the report of {the_day} was not sent within {timeout_s:g} s")
-
-
-def _report_table(title: str, figures: dict[str, Any]) -> Table:
-    from streams.core.reports.money import to_currency
-
-    table = Table(title=title)
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    currency = str(figures["currency"])
-    for name in ("version", "rooms_available", "out_of_order_room_nights", "rooms_sold",
-                 "occupancy_rate", "room_revenue", "other_revenue", "total_revenue", "adr",
-                 "revpar", "guests", "arrivals", "average_stay_duration",
-                 "rooms_on_the_books"):
-        value = figures[name]
-        table.add_row(name, f"{to_currency(value, currency):,} {currency}"
-                      if name in MONEY else str(value))
-    return table
-
-
-MONEY = frozenset({"room_revenue", "other_revenue", "total_revenue", "adr", "revpar"})
 
 
 def _counts(title: str, counts: Counter[str]) -> Table:

@@ -200,6 +200,18 @@ def _shown(value: Any, how: str, currency: str) -> str:
     return str(value)
 
 
+def hotel_table(title: str, figures: dict[str, Any]) -> Table:
+    """A report's hotel figures, one a row, amounts in its currency's minor unit."""
+    currency = str(figures.get("currency") or "")
+    table = Table(title=title, show_header=True)
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for name, label, how in HOTEL_ROWS:
+        if name in figures:
+            table.add_row(label, _shown(figures[name], how, currency))
+    return table
+
+
 def _print(body: dict[str, Any], period: ReportPeriod, hotel: str) -> None:
     if not out.is_terminal and out.width < 132:
         out.width = 132  # piped or captured: no narrow default to squeeze the columns into
@@ -213,13 +225,7 @@ def _print(body: dict[str, Any], period: ReportPeriod, hotel: str) -> None:
     out.print(f"[bold]{hotel}[/bold] {period.period} report {_span(period)} "
               f"({body.get('timezone')}), amounts in {currency}; due at {body.get('due_at')}, "
               f"{version}")
-    hotel_table = Table(title=f"{hotel}", show_header=True)
-    hotel_table.add_column("figure")
-    hotel_table.add_column("value", justify="right")
-    for name, label, how in HOTEL_ROWS:
-        if name in figures:
-            hotel_table.add_row(label, _shown(figures[name], how, currency))
-    out.print(hotel_table)
+    out.print(hotel_table(hotel, figures))
     types = figures.get("room_types") or {}
     by_type = Table(title=f"By room type (OOO: out-of-order room-nights; {currency})",
                     show_header=True)

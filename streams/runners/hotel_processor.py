@@ -181,9 +181,7 @@ class HotelProcessor(SupervisedLoop):
         records = [*fact_records(facts, self.settings),
                    *encode_states(marker, partition=partition, settings=self.settings).values()]
         async with producer.transaction():
-            await asyncio.gather(*[await producer.send(
-                out.topic, key=out.key, value=out.value, partition=out.partition)
-                for out in records])
+            await asyncio.gather(*await _send_all(producer, records))
         states.update(marker)
         if facts:
             log.info("hotel partition %d: %d report facts sent for the stays and rooms it "
@@ -256,10 +254,7 @@ class HotelProcessor(SupervisedLoop):
         sends: list[asyncio.Future[Any]] = []
         try:
             async with producer.transaction():
-                for out in (*decided.outs, *states):
-                    sends.append(await producer.send(
-                        out.topic, key=out.key, value=out.value, headers=out.headers,
-                        partition=out.partition, timestamp_ms=out.timestamp_ms))
+                sends = await _send_all(producer, [*decided.outs, *states], sends)
                 await asyncio.gather(*sends)
                 # Every fetched record of these partitions is processed: commit the
                 # position, which is past a transaction marker ending the fetch (as
@@ -384,6 +379,19 @@ class HotelProcessor(SupervisedLoop):
             TopicSpec(self.hotel_events, self.settings.topic_partitions,
                       {"cleanup.policy": "delete", "retention.ms": str(7 * DAY_MS)}),
         ])
+
+
+async def _send_all(producer: AIOKafkaProducer, records: Iterable[OutRecord],
+                    sends: list[asyncio.Future[Any]] | None = None
+                    ) -> list[asyncio.Future[Any]]:
+    """Hand every record to the producer, in order; the futures of their acknowledgements
+    (appended to `sends`, so an abort half way still knows what was handed over)."""
+    sends = [] if sends is None else sends
+    for out in records:
+        sends.append(await producer.send(
+            out.topic, key=out.key, value=out.value, headers=out.headers,
+            partition=out.partition, timestamp_ms=out.timestamp_ms))
+    return sends
 
 
 def _forget(sends: list[asyncio.Future[Any]]) -> None:
