@@ -37,8 +37,13 @@ def night_share(total: Decimal, night: int, nights: int, currency: str) -> Decim
     """The part of `total` booked night `night` (0-based) of `nights` recognises."""
     if not 0 <= night < nights:
         raise ValueError(f"night {night} is not one of the stay's {nights} nights")
-    return (to_currency(total * (night + 1) / nights, currency)
-            - to_currency(total * night / nights, currency))
+    return night_shares(total, nights, currency)[night]
+
+
+def night_shares(total: Decimal, nights: int, currency: str) -> list[Decimal]:
+    """Every night's part of `total`, each cumulative rounding taken once."""
+    marks = [to_currency(total * night / nights, currency) for night in range(nights + 1)]
+    return [marks[night + 1] - marks[night] for night in range(nights)]
 
 
 def ratio(part: Decimal | int, whole: Decimal | int, places: Decimal) -> Decimal:

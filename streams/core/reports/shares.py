@@ -18,7 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from streams.core.models import ReservationStatus
-from streams.core.reports.money import ZERO, night_share
+from streams.core.reports.money import ZERO, night_shares
 from streams.core.state import ReservationState, RoomState
 
 _IN_HOUSE = frozenset({ReservationStatus.CHECKED_IN, ReservationStatus.CHECKED_OUT})
@@ -141,18 +141,18 @@ def stay_shares(stay: ReservationState | None) -> Shares:
     def add(day: date, **parts: Any) -> None:
         shares.setdefault(day, dict(common)).update(parts)
 
+    parts = night_shares(stay.total_amount, booked_nights, stay.currency)
     if stay.status in _ON_THE_BOOKS:
         for night in range(booked_nights):
-            add(stay.checkin_date + timedelta(days=night), booked=1, booked_revenue=night_share(
-                stay.total_amount, night, booked_nights, stay.currency))
+            add(stay.checkin_date + timedelta(days=night), booked=1,
+                booked_revenue=parts[night])
     elif stay.status in _IN_HOUSE:
         end = stay.checkout_date
         if stay.status is ReservationStatus.CHECKED_OUT and stay.departure_date is not None:
             end = max(min(end, stay.departure_date), stay.checkin_date)
         add(stay.checkin_date, arrivals=1, arrival_nights=booked_nights)
         for night in range((end - stay.checkin_date).days):
-            add(stay.checkin_date + timedelta(days=night), sold=1, room_revenue=night_share(
-                stay.total_amount, night, booked_nights, stay.currency))
+            add(stay.checkin_date + timedelta(days=night), sold=1, room_revenue=parts[night])
         if (stay.status is ReservationStatus.CHECKED_OUT and stay.departure_date is not None
                 and stay.additional_charges):
             add(stay.departure_date, other_revenue=stay.additional_charges)
@@ -201,7 +201,22 @@ def share_facts(hotel_id: str, source: str, before: Shares, after: Shares) -> li
             if before.get((room_type, day)) != after.get((room_type, day))]
 
 
+SHARE_INPUTS = ("room_type", "checkin_date", "checkout_date", "total_amount", "currency",
+                "customer_id", "departure_date", "additional_charges")
+"""The fields of a stay `stay_shares` reads besides its status, of which it reads only
+whether the stay is on the books, in house, or checked out."""
+
+
+def _share_inputs(stay: ReservationState) -> tuple[Any, ...]:
+    status = stay.status
+    phase = ("booked" if status in _ON_THE_BOOKS else status if status in _IN_HOUSE
+             else None)
+    return (phase, *(getattr(stay, name) for name in SHARE_INPUTS))
+
+
 def stay_facts(before: ReservationState | None, after: ReservationState) -> list[DayFact]:
+    if before is not None and _share_inputs(before) == _share_inputs(after):
+        return []  # a confirmation, a payment status, a room given: no day changes
     return share_facts(after.hotel_id, f"stay:{after.reservation_id}",
                        stay_shares(before), stay_shares(after))
 
