@@ -190,6 +190,50 @@ class HubSettings(BaseSettings):
         description="CA bundle of a TLS listener: set it to talk SASL_SSL instead of "
         "SASL_PLAINTEXT (the embedded broker listens in plaintext on loopback only).",
     )
+    event_retention_days: int = Field(
+        default=7, ge=7,
+        description="Days the event and refusal topics keep their records: how far back a "
+        "WebSocket client may resume from its cursor (at least 7, as OHIP's streaming keeps).",
+    )
+    gateway_port: int = Field(default=3400, description="Port of `hotelhub gateway` (the design's "
+                              "Event Router).")
+    gateway_bind: str = Field(default="127.0.0.1", description="Interface the gateway binds.")
+    gateway_client_queue: int = Field(
+        default=1000, ge=10,
+        description="Events waiting for one WebSocket client; a client further behind is told "
+        "(`overflow`, with its cursor) and dropped, so it never slows the others.",
+    )
+    webhook_retry_schedule_s: list[float] = Field(
+        default=[5, 300, 1800, 7200, 18000, 36000, 36000],
+        description="Delays before each retry of a webhook after the immediate first attempt "
+        "(Svix's: 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h, about 27 h in all), as a JSON list.",
+    )
+    webhook_retry_jitter: float = Field(
+        default=0.2, ge=0, lt=1,
+        description="Each retry delay is drawn from +-this fraction of its scheduled value, so "
+        "endpoints that failed together are not retried together.",
+    )
+    webhook_retry_after_max_s: float = Field(
+        default=36000, ge=0,
+        description="Longest Retry-After (429/503) honoured; a longer one is cut to this.",
+    )
+    webhook_timeout_s: float = Field(default=15.0, gt=0,
+                                     description="Time a webhook receiver has to answer.")
+    webhook_lanes: int = Field(
+        default=8, ge=1,
+        description="Deliveries in flight per endpoint; one entity's events always share a lane, "
+        "so they arrive in order.",
+    )
+    webhook_max_pending: int = Field(
+        default=10_000, ge=1,
+        description="Deliveries waiting for one endpoint; beyond this an event goes straight to "
+        "the webhook dead-letter topic (replayable), so a dead endpoint cannot exhaust memory.",
+    )
+    webhook_allowed_networks: list[str] = Field(
+        default=[],
+        description="Networks (CIDR) a webhook URL may point into although they are link-local "
+        "or cloud metadata addresses, refused otherwise (a JSON list).",
+    )
     publish_timeout_s: float = 10.0
     publish_attempts: int = Field(
         default=3, ge=1,

@@ -8,6 +8,7 @@ from streams.cli.broker import app as broker_app
 from streams.cli.deadletter import app as deadletter_app
 from streams.cli.demo import demo
 from streams.cli.events import register as register_event_commands
+from streams.cli.gateway import gateway
 from streams.cli.identity import app as identity_app
 from streams.cli.registry import app as registry_app
 from streams.cli.report import report
@@ -22,6 +23,7 @@ app.add_typer(schemas_app, name="schemas")
 register_event_commands(app)
 app.command()(demo)
 app.command()(report)
+app.command()(gateway)
 
 
 def main() -> None:

@@ -88,10 +88,14 @@ POLICIES: dict[EventKind, KindPolicy] = {
 DEADLETTER_TOPIC = "hotel.deadletter"
 REFUSAL_TOPIC = "hotel.refusals"
 REFUSAL_CONTRACT = "refusal"
+DELIVERY_LOG_TOPIC = "hotel.delivery-log"
+DELIVERY_LOG_CONTRACT = "delivery_log"
+WEBHOOK_DEADLETTER_TOPIC = "hotel.webhook-deadletter"
 
 CONTRACT_TOPICS: dict[str, str] = {
     **{kind.value: policy.topic for kind, policy in POLICIES.items()},
     REFUSAL_CONTRACT: REFUSAL_TOPIC,
+    DELIVERY_LOG_CONTRACT: DELIVERY_LOG_TOPIC,
 }
 """Every Avro contract (`schemas/avro/<name>.avsc`) and the topic whose values it types."""
 

@@ -333,6 +333,37 @@ class Refusal(_Record):
     refused_at: AwareDatetime
 
 
+class DeliveryStatus(StrEnum):
+    SUCCESS = "success"
+    FAILED = "failed"
+    RETRYING = "retrying"
+
+
+class DeliveryChannel(StrEnum):
+    WEBHOOK = "webhook"
+    WEBSOCKET = "websocket"
+
+
+class DeliveryLog(_Record):
+    """One delivery attempt of the gateway (the design's EventDeliveryLog)."""
+
+    event_id: UUID
+    event_type: str
+    source_system: str
+    target_systems: list[str]
+    delivery_status: DeliveryStatus
+    delivery_time: int
+    retry_count: int
+    error_message: str | None = None
+    timestamp: AwareDatetime
+    channel: DeliveryChannel
+    target_system: str
+    hotel_id: str
+    endpoint_id: str | None = None
+    http_status: int | None = None
+    next_attempt_at: AwareDatetime | None = None
+
+
 HotelEvent: TypeAlias = (
     ReservationEvent | CustomerEvent | RoomEvent | CheckinCheckoutEvent | AnalyticsEvent
 )
@@ -349,6 +380,7 @@ EVENT_MODELS: dict[EventKind, type[HotelEvent]] = {
 CONTRACT_MODELS: dict[str, type[BaseModel]] = {
     **{kind.value: model for kind, model in EVENT_MODELS.items()},
     "refusal": Refusal,
+    "delivery_log": DeliveryLog,
 }
 """The model of every contract in `schemas/avro/`, by contract name."""
 

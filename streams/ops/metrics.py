@@ -36,3 +36,42 @@ consumer_group_lag_records = Gauge(
     "stable offset) minus the group's committed offset, per partition (streams.ops.lag).",
     ["group", "topic", "partition"],
 )
+
+# -- the gateway (streams.gateway) ------------------------------------------------------
+
+gateway_deliveries_total = Counter(
+    "hotelhub_gateway_deliveries_total",
+    "Events handed to a system by the gateway, by channel (websocket, webhook), system and "
+    "outcome (success; webhook: retrying, failed, dead_lettered; websocket: dropped).",
+    ["channel", "system", "outcome"],
+)
+gateway_delivery_latency_seconds = Histogram(
+    "hotelhub_gateway_delivery_latency_seconds",
+    "From the event's record being produced to the gateway handing it over (websocket: "
+    "queued for the socket; webhook: the receiver answered 2xx).",
+    ["channel"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+             300, 3600),
+)
+gateway_connections = Gauge(
+    "hotelhub_gateway_connections", "Open WebSocket connections, by system.", ["system"]
+)
+gateway_webhook_retries_total = Counter(
+    "hotelhub_gateway_webhook_retries_total",
+    "Webhook attempts that failed and were scheduled again.", ["system"]
+)
+gateway_webhook_dead_letters_total = Counter(
+    "hotelhub_gateway_webhook_dead_letters_total",
+    "Webhook deliveries written to the webhook dead-letter topic, by reason.",
+    ["system", "reason"],
+)
+gateway_webhook_pending = Gauge(
+    "hotelhub_gateway_webhook_pending",
+    "Webhook deliveries waiting or in flight in this gateway process, by endpoint.",
+    ["endpoint"],
+)
+gateway_requests_total = Counter(
+    "hotelhub_gateway_events_received_total",
+    "POST /events by system and outcome (accepted, replayed, invalid, forbidden, failed).",
+    ["system", "outcome"],
+)

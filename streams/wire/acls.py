@@ -10,7 +10,8 @@ binding allows (`allow.everyone.if.no.acl.found=false`).
   transactional ids start with its name.
 * The hub reads every kind, writes only analytics (which it alone publishes) and the
   room topic (the room events a check-in or check-out derives), and alone writes
-  refusals, dead letters and its internal topics (`<app_id>...`).
+  refusals, dead letters, the gateway's delivery log and webhook dead letters, and its
+  internal topics (`<app_id>...`). The gateway runs as the hub.
 * The operator may do anything (wildcard resources), so people and CI never need the
   broker's super user, and the operator's secret rotates like any other.
 * The schema registry owns its `_schemas` topic (and nothing else).
@@ -27,7 +28,14 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from streams.core.identities import Identity, Role
-from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind
+from streams.core.kinds import (
+    DEADLETTER_TOPIC,
+    DELIVERY_LOG_TOPIC,
+    POLICIES,
+    REFUSAL_TOPIC,
+    WEBHOOK_DEADLETTER_TOPIC,
+    EventKind,
+)
 from streams.settings import HubSettings
 
 CLUSTER = "kafka-cluster"
@@ -152,7 +160,8 @@ def _hub_grants(identity: Identity, settings: HubSettings, topics: dict[EventKin
     worker run): no cluster grant, since WRITE on a topic already allows an idempotent
     producer, and nothing that deletes or alters."""
     writes = set(identity.publishes) | {EventKind.ROOM}
-    derived = (settings.topic(REFUSAL_TOPIC), settings.topic(DEADLETTER_TOPIC))
+    derived = (settings.topic(REFUSAL_TOPIC), settings.topic(DEADLETTER_TOPIC),
+               settings.topic(WEBHOOK_DEADLETTER_TOPIC), settings.topic(DELIVERY_LOG_TOPIC))
     app = settings.app_id
     return [
         # Creates the topics it reads if missing (streams.runners.admin) with their configs.

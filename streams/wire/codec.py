@@ -17,8 +17,14 @@ from pydantic import ValidationError
 
 from schemas import schema_text
 from streams.core.exceptions import CodecError, RegistryError, RegistryUnavailable
-from streams.core.kinds import CONTRACT_TOPICS, EventKind, subject_of
-from streams.core.models import CONTRACT_MODELS, EVENT_MODELS, HotelEvent, Refusal
+from streams.core.kinds import CONTRACT_TOPICS, DELIVERY_LOG_CONTRACT, EventKind, subject_of
+from streams.core.models import (
+    CONTRACT_MODELS,
+    EVENT_MODELS,
+    DeliveryLog,
+    HotelEvent,
+    Refusal,
+)
 from streams.wire.avro_schema import UnusableSchema, usable_schema
 
 MAGIC_BYTE = 0
@@ -126,8 +132,9 @@ class ConfluentAvroCodec:
                 f"the {kind} contract is not registered; call register() first"
             ) from None
 
-    def encode(self, event: HotelEvent | Refusal) -> bytes:
-        contract = "refusal" if isinstance(event, Refusal) else str(event.type)
+    def encode(self, event: HotelEvent | Refusal | DeliveryLog) -> bytes:
+        contract = (DELIVERY_LOG_CONTRACT if isinstance(event, DeliveryLog)
+                    else "refusal" if isinstance(event, Refusal) else str(event.type))
         schema_id = self.schema_id(contract)
         buffer = io.BytesIO()
         buffer.write(_HEADER.pack(MAGIC_BYTE, schema_id))

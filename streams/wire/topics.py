@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC
+from streams.core.kinds import (
+    DEADLETTER_TOPIC,
+    DELIVERY_LOG_TOPIC,
+    POLICIES,
+    REFUSAL_TOPIC,
+    WEBHOOK_DEADLETTER_TOPIC,
+)
 from streams.settings import HubSettings
 
 DAY_MS = 24 * 60 * 60 * 1000
@@ -19,15 +25,21 @@ class TopicSpec:
 
 
 def hub_topics(settings: HubSettings) -> list[TopicSpec]:
-    """Event and refusal topics keep 7 days for replay and resume; dead letters keep 30
-    days for repair. Refusals are keyed like the refused event, so they share its partitions."""
-    events = {"retention.ms": str(7 * DAY_MS), "cleanup.policy": "delete"}
+    """Event and refusal topics keep `event_retention_days` (7) for replay and resume; dead
+    letters (the hub's and the webhooks') keep 30 days for repair, the delivery log 30 for
+    audit. Refusals are keyed like the refused event, so they share its partitions."""
+    events = {"retention.ms": str(settings.event_retention_days * DAY_MS),
+              "cleanup.policy": "delete"}
     specs = [
         TopicSpec(settings.topic(policy.topic), settings.topic_partitions, events)
         for policy in POLICIES.values()
     ]
     specs.append(TopicSpec(settings.topic(REFUSAL_TOPIC), settings.topic_partitions, events))
     specs.append(TopicSpec(settings.topic(DEADLETTER_TOPIC), 1,
+                           {"retention.ms": str(30 * DAY_MS)}))
+    specs.append(TopicSpec(settings.topic(WEBHOOK_DEADLETTER_TOPIC), settings.topic_partitions,
+                           {"retention.ms": str(30 * DAY_MS)}))
+    specs.append(TopicSpec(settings.topic(DELIVERY_LOG_TOPIC), settings.topic_partitions,
                            {"retention.ms": str(30 * DAY_MS)}))
     return specs
 
@@ -46,3 +58,28 @@ def report_facts_topic(settings: HubSettings) -> str:
     """What each stay and room contributes to the reports' business days, one partition per
     hotel (the hotel processor writes it in its transactions; `agents.reports` reads it)."""
     return f"{settings.app_id}.report-facts"
+
+
+def webhook_endpoints_topic(settings: HubSettings) -> str:
+    """Webhook registrations (compacted, keyed by endpoint id), shared by every gateway."""
+    return f"{settings.app_id}.webhook-endpoints"
+
+
+def gateway_requests_topic(settings: HubSettings) -> str:
+    """Idempotency keys of `POST /events` answered (compacted, kept a day)."""
+    return f"{settings.app_id}.gateway-requests"
+
+
+def gateway_topics(settings: HubSettings) -> list[TopicSpec]:
+    """The gateway's own topics; it creates them (and the hub's) when missing."""
+    return [
+        TopicSpec(webhook_endpoints_topic(settings), 1,
+                  {"cleanup.policy": "compact", "min.compaction.lag.ms": "0"}),
+        TopicSpec(gateway_requests_topic(settings), 1,
+                  {"cleanup.policy": "compact,delete", "retention.ms": str(DAY_MS)}),
+    ]
+
+
+def webhook_group(settings: HubSettings) -> str:
+    """The consumer group whose members share the webhook deliveries of every partition."""
+    return f"{settings.app_id}-gateway-webhooks"

@@ -1,0 +1,116 @@
+"""Who is calling the gateway, and which events they may have.
+
+Systems authenticate with their own credential (HTTP Basic, `username:secret` of issue 6's
+identities, checked against the identity store as the worker's query API does). A system
+receives only events whose targets include it, of the kinds it may read, of the hotels it
+sees, and the refusals of its own events; the hub and the operator see everything. The
+secret stays in memory only as long as the request, to publish as the caller.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from streams.core.exceptions import ConfigurationError
+from streams.core.identities import (
+    Identity,
+    Role,
+    WatchedStore,
+    basic_credentials,
+    identity_of,
+)
+from streams.core.kinds import POLICIES, REFUSAL_TOPIC, System
+from streams.gateway.messages import Routing
+from streams.settings import HubSettings
+
+ALLOWED_ROLES = frozenset({Role.SYSTEM, Role.HUB, Role.OPERATOR})
+SYSTEMS = frozenset(system.value for system in System)
+
+
+class CallerRefused(Exception):
+    """401, 403 or 503 with a detail that never holds a secret."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+@dataclass(frozen=True)
+class Caller:
+    identity: Identity
+    username: str
+    secret: str | None
+    """None with security off."""
+
+    @property
+    def name(self) -> str:
+        return self.identity.name
+
+    @property
+    def sees_everything(self) -> bool:
+        return self.identity.role in (Role.HUB, Role.OPERATOR)
+
+    @property
+    def readable_topics(self) -> frozenset[str]:
+        """Base topics of what it may receive: its kinds, and refusals (of its own events)."""
+        kinds = {POLICIES[kind].topic for kind in self.identity.reads}
+        return frozenset({*kinds, REFUSAL_TOPIC})
+
+    def admits(self, routing: Routing) -> bool:
+        if not self.identity.sees_hotel(routing.hotel_id):
+            return False
+        if self.sees_everything:
+            return True
+        return (self.identity.name in routing.targets
+                and routing.base_topic in self.readable_topics)
+
+
+class Callers:
+    """Authenticates `Authorization` headers against the identity store."""
+
+    def __init__(self, settings: HubSettings) -> None:
+        self.settings = settings
+        self.store = WatchedStore(settings.identities_path) if settings.secured else None
+
+    def authenticate(self, authorization: str | None) -> Caller:
+        if authorization is None:
+            raise CallerRefused(401, "unauthorized", "credentials required: HTTP Basic with "
+                                "an identity's username and secret")
+        try:
+            username, secret = basic_credentials(authorization, encoding="utf-8")
+        except ValueError:
+            raise CallerRefused(401, "unauthorized", "the Authorization header is not HTTP "
+                                "Basic credentials ('Basic ' + base64 of 'username:secret')"
+                                ) from None
+        if self.store is None:
+            return self._unsecured(username)
+        try:
+            identities = self.store.current()
+        except ConfigurationError:
+            raise CallerRefused(503, "unavailable",
+                                "the identity store cannot be read right now") from None
+        identity = identities.authenticate(username, secret)
+        if identity is None:
+            raise CallerRefused(401, "unauthorized", "credentials not accepted: unknown user, "
+                                "revoked credential or wrong secret")
+        if identity.role not in ALLOWED_ROLES:
+            raise CallerRefused(403, "forbidden", f"identity {identity.name} ({identity.role}) "
+                                "may not use the gateway")
+        return Caller(identity, username, secret)
+
+    def identity(self, name: str) -> Identity | None:
+        """The identity named `name` now (a webhook endpoint's system), None when gone."""
+        if self.store is None:
+            return self._unsecured(name).identity
+        try:
+            return self.store.current().get(name)
+        except ConfigurationError:
+            return None
+
+    @staticmethod
+    def _unsecured(username: str) -> Caller:
+        """Security off: the username names the identity, no secret is checked."""
+        name = identity_of(username)
+        role = (Role.SYSTEM if name in SYSTEMS - {System.HOTEL_HUB.value}
+                else Role.HUB if name == System.HOTEL_HUB.value else Role.OPERATOR)
+        return Caller(Identity(name=name, role=role), username, None)
