@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import Any
 
@@ -67,7 +68,7 @@ class EndpointBook:
     async def create(self, system: str, url: str, patterns: list[str], description: str
                      ) -> Endpoint:
         Patterns(patterns)
-        check_url(url, self.settings.webhook_allowed_networks)
+        await self._check_url(url)
         moment = now()
         endpoint = Endpoint(id=new_endpoint_id(), system=system, url=url, patterns=patterns,
                             secret=new_secret(), description=description, created_at=moment,
@@ -79,7 +80,7 @@ class EndpointBook:
         if "patterns" in changes:
             Patterns(changes["patterns"])
         if "url" in changes:
-            check_url(changes["url"], self.settings.webhook_allowed_networks)
+            await self._check_url(changes["url"])
         if changes.get("status") == EndpointStatus.ACTIVE:
             changes.setdefault("status_reason", None)
         updated = endpoint.model_copy(update={**changes, "updated_at": now()})
@@ -95,6 +96,10 @@ class EndpointBook:
 
     async def delete(self, endpoint_id: str) -> None:
         await self.view.put(endpoint_id, None)
+
+    async def _check_url(self, url: str) -> None:
+        """In a thread: it may resolve the host, which must not stall the event loop."""
+        await asyncio.to_thread(check_url, url, self.settings.webhook_allowed_networks)
 
     async def _write(self, endpoint: Endpoint) -> None:
         await self.view.put(endpoint.id, endpoint.model_dump(mode="json"))
