@@ -50,7 +50,8 @@ def decode_cursor(cursor: str) -> Positions:
         if not isinstance(partitions, dict):
             raise CursorError(f"cursor is damaged (topic {topic!r} holds no partitions)")
         for partition, offset in partitions.items():
-            if not (partition.isdigit() and isinstance(offset, int) and offset >= 0):
+            if not (partition.isascii() and partition.isdigit()
+                    and type(offset) is int and offset >= 0):
                 raise CursorError(f"cursor is damaged ({topic}[{partition}] = {offset!r})")
             positions[TopicPartition(topic, int(partition))] = offset
     return positions

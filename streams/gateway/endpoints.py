@@ -94,6 +94,8 @@ def check_url(url: str, allowed: Iterable[str] = (), *, resolve: bool = True) ->
     if host.lower().rstrip(".") in METADATA_HOSTS:
         raise UrlRefused(f"url {url!r}: {host} is a cloud metadata service")
     for address in _addresses(host, port, resolve=resolve):
+        # ::ffff:a.b.c.d reaches the IPv4 address a.b.c.d: judge that one
+        address = getattr(address, "ipv4_mapped", None) or address
         if any(address in network for network in networks):
             continue
         if any(address in network for network in METADATA_ADDRESSES):

@@ -49,7 +49,7 @@ def retry_after_s(value: str | None, now: datetime | None = None) -> float | Non
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return float(text)
     try:
         when = parsedate_to_datetime(text)
