@@ -77,6 +77,8 @@ class _Watermarks:
     def __init__(self) -> None:
         self.open: dict[TopicPartition, dict[int, int]] = {}
         self.generation: dict[TopicPartition, int] = {}
+        self.read: dict[TopicPartition, int] = {}
+        """Per partition, the offset after the last batch dispatched."""
 
     def hold(self, tp: TopicPartition, offset: int, count: int) -> None:
         held = self.open.setdefault(tp, {})
@@ -100,6 +102,7 @@ class _Watermarks:
     def reset(self, partitions: Iterable[TopicPartition]) -> None:
         for tp in partitions:
             self.open.pop(tp, None)
+            self.read.pop(tp, None)
             self.generation[tp] = self.generation.get(tp, 0) + 1
 
     def current(self, tp: TopicPartition, generation: int) -> bool:
@@ -183,9 +186,33 @@ class WebhookDispatcher:
         await self._consumer.start()
         self._consumer.subscribe(self.reader.topics.names, listener=_Rebalance(self))
         self.book.on_change(self._endpoint_changed)
+        await self._join()
         self._tasks = [asyncio.create_task(self._consume(), name="webhook consume"),
                        asyncio.create_task(self._commit_often(), name="webhook commit")]
         self.started = True
+
+    async def _join(self) -> None:
+        """Join the group and fix where each partition starts before saying ready.
+
+        A group new to the cluster starts at the end of each partition ("latest": endpoints
+        registered now want what comes next). That position is committed at once, so an
+        event published after the gateway said ready is delivered even if the gateway dies
+        before its first commit.
+        """
+        consumer = self._consumer
+        assert consumer is not None
+        async with asyncio.timeout(max(60.0, self.settings.connect_timeout_s)):
+            while not consumer.assignment():
+                await self._read_batch(consumer, timeout_ms=200)
+        fresh = {}
+        for tp in consumer.assignment():
+            if tp not in self.marks.read:
+                self.marks.read[tp] = await consumer.position(tp)
+            if await consumer.committed(tp) is None:
+                fresh[tp] = self.marks.read[tp]
+        if fresh:
+            await consumer.commit(fresh)
+            self._committed.update(fresh)
 
     async def stop(self) -> None:
         """Stop reading, commit what is finished, and abandon what is not (the next owner
@@ -215,20 +242,28 @@ class WebhookDispatcher:
     # -- reading -----------------------------------------------------------------------
 
     async def _consume(self) -> None:
-        assert self._consumer is not None
+        consumer = self._consumer
+        assert consumer is not None
         while True:
             try:
-                batches = await self._consumer.getmany(timeout_ms=1000, max_records=500)
+                await self._read_batch(consumer, timeout_ms=1000)
             except KafkaError:
                 log.exception("webhook consumer: reading failed; reading on")
                 await asyncio.sleep(1)
-                continue
-            for tp, records in batches.items():
-                generation = self.marks.generation.get(tp, 0)
-                for record in records:
-                    if record.value is not None:
-                        await self._dispatch(tp, generation, record.offset, record.key,
-                                             record.value, record.headers, record.timestamp)
+
+    async def _read_batch(self, consumer: AIOKafkaConsumer, *, timeout_ms: int) -> None:
+        """Dispatch one batch; each partition's read mark moves only once its records are
+        held by their deliveries, so a commit never passes a record not yet dispatched."""
+        batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=500)
+        for tp, records in batches.items():
+            generation = self.marks.generation.get(tp, 0)
+            for record in records:
+                if record.value is not None:
+                    await self._dispatch(tp, generation, record.offset, record.key,
+                                         record.value, record.headers, record.timestamp)
+            if self.marks.current(tp, generation):
+                # The position, not the last offset + 1: it passes transaction markers too.
+                self.marks.read[tp] = await consumer.position(tp)
 
     async def _dispatch(self, tp: TopicPartition, generation: int, offset: int,
                         key: bytes | None, value: bytes, headers: Any, timestamp_ms: int
@@ -425,15 +460,15 @@ class WebhookDispatcher:
                             exc_info=True)
 
     async def commit(self) -> None:
-        """Commit each partition below its oldest unfinished event, or at its position."""
+        """Commit each partition at its oldest unfinished event, or past what was read."""
         consumer = self._consumer
         if consumer is None:
             return
         offsets: dict[TopicPartition, int] = {}
         for tp in consumer.assignment():
             oldest = self.marks.oldest(tp)
-            offset = oldest if oldest is not None else await consumer.position(tp)
-            if self._committed.get(tp) != offset:
+            offset = oldest if oldest is not None else self.marks.read.get(tp)
+            if offset is not None and self._committed.get(tp) != offset:
                 offsets[tp] = offset
         if offsets:
             await consumer.commit(offsets)
