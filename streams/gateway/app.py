@@ -313,7 +313,9 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
         try:
             who = gateway.callers.authenticate(socket.headers.get("authorization"))
         except CallerRefused as refused:
-            await socket.close(code=1008, reason=f"{refused.status} {refused.detail}"[:120])
+            # Refused at the handshake, as HTTP: a client sees 401/403 and why.
+            await socket.send_denial_response(
+                ApiError(refused.status, refused.code, refused.detail).response())
             return
         await Session(socket, who, gateway.settings, gateway.reader).run()
 

@@ -105,47 +105,47 @@ async def test_an_idempotency_key_or_an_event_id_publishes_once(settings: HubSet
 
 async def test_endpoints_are_kept_in_kafka_and_scoped_to_their_system(
         settings: HubSettings) -> None:
-    async with running_gateway(settings) as gateway:
-        async with gateway.client("hotel-member") as member, gateway.client("hotel-saas") as saas:
-            created = await member.post("/webhooks", json={
-                "url": "https://receiver.example/hooks", "patterns": ["reservation.*"],
-                "description": "loyalty"})
-            assert created.status_code == 201, created.text
-            endpoint = created.json()
-            assert endpoint["secret"].startswith("whsec_")
-            assert endpoint["system"] == "hotel-member"
-            path = f"/webhooks/{endpoint['id']}"
-            assert "secret" not in (await member.get(path)).json()
-            assert (await saas.get(path)).status_code == 404
-            assert endpoint["id"] not in [e["id"] for e in (await saas.get("/webhooks")).json()]
-            forged = await saas.post("/webhooks", json={"url": "https://x.example/h",
-                                                        "system": "hotel-member"})
-            assert forged.status_code == 403
-            for bad, field in ((dict(url="ftp://x.example/h"), "url"),
-                               (dict(url="http://169.254.169.254/latest"), "url"),
-                               (dict(url="http://[fe80::1]/h"), "url"),
-                               (dict(url="https://x.example/h", patterns=["nope.*"]), "patterns"),
-                               (dict(url="https://x.example/h", patterns=[]), "patterns")):
-                answer = await member.post("/webhooks", json=bad)
-                assert answer.status_code == 422, (bad, answer.text)
-                assert field in answer.json()["fields"], answer.text
-            paused = await member.post(f"{path}/pause")
-            assert paused.json()["status"] == "paused"
-            patched = await member.patch(path, json={"patterns": ["customer.updated"],
-                                                     "status": "active"})
-            assert patched.json()["patterns"] == ["customer.updated"]
-            assert patched.json()["status"] == "active"
-            # Another process, started now, reads the registration from the topic.
-            book = EndpointBook(settings)
-            await book.start()
-            try:
-                found = book.get(endpoint["id"])
-                assert found is not None and found.patterns == ["customer.updated"]
-                assert found.secret == endpoint["secret"]
-            finally:
-                await book.stop()
-            assert (await member.delete(path)).status_code == 204
-            assert (await member.get(path)).status_code == 404
+    async with running_gateway(settings) as gateway, gateway.client(
+            "hotel-member") as member, gateway.client("hotel-saas") as saas:
+        created = await member.post("/webhooks", json={
+            "url": "https://receiver.example/hooks", "patterns": ["reservation.*"],
+            "description": "loyalty"})
+        assert created.status_code == 201, created.text
+        endpoint = created.json()
+        assert endpoint["secret"].startswith("whsec_")
+        assert endpoint["system"] == "hotel-member"
+        path = f"/webhooks/{endpoint['id']}"
+        assert "secret" not in (await member.get(path)).json()
+        assert (await saas.get(path)).status_code == 404
+        assert endpoint["id"] not in [e["id"] for e in (await saas.get("/webhooks")).json()]
+        forged = await saas.post("/webhooks", json={"url": "https://x.example/h",
+                                                    "system": "hotel-member"})
+        assert forged.status_code == 403
+        for bad, field in ((dict(url="ftp://x.example/h"), "url"),
+                           (dict(url="http://169.254.169.254/latest"), "url"),
+                           (dict(url="http://[fe80::1]/h"), "url"),
+                           (dict(url="https://x.example/h", patterns=["nope.*"]), "patterns"),
+                           (dict(url="https://x.example/h", patterns=[]), "patterns")):
+            answer = await member.post("/webhooks", json=bad)
+            assert answer.status_code == 422, (bad, answer.text)
+            assert field in answer.json()["fields"], answer.text
+        paused = await member.post(f"{path}/pause")
+        assert paused.json()["status"] == "paused"
+        patched = await member.patch(path, json={"patterns": ["customer.updated"],
+                                                 "status": "active"})
+        assert patched.json()["patterns"] == ["customer.updated"]
+        assert patched.json()["status"] == "active"
+        # Another process, started now, reads the registration from the topic.
+        book = EndpointBook(settings)
+        await book.start()
+        try:
+            found = book.get(endpoint["id"])
+            assert found is not None and found.patterns == ["customer.updated"]
+            assert found.secret == endpoint["secret"]
+        finally:
+            await book.stop()
+        assert (await member.delete(path)).status_code == 204
+        assert (await member.get(path)).status_code == 404
 
 
 async def test_the_openapi_document_describes_the_api(settings: HubSettings) -> None:
