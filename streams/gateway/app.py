@@ -65,7 +65,9 @@ class AcceptedOut(BaseModel):
 
 class EndpointIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str = Field(max_length=2048, description="http(s) URL the gateway POSTs events to.")
+    url: str = Field(max_length=2048, pattern=r"^https?://", examples=[
+        "https://pms.example/hotelhub/events"],
+        description="http(s) URL the gateway POSTs events to.")
     patterns: list[str] = Field(default=["*"], min_length=1, max_length=64,
                                 description="Event types wanted, e.g. 'reservation.*'. CRITICAL "
                                 "events (check-in/out) are sent whatever the patterns.")
@@ -77,7 +79,7 @@ class EndpointIn(BaseModel):
 
 class EndpointPatch(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    url: str | None = Field(default=None, max_length=2048)
+    url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://")
     patterns: list[str] | None = Field(default=None, min_length=1, max_length=64)
     description: str | None = Field(default=None, max_length=500)
     status: Literal["active", "paused"] | None = Field(
@@ -127,6 +129,20 @@ class DeadLetterOut(BaseModel):
     event: dict[str, Any]
     attempts: list[dict[str, Any]]
 
+
+ENDPOINT_LINKS = {
+    operation: {"operationId": operation,
+                "parameters": {"endpoint_id": "$response.body#/id"}}
+    for operation in ("getEndpoint", "getEndpointSecret", "updateEndpoint", "pauseEndpoint",
+                      "resumeEndpoint", "replayEndpoint", "listDeadLetters", "deleteEndpoint")
+}
+"""OpenAPI links: a created endpoint's id is what the other operations take."""
+
+EVENT_EXAMPLE = {
+    "type": "room", "action": "status_changed", "hotel_id": "HTL-TYO-01",
+    "data": {"room_id": "RM-305", "room_number": "305", "room_type": "TWN",
+             "status": "vacant_clean", "availability_date": "2026-11-24", "version": 1},
+}
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorOut} for status in (401, 403, 404, 422, 503)}
@@ -202,13 +218,13 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
                            "and the metrics cover them all")
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
-    @app.post("/events", status_code=202, response_model=AcceptedOut)
+    @app.post("/events", status_code=202, response_model=AcceptedOut, operation_id="publishEvent")
     async def post_event(
         who: Authenticated,
-        document: Annotated[dict[str, Any], Body(description="The design's event: type, "
-                                                  "action, data, and optionally hotel_id, "
-                                                  "event_id, occurred_at, correlation_id, "
-                                                  "causation_id.")],
+        document: Annotated[dict[str, Any], Body(
+            description="The design's event: type, action, data, and optionally hotel_id, "
+            "event_id, occurred_at, correlation_id, causation_id.",
+            examples=[EVENT_EXAMPLE])],
         idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
     ) -> AcceptedOut:
         try:
@@ -224,7 +240,8 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
             raise ApiError(503, "not_published", str(exc)) from None
         return AcceptedOut(**accepted.__dict__)
 
-    @app.post("/webhooks", status_code=201, response_model=EndpointCreated)
+    @app.post("/webhooks", status_code=201, response_model=EndpointCreated,
+              operation_id="createEndpoint", responses={201: {"links": ENDPOINT_LINKS}})
     async def create_endpoint(who: Authenticated, spec: EndpointIn) -> EndpointCreated:
         system = who.name
         if spec.system is not None and spec.system != who.name:
@@ -242,22 +259,23 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
             raise _field_error(exc) from None
         return EndpointCreated(**endpoint.model_dump())
 
-    @app.get("/webhooks", response_model=list[EndpointOut])
+    @app.get("/webhooks", response_model=list[EndpointOut], operation_id="listEndpoints")
     async def list_endpoints(who: Authenticated,
                              system: Annotated[str | None, Query(max_length=64)] = None
                              ) -> list[EndpointOut]:
         found = gateway.book.all() if who.sees_everything else gateway.book.of_system(who.name)
         return [EndpointOut(**e.public()) for e in found if system in (None, e.system)]
 
-    @app.get("/webhooks/{endpoint_id}", response_model=EndpointOut)
+    @app.get("/webhooks/{endpoint_id}", response_model=EndpointOut, operation_id="getEndpoint")
     async def get_endpoint(who: Authenticated, endpoint_id: str) -> EndpointOut:
         return EndpointOut(**owned(endpoint_id, who).public())
 
-    @app.get("/webhooks/{endpoint_id}/secret", response_model=SecretOut)
+    @app.get("/webhooks/{endpoint_id}/secret", response_model=SecretOut,
+              operation_id="getEndpointSecret")
     async def get_secret(who: Authenticated, endpoint_id: str) -> SecretOut:
         return SecretOut(secret=owned(endpoint_id, who).secret)
 
-    @app.patch("/webhooks/{endpoint_id}", response_model=EndpointOut)
+    @app.patch("/webhooks/{endpoint_id}", response_model=EndpointOut, operation_id="updateEndpoint")
     async def update_endpoint(who: Authenticated, endpoint_id: str, patch: EndpointPatch
                               ) -> EndpointOut:
         endpoint = owned(endpoint_id, who)
@@ -270,25 +288,29 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
             raise _field_error(exc) from None
         return EndpointOut(**updated.public())
 
-    @app.post("/webhooks/{endpoint_id}/pause", response_model=EndpointOut)
+    @app.post("/webhooks/{endpoint_id}/pause", response_model=EndpointOut,
+              operation_id="pauseEndpoint")
     async def pause_endpoint(who: Authenticated, endpoint_id: str) -> EndpointOut:
         endpoint = await gateway.book.update(owned(endpoint_id, who),
                                              status=EndpointStatus.PAUSED,
                                              status_reason=f"paused by {who.name}")
         return EndpointOut(**endpoint.public())
 
-    @app.post("/webhooks/{endpoint_id}/resume", response_model=EndpointOut)
+    @app.post("/webhooks/{endpoint_id}/resume", response_model=EndpointOut,
+              operation_id="resumeEndpoint")
     async def resume_endpoint(who: Authenticated, endpoint_id: str) -> EndpointOut:
         endpoint = await gateway.book.update(owned(endpoint_id, who),
                                              status=EndpointStatus.ACTIVE)
         return EndpointOut(**endpoint.public())
 
-    @app.delete("/webhooks/{endpoint_id}", status_code=204, response_class=Response)
+    @app.delete("/webhooks/{endpoint_id}", status_code=204, response_class=Response,
+              operation_id="deleteEndpoint")
     async def delete_endpoint(who: Authenticated, endpoint_id: str) -> Response:
         await gateway.book.delete(owned(endpoint_id, who).id)
         return Response(status_code=204)
 
-    @app.post("/webhooks/{endpoint_id}/replay", status_code=202, response_model=ReplayOut)
+    @app.post("/webhooks/{endpoint_id}/replay", status_code=202, response_model=ReplayOut,
+              operation_id="replayEndpoint")
     async def replay(who: Authenticated, endpoint_id: str, spec: ReplayIn) -> ReplayOut:
         endpoint = owned(endpoint_id, who)
         if spec.dead_letters:
@@ -300,7 +322,8 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
                            "since (a time)", {"since": "required without dead_letters"})
         return ReplayOut(replayed=count)
 
-    @app.get("/webhooks/{endpoint_id}/dead-letters", response_model=list[DeadLetterOut])
+    @app.get("/webhooks/{endpoint_id}/dead-letters", response_model=list[DeadLetterOut],
+              operation_id="listDeadLetters")
     async def dead_letters(who: Authenticated, endpoint_id: str,
                            limit: Annotated[int, Query(ge=1, le=10_000)] = 100
                            ) -> list[DeadLetterOut]:
