@@ -1,4 +1,5 @@
-"""`hotelhub demo`: the hub in this process with one simulated hotel day pushed through it."""
+"""`hotelhub demo`: the hub and a gateway in this process, one simulated hotel day pushed
+through them, and what a WebSocket client and a webhook receiver got of it."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from prometheus_client import REGISTRY
 from rich.console import Console
 from rich.table import Table
 
+from streams.cli.demo_feeds import demo_feeds
 from streams.cli.events import console, guard
 from streams.core.exceptions import HubError
 from streams.core.kinds import EventKind
@@ -82,7 +84,8 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
                     finished.set()
 
     async with (running_hub(settings, sinks=[count]) as hub,
-                SchemaRegistryClient.from_settings(settings) as registry):
+                SchemaRegistryClient.from_settings(settings) as registry,
+                demo_feeds(settings) as feeds):
         publishers = {system: HotelEventPublisher(system=system, registry=registry,
                                                   settings=settings)
                       for system in {item.system for item in simulated}}
@@ -122,6 +125,8 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
                 await publisher.stop()
         summary = _summarise(hub.tables, settings.default_hotel_id, the_day)
         summary.append(await _daily_report(hub, settings, the_day, reports))
+        await feeds.settle()
+        summary.append(feeds.table())
         return processed, summary
 
 

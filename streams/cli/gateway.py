@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import typer
+import uvloop
 from rich.console import Console
 
 from streams.core.exceptions import HubError
@@ -24,8 +24,8 @@ def gateway(
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     settings = get_settings().acting_as("hotel-hub")
     try:
-        asyncio.run(serve(Gateway(settings), host=bind or settings.gateway_bind,
-                          port=port or settings.gateway_port))
+        uvloop.run(serve(Gateway(settings), host=bind or settings.gateway_bind,
+                         port=port or settings.gateway_port))
     except HubError as exc:
         _err.print(f"[red]error:[/red] {exc}")
         raise typer.Exit(code=1) from exc

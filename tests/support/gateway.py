@@ -26,7 +26,7 @@ import websockets
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
-from streams.gateway.app import create_app
+from streams.gateway.app import create_app, server_options
 from streams.gateway.service import Gateway
 from streams.settings import HubSettings
 from tests.support.collector import eventually
@@ -130,10 +130,8 @@ async def running_gateway(settings: HubSettings) -> AsyncIterator[RunningGateway
     """A gateway in this event loop, serving HTTP on a free loopback port."""
     gateway = Gateway(settings)
     port = free_port()
-    config = uvicorn.Config(create_app(gateway), host="127.0.0.1", port=port,
-                            log_level="warning", lifespan="on")
+    config = uvicorn.Config(create_app(gateway), **server_options("127.0.0.1", port))
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     try:
         async with asyncio.timeout(60):
