@@ -82,6 +82,7 @@ class Feeds:
 def _port(wanted: int) -> int:
     """`wanted`, or a free port when something (a running `hotelhub gateway`) holds it."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
         try:
             probe.bind(("127.0.0.1", wanted))
         except OSError:
