@@ -6,7 +6,7 @@ and every import it holds counts, also those inside functions:
 * `streams/core`: the contracts and rules; no wire, runner, worker, ops, registry or CLI,
   no Kafka client, no Faust;
 * `streams/wire`: only the core, the settings and itself; no Faust;
-* `streams/runners`: no Faust, nothing of the worker or the CLI;
+* `streams/runners` and `streams/gateway`: no Faust, nothing of the worker or the CLI;
 * Faust (`faust`, `mode`) only in `streams/worker` and `agents/`;
 * nothing under `streams/` imports `agents`;
 * no import cycle among modules (imports a module runs when it is loaded).
@@ -166,6 +166,9 @@ RULES: dict[str, Callable[[], list[Import]]] = {
     ),
     "runners import no Faust, worker or CLI": (
         lambda: _violations("streams.runners", _runners_forbidden)
+    ),
+    "the gateway imports no Faust, worker or CLI (it is a process of its own)": (
+        lambda: _violations("streams.gateway", _runners_forbidden)
     ),
     "only streams/worker and agents/ import Faust": (
         lambda: [
