@@ -56,6 +56,7 @@ from bench.common import (
     run_settings,
 )
 from streams.core.kinds import POLICIES, REFUSAL_TOPIC, WEBHOOK_DEADLETTER_TOPIC, EventKind, System
+from streams.gateway.feed import FEED_FETCH
 from streams.runners.publisher import HotelEventPublisher, PublishOutcome
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
@@ -188,8 +189,7 @@ async def floor_consumer(settings: HubSettings, topics: Sequence[str]) -> AIOKaf
     consumer = AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers, **settings.kafka_auth(),
         group_id=None, enable_auto_commit=False, isolation_level="read_committed",
-        client_id="bench-gateway-floor", fetch_max_wait_ms=200,
-        max_partition_fetch_bytes=1024 * 1024)
+        client_id="bench-gateway-floor", **FEED_FETCH)
     await asyncio.wait_for(consumer.start(), settings.connect_timeout_s)
     partitions = [TopicPartition(topic, p) for topic in topics
                   for p in range(settings.topic_partitions)]

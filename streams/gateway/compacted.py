@@ -47,7 +47,7 @@ class CompactedView:
         self._consumer = AIOKafkaConsumer(
             bootstrap_servers=self.settings.bootstrap_servers, **auth, group_id=None,
             enable_auto_commit=False, isolation_level="read_committed",
-            fetch_max_wait_ms=100, client_id=f"hotelhub-gateway-{self.name}")
+            fetch_max_wait_ms=500, client_id=f"hotelhub-gateway-{self.name}")
         await self._producer.start()
         await self._consumer.start()
         partition = TopicPartition(self.topic, 0)
