@@ -20,7 +20,12 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from streams.core.exceptions import EventValidationError, PublishError, PublishForbidden
+from streams.core.exceptions import (
+    EventValidationError,
+    HubError,
+    PublishError,
+    PublishForbidden,
+)
 from streams.gateway.callers import Caller, CallerRefused
 from streams.gateway.deadletters import read_dead_letters
 from streams.gateway.endpoints import Endpoint, EndpointStatus, UrlRefused
@@ -236,7 +241,7 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
                            {"Idempotency-Key": str(exc)}) from None
         except PublishForbidden as exc:
             raise ApiError(403, "forbidden", str(exc)) from None
-        except PublishError as exc:
+        except (PublishError, HubError) as exc:  # the broker or the registry did not answer
             raise ApiError(503, "not_published", str(exc)) from None
         return AcceptedOut(**accepted.__dict__)
 

@@ -29,7 +29,7 @@ import aiohttp
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
-from streams.core.exceptions import CodecError
+from streams.core.exceptions import CodecError, HubError
 from streams.core.kinds import DELIVERY_LOG_TOPIC, WEBHOOK_DEADLETTER_TOPIC
 from streams.core.models import DeliveryChannel, DeliveryLog, DeliveryStatus
 from streams.gateway.book import EndpointBook
@@ -247,7 +247,7 @@ class WebhookDispatcher:
         while True:
             try:
                 await self._read_batch(consumer, timeout_ms=1000)
-            except KafkaError:
+            except (KafkaError, HubError):  # the broker or the registry is away: wait, go on
                 log.exception("webhook consumer: reading failed; reading on")
                 await asyncio.sleep(1)
 
@@ -255,12 +255,23 @@ class WebhookDispatcher:
         """Dispatch one batch; each partition's read mark moves only once its records are
         held by their deliveries, so a commit never passes a record not yet dispatched."""
         batches = await consumer.getmany(timeout_ms=timeout_ms, max_records=500)
+        undone = {tp: records[0].offset for tp, records in batches.items() if records}
         for tp, records in batches.items():
             generation = self.marks.generation.get(tp, 0)
             for record in records:
                 if record.value is not None:
-                    await self._dispatch(tp, generation, record.offset, record.key,
-                                         record.value, record.headers, record.timestamp)
+                    try:
+                        await self._dispatch(tp, generation, record.offset, record.key,
+                                             record.value, record.headers, record.timestamp)
+                    except BaseException:
+                        # Read again from the first record not dispatched, here and in the
+                        # partitions this batch did not reach, so none is skipped.
+                        undone[tp] = record.offset
+                        for left, offset in undone.items():
+                            if left in consumer.assignment():
+                                consumer.seek(left, offset)
+                        raise
+            undone.pop(tp, None)
             if self.marks.current(tp, generation):
                 # The position, not the last offset + 1: it passes transaction markers too.
                 self.marks.read[tp] = await consumer.position(tp)
@@ -415,10 +426,17 @@ class WebhookDispatcher:
         letter = DeadLetter(endpoint.id, endpoint.system, endpoint.url, reason,
                             datetime.now(UTC).isoformat(), json.loads(delivery.outgoing.body),
                             list(delivery.attempts))
-        await self._producer.send_and_wait(
-            self.dead_letter_topic, letter.record(), key=endpoint.id.encode(),
-            headers=[("ce_id", delivery.outgoing.routing.event_id.encode()),
-                     ("ce_type", delivery.outgoing.routing.ce_type.encode())])
+        while True:  # a dead letter is the delivery's last copy: never given up
+            try:
+                await self._producer.send_and_wait(
+                    self.dead_letter_topic, letter.record(), key=endpoint.id.encode(),
+                    headers=[("ce_id", delivery.outgoing.routing.event_id.encode()),
+                             ("ce_type", delivery.outgoing.routing.ce_type.encode())])
+                break
+            except KafkaError:
+                log.exception("webhook dead letter of %s not written yet; trying again",
+                              delivery.outgoing.routing.event_id)
+                await asyncio.sleep(1)
         if not delivery.attempts:
             await self._log(endpoint, delivery, DeliveryStatus.FAILED, None,
                             error=f"not attempted: {reason.value}")

@@ -21,9 +21,10 @@ import time
 from datetime import datetime
 from typing import Any
 
+from aiokafka.errors import KafkaError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from streams.core.exceptions import CodecError
+from streams.core.exceptions import CodecError, HubError
 from streams.gateway.callers import Caller
 from streams.gateway.cursor import CursorError, CursorExpired, decode_cursor
 from streams.gateway.feed import Feed
@@ -42,6 +43,7 @@ SUBSCRIBE_TIMEOUT_S = 10.0
 CLOSE_POLICY = 1008
 CLOSE_TRY_AGAIN = 1013
 CLOSE_CURSOR_EXPIRED = 4410
+CLOSE_UNAVAILABLE = 1011
 
 
 class Refusal(Exception):
@@ -124,6 +126,11 @@ class Session:
             await self._close(message, refusal.close)
         except WebSocketDisconnect:
             pass
+        except (KafkaError, HubError) as exc:  # the broker or the registry is away
+            log.warning("ws: %s's feed stopped: %r", self.caller.name, exc)
+            await self._close({"control": "error", "code": "unavailable",
+                               "detail": "the gateway cannot read the events right now; "
+                               "resume from your last cursor"}, CLOSE_UNAVAILABLE)
         finally:
             gauge.dec()
             if feed is not None:

@@ -5,36 +5,25 @@ connection and once per webhook endpoint; one killed with SIGKILL mid-delivery l
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 
-from streams.core.kinds import EventKind, System
-from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
-from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.collector import eventually
-from tests.support.events import sample
-from tests.support.gateway import GatewayProcess, Receiver, free_port, gateway_settings, receiver
+from tests.support.gateway import (
+    GatewayProcess,
+    Receiver,
+    free_port,
+    gateway_settings,
+    per_room,
+    publish_rooms,
+    receiver,
+)
 from tests.support.workers import isolated
 
 pytestmark = pytest.mark.integration
-
-
-async def _publish(settings: HubSettings, rooms: int, versions: int) -> dict[str, list[str]]:
-    order: dict[str, list[str]] = defaultdict(list)
-    run = uuid.uuid4().hex[:6]
-    documents = [sample(EventKind.ROOM, f"R{run}-{room}", version=version)[1]
-                 for version in range(1, versions + 1) for room in range(rooms)]
-    async with SchemaRegistryClient.from_settings(settings) as registry, HotelEventPublisher(
-            system=System.HOTEL_PMS, registry=registry, settings=settings) as publisher:
-        for outcome in await publisher.publish_many(documents):
-            assert outcome.ok and outcome.event is not None, outcome.problem
-            order[outcome.event.data.room_id].append(str(outcome.event.event_id))  # type: ignore[union-attr]
-    return order
 
 
 async def _register(process: GatewayProcess, hook: Receiver) -> None:
@@ -42,15 +31,6 @@ async def _register(process: GatewayProcess, hook: Receiver) -> None:
         answer = await member.post("/webhooks", json={"url": hook.url, "patterns": ["room.*"]})
         assert answer.status_code == 201, answer.text
         hook.secret = answer.json()["secret"]
-
-
-def _first_seen_per_room(hook: Receiver) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = defaultdict(list)
-    for item in hook.received:
-        room = found[item.body["data"]["data"]["room_id"]]
-        if item.webhook_id not in room:
-            room.append(item.webhook_id)
-    return found
 
 
 async def _start(*processes: GatewayProcess) -> None:
@@ -68,7 +48,7 @@ async def test_two_gateways_deliver_each_event_once_per_connection_and_per_endpo
             await _register(one, hook)
             async with one.running().subscribe("hotel-member", ["room.*"]) as ws_one, \
                     two.running().subscribe("hotel-member", ["room.*"]) as ws_two:
-                order = await _publish(settings, rooms=20, versions=10)
+                order = await publish_rooms(settings, rooms=20, versions=10)
                 everything = sorted(i for ids in order.values() for i in ids)
                 for socket in (ws_one, ws_two):
                     await socket.receive(200)
@@ -78,7 +58,7 @@ async def test_two_gateways_deliver_each_event_once_per_connection_and_per_endpo
                 await asyncio.sleep(1.0)
                 assert sorted(hook.ids()) == everything  # once, not once per process
                 assert hook.bad == []
-                assert _first_seen_per_room(hook) == order
+                assert per_room((item.body for item in hook.received), first_seen=True) == order
     finally:
         one.stop()
         two.stop()
@@ -99,7 +79,7 @@ async def test_a_gateway_killed_mid_delivery_loses_nothing(
                 return web.Response(status=204)
 
             hook.answer = slowly
-            order = await _publish(settings, rooms=8, versions=25)
+            order = await publish_rooms(settings, rooms=8, versions=25)
             await eventually(lambda: len(hook.received) >= 60, timeout_s=60)
             first.kill()
             killed_at = len(hook.received)
@@ -109,7 +89,7 @@ async def test_a_gateway_killed_mid_delivery_loses_nothing(
             await asyncio.sleep(1.0)
             assert hook.bad == []
             assert sorted(set(hook.ids())) == sorted(i for ids in order.values() for i in ids)
-            assert _first_seen_per_room(hook) == order
+            assert per_room((item.body for item in hook.received), first_seen=True) == order
             # What was in flight or delivered since the last commit came again, with the same
             # webhook-id (so the receiver can drop it): at least once, never lost.
             assert len(hook.ids()) > len(set(hook.ids()))

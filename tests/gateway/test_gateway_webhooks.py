@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
@@ -15,17 +14,17 @@ import pytest
 from aiohttp import web
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from streams.core.kinds import DELIVERY_LOG_TOPIC, EventKind, System
-from streams.runners.publisher import HotelEventPublisher
+from streams.core.kinds import DELIVERY_LOG_TOPIC
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.collector import eventually
-from tests.support.events import sample
 from tests.support.gateway import (
     Receiver,
     RunningGateway,
     gateway_settings,
+    per_room,
+    publish_rooms,
     receiver,
     running_gateway,
 )
@@ -44,32 +43,6 @@ async def _register(gateway: RunningGateway, hook: Receiver, system: str = "hote
         return str(answer.json()["id"])
 
 
-async def _publish_rooms(settings: HubSettings, rooms: int, versions: int
-                         ) -> dict[str, list[str]]:
-    """`versions` events for each of `rooms` rooms, interleaved; event ids per room in order."""
-    order: dict[str, list[str]] = defaultdict(list)
-    documents = []
-    run = uuid.uuid4().hex[:6]
-    for version in range(1, versions + 1):
-        for room in range(rooms):
-            _, document = sample(EventKind.ROOM, f"R{run}-{room}", version=version)
-            documents.append(document)
-    async with SchemaRegistryClient.from_settings(settings) as registry, HotelEventPublisher(
-            system=System.HOTEL_PMS, registry=registry, settings=settings) as publisher:
-        for outcome in await publisher.publish_many(documents):
-            assert outcome.ok, outcome.problem
-            assert outcome.event is not None
-            order[outcome.event.data.room_id].append(str(outcome.event.event_id))  # type: ignore[union-attr]
-    return order
-
-
-def _per_room(hook: Receiver) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = defaultdict(list)
-    for item in hook.received:
-        found[item.body["data"]["data"]["room_id"]].append(item.webhook_id)
-    return found
-
-
 def _status(code: int, **headers: str) -> web.Response:
     return web.Response(status=code, headers=headers)
 
@@ -83,13 +56,13 @@ async def test_a_receiver_down_for_a_while_gets_everything_in_order_per_entity(
         down_until = time.monotonic() + 2.0
         hook.answer = lambda _: (_status(503) if time.monotonic() < down_until
                                  else _status(204))
-        order = await _publish_rooms(settings, rooms=6, versions=5)
+        order = await publish_rooms(settings, rooms=6, versions=5)
         await hook.wait_for(30)
         await asyncio.sleep(0.5)
         assert hook.bad == []
         assert hook.calls > 30  # it was down: some events took several attempts
         assert sorted(hook.ids()) == sorted(i for ids in order.values() for i in ids)
-        assert _per_room(hook) == order
+        assert per_room(item.body for item in hook.received) == order
 
 
 async def test_retry_after_is_honoured(hub_settings: HubSettings) -> None:
@@ -104,7 +77,7 @@ async def test_retry_after_is_honoured(hub_settings: HubSettings) -> None:
     async with running_gateway(settings) as gateway, receiver() as hook:
         await _register(gateway, hook)
         hook.answer = answer
-        await _publish_rooms(settings, rooms=1, versions=1)
+        await publish_rooms(settings, rooms=1, versions=1)
         await hook.wait_for(1)
         assert len(calls) == 2
         assert calls[1] - calls[0] >= 1.9  # the schedule alone would have waited 0.1 s
@@ -117,7 +90,7 @@ async def test_a_receiver_that_never_returns_ends_in_dead_letters_that_replay_cl
     async with running_gateway(settings) as gateway, receiver() as hook:
         endpoint = await _register(gateway, hook)
         hook.answer = lambda _: _status(500)
-        order = await _publish_rooms(settings, rooms=3, versions=3)
+        order = await publish_rooms(settings, rooms=3, versions=3)
         async with gateway.client("hotel-member") as member:
             async def dead() -> list[dict[str, Any]]:
                 answer = await member.get(f"/webhooks/{endpoint}/dead-letters")
@@ -138,7 +111,7 @@ async def test_a_receiver_that_never_returns_ends_in_dead_letters_that_replay_cl
             await hook.wait_for(9)
             await asyncio.sleep(0.5)
             assert hook.bad == []
-            assert _per_room(hook) == order
+            assert per_room(item.body for item in hook.received) == order
         log = await _delivery_log(settings, 9 * 3 + 9)
         statuses = defaultdict(list)
         for record in log:
@@ -182,7 +155,7 @@ async def test_410_disables_the_endpoint_until_it_is_made_active_again(
             gateway.client("hotel-member") as member:
         endpoint = await _register(gateway, hook)
         hook.answer = lambda _: _status(410)
-        await _publish_rooms(settings, rooms=1, versions=1)
+        await publish_rooms(settings, rooms=1, versions=1)
 
         async def disabled() -> bool:
             answer = await member.get(f"/webhooks/{endpoint}")
@@ -190,7 +163,7 @@ async def test_410_disables_the_endpoint_until_it_is_made_active_again(
 
         await eventually(disabled, timeout_s=30)
         calls = hook.calls
-        await _publish_rooms(settings, rooms=2, versions=1)
+        await publish_rooms(settings, rooms=2, versions=1)
         letters: list[dict[str, Any]] = []
 
         async def three_dead() -> bool:
@@ -221,10 +194,10 @@ async def test_replay_since_a_time_and_one_slow_endpoint_never_delays_another(
             return _status(204)
 
         slow.answer = slowly
-        order = await _publish_rooms(settings, rooms=20, versions=1)
+        order = await publish_rooms(settings, rooms=20, versions=1)
         await fast.wait_for(20, timeout_s=30)
         assert len(slow.received) < 20  # still working through its 3 s answers
-        assert _per_room(fast) == order
+        assert per_room(item.body for item in fast.received) == order
         # Replaying since before the publish sends each event once more, in order.
         late = await _register(gateway, fast, "hotel-member")
         fast.received.clear()

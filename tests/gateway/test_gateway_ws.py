@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections import defaultdict
 from typing import Any
 
 import pytest
@@ -14,36 +13,18 @@ import websockets
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 
-from streams.core.kinds import POLICIES, EventKind, System
-from streams.runners.publisher import HotelEventPublisher
+from streams.core.kinds import POLICIES, EventKind
 from streams.settings import HubSettings
-from streams.wire.registry_client import SchemaRegistryClient
-from tests.support.events import sample
-from tests.support.gateway import basic, gateway_settings, running_gateway
+from tests.support.gateway import (
+    basic,
+    gateway_settings,
+    per_room,
+    publish_rooms,
+    running_gateway,
+)
 from tests.support.workers import isolated
 
 pytestmark = pytest.mark.integration
-
-
-async def _publish(settings: HubSettings, rooms: int, versions: int, run: str
-                   ) -> dict[str, list[str]]:
-    """Event ids per room, in publish order (`versions` events per room, interleaved)."""
-    order: dict[str, list[str]] = defaultdict(list)
-    documents = [sample(EventKind.ROOM, f"R{run}-{room}", version=version)[1]
-                 for version in range(1, versions + 1) for room in range(rooms)]
-    async with SchemaRegistryClient.from_settings(settings) as registry, HotelEventPublisher(
-            system=System.HOTEL_PMS, registry=registry, settings=settings) as publisher:
-        for outcome in await publisher.publish_many(documents):
-            assert outcome.ok and outcome.event is not None, outcome.problem
-            order[outcome.event.data.room_id].append(str(outcome.event.event_id))  # type: ignore[union-attr]
-    return order
-
-
-def _per_room(events: list[dict[str, Any]]) -> dict[str, list[str]]:
-    found: dict[str, list[str]] = defaultdict(list)
-    for event in events:
-        found[event["data"]["data"]["room_id"]].append(event["id"])
-    return found
 
 
 async def test_a_client_cut_off_mid_stream_resumes_with_nothing_missing_or_doubled(
@@ -52,11 +33,11 @@ async def test_a_client_cut_off_mid_stream_resumes_with_nothing_missing_or_doubl
     run = uuid.uuid4().hex[:6]
     async with running_gateway(settings) as gateway:
         async with gateway.subscribe("hotel-member", ["room.*"]) as first:
-            order = await _publish(settings, rooms=10, versions=10, run=run)
+            order = await publish_rooms(settings, rooms=10, versions=10, run=run)
             await first.receive(40)
             before = first.events[:40]
         # Cut: more is published while the client is away.
-        later = await _publish(settings, rooms=10, versions=5, run=run + "b")
+        later = await publish_rooms(settings, rooms=10, versions=5, run=run + "b")
         async with gateway.subscribe("hotel-member", ["room.*"],
                                      cursor=before[-1]["hubcursor"]) as second:
             await second.receive(60 + 50)
@@ -66,7 +47,7 @@ async def test_a_client_cut_off_mid_stream_resumes_with_nothing_missing_or_doubl
     ids = [event["id"] for event in everything]
     assert len(ids) == len(set(ids)) == 150
     for room, expected in {**order, **later}.items():
-        assert _per_room(everything)[room] == expected
+        assert per_room(everything)[room] == expected
 
 
 async def test_a_cursor_older_than_what_kafka_keeps_is_told_so(
@@ -75,7 +56,7 @@ async def test_a_cursor_older_than_what_kafka_keeps_is_told_so(
     async with running_gateway(settings) as gateway:
         async with gateway.subscribe("hotel-member", ["room.*"]) as first:
             start = first.first["cursor"]
-            await _publish(settings, rooms=4, versions=3, run=uuid.uuid4().hex[:6])
+            await publish_rooms(settings, rooms=4, versions=3, run=uuid.uuid4().hex[:6])
             await first.receive(12)
         # Retention (or an operator) deletes the start of the room topic.
         topic = settings.topic(POLICIES[EventKind.ROOM].topic)
@@ -109,7 +90,7 @@ async def test_a_client_that_falls_behind_is_dropped_with_its_cursor_and_resumes
     async with running_gateway(settings) as small, running_gateway(roomy) as large:
         async with small.subscribe("hotel-member", ["room.*"]) as slow, \
                 large.subscribe("hotel-member", ["room.*"]) as other:
-            order = await _publish(settings, rooms=20, versions=20, run=run)
+            order = await publish_rooms(settings, rooms=20, versions=20, run=run)
             with pytest.raises(websockets.ConnectionClosed):
                 await slow.receive(400, timeout_s=60)
             # Another client of the same system is not slowed or dropped.
@@ -125,7 +106,7 @@ async def test_a_client_that_falls_behind_is_dropped_with_its_cursor_and_resumes
             got = [*got, *resumed.events]
     assert sorted(event["id"] for event in got) == sorted(i for ids in order.values()
                                                           for i in ids)
-    assert _per_room(got) == order
+    assert per_room(got) == order
 
 
 @pytest.mark.parametrize(("request_", "code"), [

@@ -14,7 +14,9 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+import uuid
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,10 +28,15 @@ import websockets
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from streams.core.kinds import EventKind, System
+from streams.core.models import RoomEvent
 from streams.gateway.app import create_app, server_options
 from streams.gateway.service import Gateway
+from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
+from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.collector import eventually
+from tests.support.events import sample
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -307,3 +314,30 @@ async def receiver() -> AsyncIterator[Receiver]:
         yield found
     finally:
         await found.stop()
+
+
+async def publish_rooms(settings: HubSettings, rooms: int, versions: int,
+                        run: str | None = None) -> dict[str, list[str]]:
+    """`versions` room events for each of `rooms` rooms, interleaved, published by hotel-pms
+    straight to Kafka; the event ids per room id, in publish order."""
+    order: dict[str, list[str]] = defaultdict(list)
+    run = run or uuid.uuid4().hex[:6]
+    documents = [sample(EventKind.ROOM, f"R{run}-{room}", version=version)[1]
+                 for version in range(1, versions + 1) for room in range(rooms)]
+    async with SchemaRegistryClient.from_settings(settings) as registry, HotelEventPublisher(
+            system=System.HOTEL_PMS, registry=registry, settings=settings) as publisher:
+        for outcome in await publisher.publish_many(documents):
+            assert outcome.ok and isinstance(outcome.event, RoomEvent), outcome.problem
+            order[outcome.event.data.room_id].append(str(outcome.event.event_id))
+    return order
+
+
+def per_room(messages: Iterable[dict[str, Any]], *, first_seen: bool = False
+             ) -> dict[str, list[str]]:
+    """CloudEvents ids per room in the order they came (`first_seen`: a redelivery dropped)."""
+    found: dict[str, list[str]] = defaultdict(list)
+    for message in messages:
+        room = found[message["data"]["data"]["room_id"]]
+        if not (first_seen and message["id"] in room):
+            room.append(message["id"])
+    return found
