@@ -1,25 +1,30 @@
 """Gateway: publish -> WebSocket and publish -> webhook latency, p50/p99/max, at paced rates.
 
-Issue 10 asks for p99 < 20 ms from publish to WebSocket at 1,000 events/s. Each run starts a
-real `hotelhub gateway` process (`tests.support.gateway.GatewayProcess`: its own event loop,
-so this process's clients never share it) on topics of its own, and in this process:
+Issue 10 asks for p99 < 20 ms from publish to WebSocket at 1,000 events/s. Each run has three
+processes, so no side's event loop delays another's stamps:
 
-* a WebSocket client (`hotel-member`, patterns `room.*`) stamps each CloudEvent `id` on
-  arrival;
-* the floor, reading the same records: a bare aiokafka consumer (read_committed, no group,
-  positioned at the end before anything is published, fetch settings of the gateway's feed)
-  decoding each with the codec and serialising `event.model_dump(mode="json")` to JSON, what
-  the gateway does per record minus the WebSocket hop;
-* `HotelEventPublisher` (`hotel-pms`, one room event per distinct room) publishing straight to
-  Kafka, paced as `bench.latency` paces (`publish_many` of what is due every 5 ms); each
-  event_id is stamped when handed over.
+* a real `hotelhub gateway` process (`tests.support.gateway.GatewayProcess`) on topics of its
+  own;
+* the receivers' process (`bench.gateway_receivers`, started here with `sys.executable -m`,
+  ended by its pid): a WebSocket client (`hotel-member`, patterns `room.*`) stamping each
+  CloudEvent `id` on arrival, and beside it, reading the same records, the floor: a bare
+  aiokafka consumer (read_committed, no group, positioned at the end before anything is
+  published, fetch settings of the gateway's feed) decoding each with the codec and
+  serialising `event.model_dump(mode="json")` to JSON, what the gateway does per record minus
+  the WebSocket hop. Then, for the webhook rate, a receiver that verifies every Standard
+  Webhooks signature (`standardwebhooks`) for an endpoint `hotel-member` registers
+  (`POST /webhooks`), stamping each `webhook-id` (the event id);
+* this one: `HotelEventPublisher` (`hotel-pms`, one room event per distinct room) publishing
+  straight to Kafka, paced as `bench.latency` paces (`publish_many` of what is due every
+  5 ms); each event_id is stamped when handed over, and again when its tick's `publish_many`
+  returned (the publish-ack reference row).
 
-Latency = arrival - hand-over, for every `--rates` value for `--seconds`. Then both clients
-close, `hotel-member` registers a webhook endpoint (`POST /webhooks`) on a receiver here that
-verifies every Standard Webhooks signature, and events are published at `--webhook-rate`;
-latency per `webhook-id` (the event id) = received - hand-over. Every published event must
-arrive exactly once on each side, or the run is unfair (exit 1). A warm-up batch (not timed)
-goes first on each channel. Run with `python -m bench.gateway`.
+Every stamp is `time.time()` (one host clock), latency = arrival - hand-over, for every
+`--rates` value for `--seconds`, then at `--webhook-rate` after both WebSocket sides closed.
+The receivers send their stamps back when told to finish (JSON lines on their stdout). Every
+published event must arrive exactly once on each side, or the run is unfair (exit 1). A
+warm-up batch (not timed) goes first on each channel. CPU/wall of the gateway, of this
+process and of the receivers' while publishing. Run with `python -m bench.gateway`.
 """
 
 from __future__ import annotations
@@ -38,15 +43,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-
 from bench.common import (
     REPO_ROOT,
     Deadline,
-    Rate,
     Stamp,
     base_parser,
-    cancel_quietly,
     drop_run_topics,
     environment,
     grant_run,
@@ -55,25 +56,16 @@ from bench.common import (
     report,
     run_settings,
 )
-from streams.core.kinds import POLICIES, REFUSAL_TOPIC, WEBHOOK_DEADLETTER_TOPIC, EventKind, System
-from streams.gateway.feed import FEED_FETCH
+from bench.gateway_receivers import LINE_LIMIT, Arrivals
+from streams.core.kinds import WEBHOOK_DEADLETTER_TOPIC, EventKind, System
 from streams.runners.publisher import HotelEventPublisher, PublishOutcome
-from streams.settings import HubSettings
-from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
 
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 from tests.support.events import sample
-from tests.support.gateway import (
-    GatewayProcess,
-    Receiver,
-    Subscription,
-    free_port,
-    gateway_settings,
-    receiver,
-)
+from tests.support.gateway import GatewayProcess, free_port, gateway_settings
 
 TICK_S = 0.005
 WARM_UP = 50
@@ -82,44 +74,22 @@ DRAIN_S = 30.0
 """How long the last events of a rate may take to arrive before they count as missing."""
 QUIET_S = 1.0
 """Listening on after the last rate, for copies that come late."""
-MEMBER = System.HOTEL_MEMBER.value
-PATTERNS = ["room.*"]
+ANSWER_S = 60.0
+"""How long the receivers' process may take to answer a command (beyond a wait's own time);
+its first answer includes its start-up."""
 WS_DOES = ("`hotelhub gateway` process: its feed (aiokafka, read_committed) -> header routing "
-           "-> codec decode -> CloudEvents JSON -> WebSocket `/ws` (`hotel-member`, room.*)")
-FLOOR_DOES = ("aiokafka consumer here (read_committed, no group, the feed's fetch settings) -> "
-              "codec decode -> `json.dumps(event.model_dump(mode='json'))`; no WebSocket hop")
-ACK_DOES = ("reference, not a side: hand-over -> the tick's `publish_many` returned (acks=all, "
-            "linger_ms=2): what producing costs here; a consumer may see a record before its ack")
+           "-> codec decode -> CloudEvents JSON -> WebSocket `/ws` -> client in the receivers' "
+           "process (`hotel-member`, room.*)")
+FLOOR_DOES = ("aiokafka consumer in the receivers' process, beside the WebSocket client "
+              "(read_committed, no group, the feed's fetch settings) -> codec decode -> "
+              "`json.dumps(event.model_dump(mode='json'))`; no WebSocket hop")
+ACK_DOES = ("reference, not a side, in the publisher's process: hand-over -> the tick's "
+            "`publish_many` returned (acks=all, linger_ms=2): what producing costs here; a "
+            "consumer may see a record before its ack")
 HOOK_DOES = ("`hotelhub gateway` webhook dispatcher (consumer group, lanes) -> signed POST -> "
-             "receiver here (verifies with `standardwebhooks`, answers 204)")
-
-
-class Arrivals:
-    """First arrival time of each event id, duplicates counted; waits in O(1) per arrival."""
-
-    def __init__(self) -> None:
-        self.at: dict[str, float] = {}
-        self.duplicates = 0
-        self.controls: list[dict[str, Any]] = []
-        self._missing: set[str] = set()
-        self._all_in = asyncio.Event()
-
-    def saw(self, event_id: str, at: float) -> None:
-        if event_id in self.at:
-            self.duplicates += 1
-            return
-        self.at[event_id] = at
-        self._missing.discard(event_id)
-        if not self._missing:
-            self._all_in.set()
-
-    async def wait_for(self, ids: Sequence[str], timeout_s: float) -> None:
-        self._missing = {event_id for event_id in ids if event_id not in self.at}
-        self._all_in.clear()
-        if self._missing:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(timeout_s):
-                    await self._all_in.wait()
+             "receiver in the receivers' process (verifies with `standardwebhooks`, answers "
+             "204)")
+CPU_OF = ("gateway", "publisher", "receivers")
 
 
 def room_documents(count: int, tag: str) -> list[dict[str, Any]]:
@@ -130,15 +100,16 @@ def room_documents(count: int, tag: str) -> list[dict[str, Any]]:
 
 
 async def paced(pub: HotelEventPublisher, docs: list[dict[str, Any]], rate: float,
-                sent_at: dict[str, float], clock: Any = time.perf_counter,
-                acked: Arrivals | None = None) -> list[PublishOutcome]:
+                sent_at: dict[str, float], acked: Arrivals | None = None
+                ) -> list[PublishOutcome]:
     """Publish `docs` at `rate` events/s: every tick what is due, without waiting for the
-    acks of earlier ticks (as `bench.latency`); each id stamped at hand-over by `clock`, and
-    in `acked` when its tick's `publish_many` returned (all of the tick acknowledged)."""
+    acks of earlier ticks (as `bench.latency`); each id stamped (`time.time()`, the receivers'
+    clock) at hand-over, and in `acked` when its tick's `publish_many` returned (all of the
+    tick acknowledged)."""
 
     def stamp_acks(task: asyncio.Task[list[PublishOutcome]]) -> None:
         if acked is not None and not task.cancelled() and task.exception() is None:
-            at = clock()
+            at = time.time()
             for outcome in task.result():
                 if outcome.ok and outcome.event is not None:
                     acked.saw(str(outcome.event.event_id), at)
@@ -150,7 +121,7 @@ async def paced(pub: HotelEventPublisher, docs: list[dict[str, Any]], rate: floa
         due = min(len(docs), int((time.perf_counter() - started) * rate) + 1) - sent
         if due > 0:
             batch = docs[sent:sent + due]
-            now = clock()
+            now = time.time()
             for document in batch:
                 sent_at[document["event_id"]] = now
             pending.append(asyncio.create_task(pub.publish_many(batch)))
@@ -160,61 +131,63 @@ async def paced(pub: HotelEventPublisher, docs: list[dict[str, Any]], rate: floa
     return [outcome for done in await asyncio.gather(*pending) for outcome in done]
 
 
-async def read_socket(subscription: Subscription, arrivals: Arrivals) -> None:
-    """Stamp each event as its frame is handed to us, before parsing it."""
-    while True:
-        text = await subscription.socket.recv()
-        at = time.perf_counter()
-        message = json.loads(text)
-        if "control" in message:
-            arrivals.controls.append(message)
-        else:
-            arrivals.saw(message["id"], at)
+class ReceiverProcess:
+    """`bench.gateway_receivers` as a child process: one JSON command a line on its stdin, one
+    answer a line on its stdout, its stderr into `log`."""
 
+    def __init__(self, process: asyncio.subprocess.Process, log: Path) -> None:
+        self.process = process
+        self.log = log
 
-def member_topics(settings: HubSettings) -> dict[str, EventKind | None]:
-    """The topics a `hotel-member` WebSocket session reads (its kinds and refusals), by kind."""
-    from streams.gateway.callers import Callers
+    @classmethod
+    async def start(cls, gateway_url: str, log: Path, deadline: Deadline) -> ReceiverProcess:
+        """Started with this run's settings (`run_settings` put them in the environment)."""
+        with log.open("ab") as errors:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "bench.gateway_receivers", "--gateway-url", gateway_url,
+                "--timeout-s", f"{deadline.remaining_s():.0f}", cwd=REPO_ROOT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"}, stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE, stderr=errors, limit=LINE_LIMIT)
+        return cls(process, log)
 
-    identity = Callers(settings).identity(MEMBER)
-    assert identity is not None, f"no identity {MEMBER}"
-    topics: dict[str, EventKind | None] = {
-        settings.topic(POLICIES[kind].topic): kind for kind in identity.reads}
-    topics[settings.topic(REFUSAL_TOPIC)] = None
-    return topics
+    @property
+    def pid(self) -> int:
+        return self.process.pid
 
+    def _log_tail(self) -> str:
+        with contextlib.suppress(OSError):
+            return self.log.read_text(errors="replace")[-2000:]
+        return ""
 
-async def floor_consumer(settings: HubSettings, topics: Sequence[str]) -> AIOKafkaConsumer:
-    """The floor's consumer as the gateway's feed makes one, at the end of every partition."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, **settings.kafka_auth(),
-        group_id=None, enable_auto_commit=False, isolation_level="read_committed",
-        client_id="bench-gateway-floor", **FEED_FETCH)
-    await asyncio.wait_for(consumer.start(), settings.connect_timeout_s)
-    partitions = [TopicPartition(topic, p) for topic in topics
-                  for p in range(settings.topic_partitions)]
-    consumer.assign(partitions)
-    await consumer.seek_to_end(*partitions)
-    for tp in partitions:  # resolve the positions now, not at the first fetch
-        await consumer.position(tp)
-    return consumer
+    async def ask(self, command: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        """Send `command`; its answer within `timeout_s` (an error answer raises)."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write(json.dumps(command).encode() + b"\n")
+        async with asyncio.timeout(timeout_s):
+            await self.process.stdin.drain()
+            line = await self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the receivers' process ended ({self.process.returncode}) on "
+                               f"{command['do']}: {self._log_tail()}")
+        answer: dict[str, Any] = json.loads(line)
+        if "error" in answer:
+            raise RuntimeError(f"the receivers' process: {answer['error']}\n{self._log_tail()}")
+        return answer
 
-
-async def read_floor(consumer: AIOKafkaConsumer, codec: ConfluentAvroCodec,
-                     kinds: dict[str, EventKind | None], arrivals: Arrivals) -> None:
-    """Decode and serialise every record as the gateway does, stamped when the JSON is ready."""
-    while True:
-        batches = await consumer.getmany(timeout_ms=1000, max_records=500)
-        records = sorted((r for batch in batches.values() for r in batch),
-                         key=lambda record: record.timestamp)
-        for record in records:
-            kind = kinds[record.topic]
-            if kind is None or record.value is None:
-                continue
-            event = (codec.decode_known(kind, record.value)
-                     or await codec.decode(kind, record.value))
-            json.dumps(event.model_dump(mode="json"), separators=(",", ":"), ensure_ascii=False)
-            arrivals.saw(str(event.event_id), time.perf_counter())
+    async def stop(self) -> None:
+        """Asked to exit; terminated by its pid if it has not within 10 s; killed after 10 more."""
+        if self.process.returncode is None:
+            with contextlib.suppress(Exception):
+                await self.ask({"do": "exit"}, 10)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 10)
+        for end in (self.process.terminate, self.process.kill):
+            if self.process.returncode is not None:
+                return
+            with contextlib.suppress(ProcessLookupError):
+                end()  # os.kill(self.process.pid, ...)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.process.wait(), 10)
 
 
 def percentile(values: Sequence[float], share: float) -> float:
@@ -222,12 +195,14 @@ def percentile(values: Sequence[float], share: float) -> float:
     return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
 
 
-def figures(ids: Sequence[str], sent_at: dict[str, float], arrivals: Arrivals,
-            duplicates_before: int) -> dict[str, Any]:
-    latencies = [(arrivals.at[i] - sent_at[i]) * 1000 for i in ids if i in arrivals.at]
+def figures(ids: Sequence[str], sent_at: dict[str, float], side: dict[str, Any]
+            ) -> dict[str, Any]:
+    """Latency of `ids` on one side (`Arrivals.dump()`: first arrival and extra copies by id)."""
+    at, copies = side["at"], side["duplicates"]
+    latencies = [(at[i] - sent_at[i]) * 1000 for i in ids if i in at]
     return {
         "events": len(ids), "missing": len(ids) - len(latencies),
-        "duplicates": arrivals.duplicates - duplicates_before,
+        "duplicates": sum(copies.get(i, 0) for i in ids),
         "p50_ms": round(percentile(latencies, 0.50), 2) if latencies else None,
         "p99_ms": round(percentile(latencies, 0.99), 2) if latencies else None,
         "max_ms": round(max(latencies), 2) if latencies else None,
@@ -240,114 +215,107 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def websocket_rates(number: int, options: argparse.Namespace, settings: HubSettings,
-                          gateway: GatewayProcess, registry: SchemaRegistryClient,
-                          pub: HotelEventPublisher, deadline: Deadline) -> dict[str, Any]:
-    """Both sides subscribed before anything is published; then each rate in turn."""
+class CpuWindow:
+    """CPU/wall of the gateway, this process and the receivers' over one publishing window."""
+
+    def __init__(self, gateway_pid: int, receivers_pid: int) -> None:
+        self.pids = {"gateway": gateway_pid, "receivers": receivers_pid}
+        self.before = {who: cpu_s(pid) for who, pid in self.pids.items()}
+        self.here = Stamp.now()
+
+    def figures(self) -> dict[str, float]:
+        now = Stamp.now()
+        wall = now.wall_s - self.here.wall_s
+        used = {who: cpu_s(pid) - self.before[who] for who, pid in self.pids.items()}
+        used["publisher"] = now.cpu_s - self.here.cpu_s
+        return {f"{who} CPU/wall while publishing": round(used[who] / wall, 2) for who in CPU_OF}
+
+
+async def drain(receivers: ReceiverProcess, deadline: Deadline) -> dict[str, Any]:
+    """Until every expected id reached every open side of the receivers, or `DRAIN_S`."""
+    wait_s = min(DRAIN_S, deadline.remaining_s())
+    return await receivers.ask({"do": "wait", "timeout_s": wait_s},
+                               min(wait_s + ANSWER_S, deadline.remaining_s()))
+
+
+async def websocket_rates(number: int, options: argparse.Namespace, gateway: GatewayProcess,
+                          receivers: ReceiverProcess, pub: HotelEventPublisher,
+                          deadline: Deadline) -> dict[str, Any]:
+    """Both sides subscribed (in the receivers' process) before anything is published; then
+    each rate in turn; their stamps come back when both close."""
     assert gateway.process is not None
-    results: dict[str, Any] = {}
-    ws, floor = Arrivals(), Arrivals()
-    kinds = member_topics(settings)
-    consumer = await floor_consumer(settings, list(kinds))
-    codec = ConfluentAvroCodec(registry)
-    tasks: list[asyncio.Task[None]] = []
-    try:
-        async with gateway.running().subscribe(MEMBER, PATTERNS) as subscription:
-            if subscription.first.get("control") != "subscribed":
-                raise RuntimeError(f"the gateway refused the subscription: {subscription.first}")
-            tasks = [asyncio.create_task(read_socket(subscription, ws), name="ws"),
-                     asyncio.create_task(read_floor(consumer, codec, kinds, floor), name="floor")]
-            sent_at: dict[str, float] = {}
-            warm = room_documents(WARM_UP, f"{number}-warm")
-            await paced(pub, warm, WARM_UP / 0.5, sent_at)
-            ids = [doc["event_id"] for doc in warm]
-            for side in (ws, floor):
-                await side.wait_for(ids, min(DRAIN_S, deadline.remaining_s()))
-            results["warm-up"] = {"websocket": figures(ids, sent_at, ws, 0),
-                                  "floor": figures(ids, sent_at, floor, 0)}
-            for rate in options.rates:
-                docs = room_documents(int(rate * options.seconds), f"{number}-{rate:g}")
-                ids = [doc["event_id"] for doc in docs]
-                duplicates = ws.duplicates, floor.duplicates
-                cpu_before, here = cpu_s(gateway.process.pid), Stamp.now()
-                acked = Arrivals()
-                outcomes = await paced(pub, docs, rate, sent_at, acked=acked)
-                gateway_cpu = ((cpu_s(gateway.process.pid) - cpu_before)
-                               / (time.perf_counter() - here.wall_s))
-                harness_cpu = Rate.between(len(docs), here, Stamp.now()).cpu_per_wall
-                for side in (ws, floor):
-                    await side.wait_for(ids, min(DRAIN_S, deadline.remaining_s()))
-                for task in tasks:
-                    if task.done():
-                        task.result()  # a side that failed: say why
-                results[f"{rate:g}"] = {
-                    "not published": sum(not outcome.ok for outcome in outcomes),
-                    "gateway CPU/wall while publishing": round(gateway_cpu, 2),
-                    "harness CPU/wall while publishing": round(harness_cpu, 2),
-                    "websocket": figures(ids, sent_at, ws, duplicates[0]),
-                    "floor": figures(ids, sent_at, floor, duplicates[1]),
-                    "publish ack": figures(ids, sent_at, acked, 0),
-                }
-            await asyncio.sleep(QUIET_S)  # a late copy would still be counted
-            results["websocket controls"] = ws.controls
-            results["duplicates in the run"] = {"websocket": ws.duplicates,
-                                                "floor": floor.duplicates}
-    finally:
-        for task in tasks:
-            await cancel_quietly(task)
-        await consumer.stop()
+
+    def answer_s() -> float:
+        return min(ANSWER_S, deadline.remaining_s())
+
+    await receivers.ask({"do": "subscribe"}, answer_s())
+    sent_at: dict[str, float] = {}
+    ids_of: dict[str, list[str]] = {}
+    measured: dict[str, dict[str, Any]] = {}
+    warm = room_documents(WARM_UP, f"{number}-warm")
+    ids_of["warm-up"] = [doc["event_id"] for doc in warm]
+    await receivers.ask({"do": "expect", "ids": ids_of["warm-up"]}, answer_s())
+    await paced(pub, warm, WARM_UP / 0.5, sent_at)
+    await drain(receivers, deadline)
+    for rate in options.rates:
+        docs = room_documents(int(rate * options.seconds), f"{number}-{rate:g}")
+        ids = ids_of[f"{rate:g}"] = [doc["event_id"] for doc in docs]
+        await receivers.ask({"do": "expect", "ids": ids}, answer_s())
+        acked = Arrivals()
+        window = CpuWindow(gateway.process.pid, receivers.pid)
+        outcomes = await paced(pub, docs, rate, sent_at, acked=acked)
+        measured[f"{rate:g}"] = {"not published": sum(not outcome.ok for outcome in outcomes),
+                                 **window.figures(),
+                                 "publish ack": figures(ids, sent_at, acked.dump())}
+        await drain(receivers, deadline)
+    await asyncio.sleep(QUIET_S)  # a late copy would still be counted
+    stamps = await receivers.ask({"do": "unsubscribe"}, answer_s())
+    ws, floor = stamps["sides"]["websocket"], stamps["sides"]["floor"]
+    results: dict[str, Any] = {"warm-up": {
+        "websocket": figures(ids_of["warm-up"], sent_at, ws),
+        "floor": figures(ids_of["warm-up"], sent_at, floor)}}
+    for key, figure in measured.items():
+        ack = figure.pop("publish ack")
+        results[key] = {**figure, "websocket": figures(ids_of[key], sent_at, ws),
+                        "floor": figures(ids_of[key], sent_at, floor), "publish ack": ack}
+    results["websocket controls"] = stamps["controls"]
+    results["duplicates in the run"] = {"websocket": sum(ws["duplicates"].values()),
+                                        "floor": sum(floor["duplicates"].values())}
     return results
 
 
 async def webhook_rate(number: int, options: argparse.Namespace, gateway: GatewayProcess,
-                       pub: HotelEventPublisher, deadline: Deadline) -> dict[str, Any]:
-    """One endpoint of `hotel-member` on a receiver here; a warm-up, then the timed rate."""
+                       receivers: ReceiverProcess, pub: HotelEventPublisher,
+                       deadline: Deadline) -> dict[str, Any]:
+    """One endpoint of `hotel-member` on the receivers' webhook receiver; a warm-up, then the
+    timed rate; the receiver's stamps come back when it stops."""
     assert gateway.process is not None
-    async with receiver() as hooks:
-        async with gateway.running().client(MEMBER) as client:
-            response = await client.post("/webhooks", json={"url": hooks.url,
-                                                            "patterns": PATTERNS})
-            if response.status_code != 201:
-                raise RuntimeError(f"POST /webhooks: {response.status_code} {response.text}")
-            hooks.secret = response.json()["secret"]
-        arrivals = Arrivals()
-        sent_at: dict[str, float] = {}
-        warm = room_documents(WARM_UP, f"{number}-hook-warm")
-        await paced(pub, warm, WARM_UP / 0.5, sent_at, time.time)
-        ids = [doc["event_id"] for doc in warm]
-        seen = await wait_received(hooks, arrivals, ids, deadline, 0)
-        warm_figures = figures(ids, sent_at, arrivals, 0)
-        rate = options.webhook_rate
-        docs = room_documents(int(rate * options.seconds), f"{number}-hook")
-        ids = [doc["event_id"] for doc in docs]
-        duplicates = arrivals.duplicates
-        cpu_before, here = cpu_s(gateway.process.pid), Stamp.now()
-        outcomes = await paced(pub, docs, rate, sent_at, time.time)
-        gateway_cpu = (cpu_s(gateway.process.pid) - cpu_before) / (time.perf_counter()
-                                                                   - here.wall_s)
-        harness_cpu = Rate.between(len(docs), here, Stamp.now()).cpu_per_wall
-        await wait_received(hooks, arrivals, ids, deadline, seen)
-        return {"warm-up": warm_figures, f"{rate:g}": {
-            "not published": sum(not outcome.ok for outcome in outcomes),
-            "gateway CPU/wall while publishing": round(gateway_cpu, 2),
-            "harness CPU/wall while publishing": round(harness_cpu, 2),
-            "webhook": figures(ids, sent_at, arrivals, duplicates),
-            "bad signatures": len(hooks.bad), "receiver calls": hooks.calls}}
 
+    def answer_s() -> float:
+        return min(ANSWER_S, deadline.remaining_s())
 
-async def wait_received(hooks: Receiver, arrivals: Arrivals, ids: Sequence[str],
-                        deadline: Deadline, seen: int) -> int:
-    """Until every id reached the receiver (or `DRAIN_S`); `arrivals` take the receiver's
-    stamps from its `seen`-th request on. Returns how many requests were taken."""
-    wanted = set(ids)
-    end = time.monotonic() + min(DRAIN_S, deadline.remaining_s())
-    while True:
-        for item in hooks.received[seen:]:
-            arrivals.saw(item.webhook_id, item.at)
-        seen = len(hooks.received)
-        if wanted <= arrivals.at.keys() or time.monotonic() > end:
-            return seen
-        await asyncio.sleep(0.05)
+    await receivers.ask({"do": "hook"}, answer_s())
+    sent_at: dict[str, float] = {}
+    warm = room_documents(WARM_UP, f"{number}-hook-warm")
+    warm_ids = [doc["event_id"] for doc in warm]
+    await receivers.ask({"do": "expect", "ids": warm_ids}, answer_s())
+    await paced(pub, warm, WARM_UP / 0.5, sent_at)
+    await drain(receivers, deadline)
+    rate = options.webhook_rate
+    docs = room_documents(int(rate * options.seconds), f"{number}-hook")
+    ids = [doc["event_id"] for doc in docs]
+    await receivers.ask({"do": "expect", "ids": ids}, answer_s())
+    window = CpuWindow(gateway.process.pid, receivers.pid)
+    outcomes = await paced(pub, docs, rate, sent_at)
+    cpu = window.figures()
+    await drain(receivers, deadline)
+    stamps = await receivers.ask({"do": "unhook"}, answer_s())
+    hook = stamps["sides"]["webhook"]
+    return {"warm-up": figures(warm_ids, sent_at, hook), f"{rate:g}": {
+        "not published": sum(not outcome.ok for outcome in outcomes), **cpu,
+        "webhook": figures(ids, sent_at, hook),
+        "bad signatures": len(stamps["bad signatures"]),
+        "receiver calls": stamps["receiver calls"]}}
 
 
 async def one_run(number: int, options: argparse.Namespace, data_dir: Path,
@@ -357,20 +325,26 @@ async def one_run(number: int, options: argparse.Namespace, data_dir: Path,
     # The gateway's app id (`<prefix>hotelhub`, its webhook group and transactional ids) too.
     await asyncio.to_thread(grant_run, settings, gateway_own)
     gateway = GatewayProcess(gateway_own, free_port(), data_dir / f"gateway-{number}.log")
+    receivers: ReceiverProcess | None = None
     results: dict[str, Any] = {}
     try:
         await asyncio.to_thread(gateway.start, timeout_s=min(60.0, deadline.remaining_s()))
+        receivers = await ReceiverProcess.start(
+            gateway.url, data_dir / f"receivers-{number}.log", deadline)
         async with (asyncio.timeout(deadline.remaining_s()),
                     SchemaRegistryClient.from_settings(settings) as registry,
                     HotelEventPublisher(system=System.HOTEL_PMS, registry=registry,
                                         settings=settings) as pub):
-            results.update(await websocket_rates(number, options, settings, gateway, registry,
-                                                 pub, deadline))
-            results["webhook"] = await webhook_rate(number, options, gateway, pub, deadline)
+            results.update(await websocket_rates(number, options, gateway, receivers, pub,
+                                                 deadline))
+            results["webhook"] = await webhook_rate(number, options, gateway, receivers, pub,
+                                                    deadline)
         results["webhook dead letters"] = await records_in(
             settings, [settings.topic(WEBHOOK_DEADLETTER_TOPIC)])
         return results
     finally:
+        if receivers is not None:
+            await receivers.stop()
         await asyncio.to_thread(gateway.stop)
         await drop_run_topics(settings)
 
@@ -413,16 +387,16 @@ def row(side: str, does: str, rate: float, per_run: list[dict[str, Any]], key: s
     p99s = " / ".join(f"{f['p99_ms']:.1f}" if f["p99_ms"] is not None else "-" for f in found)
     worst = max((f["max_ms"] or 0.0) for f in found)
     cpu = [statistics.median(r[f"{who} CPU/wall while publishing"] for r in per_run)
-           for who in ("gateway", "harness")]
+           for who in CPU_OF]
     return (f"| {side} | {does} | {rate:g} | {median([f['p50_ms'] for f in found])} | "
             f"{median([f['p99_ms'] for f in found])} | {p99s} | {worst:.1f} | "
-            f"{cpu[0]:.2f} / {cpu[1]:.2f} | {sum(f['missing'] for f in found)} / "
+            f"{' / '.join(f'{c:.2f}' for c in cpu)} | {sum(f['missing'] for f in found)} / "
             f"{sum(f['duplicates'] for f in found)} |")
 
 
 def table(runs: list[dict[str, Any]], options: argparse.Namespace) -> str:
     lines = ["| side | does | events/s | p50 ms (median) | p99 ms (median) | p99 per run "
-             "| max ms | CPU/wall gateway / here | missing / duplicates |",
+             "| max ms | CPU/wall gateway / publisher / receivers | missing / duplicates |",
              "|---|---|---:|---:|---:|---|---:|---:|---:|"]
     for side, does in (("websocket", WS_DOES), ("floor", FLOOR_DOES), ("publish ack", ACK_DOES)):
         for index, rate in enumerate(options.rates):
