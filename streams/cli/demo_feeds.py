@@ -4,7 +4,6 @@ simulated day is seen leaving the hub the way the systems get it."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import logging
@@ -23,6 +22,7 @@ from aiohttp import web
 from rich.table import Table
 
 from streams.core.exceptions import HubError
+from streams.core.identities import basic_header
 from streams.gateway.app import create_app, server_options
 from streams.gateway.service import Gateway
 from streams.gateway.signatures import (
@@ -120,11 +120,9 @@ async def demo_feeds(settings: HubSettings) -> AsyncIterator[Feeds]:
                 "url": hook_url, "patterns": WEBHOOK_PATTERNS,
                 "description": DEMO_ENDPOINT})).json()
             feeds.secret = created["secret"]
-            user, secret = _basic(settings, WS_SYSTEM)
-            header = "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
             connection = await websockets.connect(
-                feeds.url.replace("http", "ws") + "/ws",
-                additional_headers={"Authorization": header}, max_size=None)
+                feeds.url.replace("http", "ws") + "/ws", max_size=None,
+                additional_headers={"Authorization": basic_header(*_basic(settings, WS_SYSTEM))})
             await connection.send(json.dumps({"type": "subscribe", "patterns": ["*"]}))
             await connection.recv()  # subscribed
             tasks.append(asyncio.create_task(_listen(connection, feeds)))

@@ -21,6 +21,7 @@ import fcntl
 import hashlib
 import hmac
 import json
+import logging
 import os
 import re
 import secrets
@@ -34,6 +35,8 @@ from pathlib import Path
 
 from streams.core.exceptions import ConfigurationError
 from streams.core.kinds import POLICIES, EventKind, System
+
+log = logging.getLogger(__name__)
 
 NAME = re.compile(r"^[a-z][a-z0-9-]{1,62}$")
 USERNAME = re.compile(r"^(?P<identity>[a-z][a-z0-9-]{1,62})\.(?P<number>[1-9][0-9]*)$")
@@ -406,3 +409,44 @@ def basic_credentials(header: str, *, encoding: str = "latin1") -> tuple[str, st
 def basic_header(username: str, secret: str) -> str:
     """The `Authorization` value that sends `username` and `secret` as HTTP Basic (UTF-8)."""
     return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode("ascii")
+
+
+class CredentialsRefused(Exception):
+    """Why an HTTP caller is not let in: `status` (401, 403, 503), a `code` and a `detail`
+    that never repeats what was sent (a caller that swapped username and secret would see
+    its secret)."""
+
+    def __init__(self, status: int, code: str, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.code, self.detail = status, code, detail
+
+
+def credentials_of(authorization: str | None) -> tuple[str, str]:
+    """(username, secret) of an `Authorization` header; `CredentialsRefused` (401) when there
+    is none or it is not HTTP Basic. The query API and the gateway both ask here."""
+    if authorization is None:
+        raise CredentialsRefused(401, "unauthorized", "credentials required: HTTP Basic with "
+                                 "an identity's username and secret")
+    try:
+        return basic_credentials(authorization, encoding="utf-8")
+    except ValueError:
+        # The parser's own message is not repeated: it says nothing the caller needs.
+        raise CredentialsRefused(401, "unauthorized", "the Authorization header is not HTTP "
+                                 "Basic credentials ('Basic ' + base64 of 'username:secret')"
+                                 ) from None
+
+
+def authenticated(store: WatchedStore, username: str, secret: str) -> Identity:
+    """The identity these credentials prove, or `CredentialsRefused`: 503 when the store
+    cannot be read, 401 when they are not accepted."""
+    try:
+        identities = store.current()
+    except ConfigurationError as exc:
+        log.error("the identity store cannot be read: %s", exc)
+        raise CredentialsRefused(503, "unavailable",
+                                 "the identity store cannot be read right now") from None
+    identity = identities.authenticate(username, secret)
+    if identity is None:
+        raise CredentialsRefused(401, "unauthorized", "credentials not accepted: unknown user, "
+                                 "revoked credential or wrong secret")
+    return identity

@@ -26,7 +26,8 @@ from streams.core.exceptions import (
     PublishError,
     PublishForbidden,
 )
-from streams.gateway.callers import Caller, CallerRefused
+from streams.core.identities import CredentialsRefused
+from streams.gateway.callers import Caller
 from streams.gateway.deadletters import read_dead_letters
 from streams.gateway.endpoints import Endpoint, EndpointStatus, UrlRefused
 from streams.gateway.patterns import PatternError
@@ -162,7 +163,7 @@ def _caller(request: Request,
     gateway: Gateway = request.app.state.gateway
     try:
         return gateway.callers.authenticate(request.headers.get("authorization"))
-    except CallerRefused as refused:
+    except CredentialsRefused as refused:
         raise ApiError(refused.status, refused.code, refused.detail) from None
 
 
@@ -340,7 +341,7 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
     async def websocket(socket: WebSocket) -> None:
         try:
             who = gateway.callers.authenticate(socket.headers.get("authorization"))
-        except CallerRefused as refused:
+        except CredentialsRefused as refused:
             # Refused at the handshake, as HTTP: a client sees 401/403 and why.
             await socket.send_denial_response(
                 ApiError(refused.status, refused.code, refused.detail).response())

@@ -13,10 +13,12 @@ from dataclasses import dataclass
 
 from streams.core.exceptions import ConfigurationError
 from streams.core.identities import (
+    CredentialsRefused,
     Identity,
     Role,
     WatchedStore,
-    basic_credentials,
+    authenticated,
+    credentials_of,
     identity_of,
 )
 from streams.core.kinds import POLICIES, REFUSAL_TOPIC, System
@@ -25,14 +27,6 @@ from streams.settings import HubSettings
 
 ALLOWED_ROLES = frozenset({Role.SYSTEM, Role.HUB, Role.OPERATOR})
 SYSTEMS = frozenset(system.value for system in System)
-
-
-class CallerRefused(Exception):
-    """401, 403 or 503 with a detail that never holds a secret."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
 
 
 @dataclass(frozen=True)
@@ -73,29 +67,14 @@ class Callers:
         self.store = WatchedStore(settings.identities_path) if settings.secured else None
 
     def authenticate(self, authorization: str | None) -> Caller:
-        if authorization is None:
-            raise CallerRefused(401, "unauthorized", "credentials required: HTTP Basic with "
-                                "an identity's username and secret")
-        try:
-            username, secret = basic_credentials(authorization, encoding="utf-8")
-        except ValueError:
-            raise CallerRefused(401, "unauthorized", "the Authorization header is not HTTP "
-                                "Basic credentials ('Basic ' + base64 of 'username:secret')"
-                                ) from None
+        """The caller, or `CredentialsRefused` (401, 403, 503) saying why not."""
+        username, secret = credentials_of(authorization)
         if self.store is None:
             return self._unsecured(username)
-        try:
-            identities = self.store.current()
-        except ConfigurationError:
-            raise CallerRefused(503, "unavailable",
-                                "the identity store cannot be read right now") from None
-        identity = identities.authenticate(username, secret)
-        if identity is None:
-            raise CallerRefused(401, "unauthorized", "credentials not accepted: unknown user, "
-                                "revoked credential or wrong secret")
+        identity = authenticated(self.store, username, secret)
         if identity.role not in ALLOWED_ROLES:
-            raise CallerRefused(403, "forbidden", f"identity {identity.name} ({identity.role}) "
-                                "may not use the gateway")
+            raise CredentialsRefused(403, "forbidden", f"identity {identity.name} "
+                                     f"({identity.role}) may not use the gateway")
         return Caller(identity, username, secret)
 
     def identity(self, name: str) -> Identity | None:

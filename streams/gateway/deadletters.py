@@ -8,15 +8,16 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer
-
 from streams.core.kinds import WEBHOOK_DEADLETTER_TOPIC
-from streams.gateway.feed import partitions_of
+from streams.gateway.feed import Feed
 from streams.settings import HubSettings
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+"""`since` that starts a feed at the oldest record Kafka keeps."""
 
 
 class DeadReason(StrEnum):
@@ -62,30 +63,16 @@ async def read_dead_letters(settings: HubSettings, endpoint_id: str,
                             since: datetime | None = None, limit: int | None = None
                             ) -> list[DeadLetter]:
     """The endpoint's dead letters written up to now, in the order they died, from `since` on."""
-    topic = settings.topic(WEBHOOK_DEADLETTER_TOPIC)
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers, **settings.kafka_auth(), group_id=None,
-        enable_auto_commit=False, client_id="hotelhub-gateway-deadletters")
-    await consumer.start()
+    feed = Feed(settings, [settings.topic(WEBHOOK_DEADLETTER_TOPIC)])
+    await feed.start(since=EPOCH)
     found: list[DeadLetter] = []
     try:
-        partitions = partitions_of(settings, [topic])
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
-        left = {tp for tp in partitions if end[tp] > 0}
-        while left:
-            batches = await consumer.getmany(*left, timeout_ms=1000)
-            for records in batches.values():
-                for record in records:
-                    if record.key == endpoint_id.encode() and record.value is not None:
-                        letter = DeadLetter.parse(record.value)
-                        if since is None or datetime.fromisoformat(letter.dead_at) >= since:
-                            found.append(letter)
-            for tp in list(left):
-                if await consumer.position(tp) >= end[tp]:
-                    left.discard(tp)
+        async for record in feed.to_end():
+            if record.key == endpoint_id.encode() and record.value is not None:
+                letter = DeadLetter.parse(record.value)
+                if since is None or datetime.fromisoformat(letter.dead_at) >= since:
+                    found.append(letter)
     finally:
-        await consumer.stop()
+        await feed.stop()
     # One endpoint's letters share a partition (keyed by endpoint id): read order is their order.
     return found[-limit:] if limit else found

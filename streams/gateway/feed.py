@@ -9,7 +9,7 @@ transaction that aborted never reaches a client.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -108,7 +108,18 @@ class Feed:
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
-    @property
-    def caught_up(self) -> bool:
-        """Whether every partition was read to where it ended when the feed started."""
-        return all(self.positions.get(tp, 0) >= offset for tp, offset in self.end.items())
+    async def to_end(self) -> AsyncIterator[ConsumerRecord]:
+        """Every record from where the feed started to where each partition ended then (a
+        replay's snapshot). Done is judged by the consumer's position, which also passes the
+        commit markers that end transactional partitions."""
+        consumer = self._consumer
+        assert consumer is not None
+        left = {tp for tp, end in self.end.items() if self.positions.get(tp, end) < end}
+        while left:
+            for record in await self.read(timeout_ms=500):
+                self.passed(record)
+                if record.offset < self.end[TopicPartition(record.topic, record.partition)]:
+                    yield record
+            for tp in list(left):
+                if await consumer.position(tp) >= self.end[tp]:
+                    left.discard(tp)

@@ -71,6 +71,12 @@ class Delivery:
     attempts: list[Attempt] = field(default_factory=list)
 
 
+def _halted(endpoint: Endpoint) -> DeadReason | None:
+    """Why nothing may be sent to `endpoint` now (its events go to dead letters), or None."""
+    return {EndpointStatus.PAUSED: DeadReason.ENDPOINT_PAUSED,
+            EndpointStatus.DISABLED: DeadReason.ENDPOINT_DISABLED}.get(endpoint.status)
+
+
 class _Watermarks:
     """Per partition, the offsets some delivery still holds, to commit below the oldest."""
 
@@ -125,7 +131,6 @@ class _Lanes:
     """One endpoint's lanes: queues, each drained by its own task, one attempt at a time."""
 
     def __init__(self, dispatcher: WebhookDispatcher, endpoint_id: str, count: int) -> None:
-        self.endpoint_id = endpoint_id
         self.queues: list[asyncio.Queue[Delivery]] = [asyncio.Queue() for _ in range(count)]
         self.tasks = [asyncio.create_task(dispatcher.drain(endpoint_id, queue),
                                           name=f"webhook lane {endpoint_id}/{n}")
@@ -280,17 +285,19 @@ class WebhookDispatcher:
                         key: bytes | None, value: bytes, headers: Any, timestamp_ms: int
                         ) -> None:
         routing = self.reader.routing(tp.topic, headers)
-        if routing is not None and not self._wanting(routing):
-            return
+        endpoints = self._wanting(routing) if routing is not None else None
+        if endpoints == []:
+            return  # decided from the headers alone: nobody wants it, nothing to decode
         try:
             outgoing = await self.reader.outgoing(tp.topic, key, value, routing)
         except CodecError as exc:
             log.warning("webhooks: %s[%d]@%d not decodable, skipped: %s", tp.topic,
                         tp.partition, offset, exc)
             return
-        endpoints = self._wanting(outgoing.routing)
-        if not endpoints:
-            return
+        if endpoints is None:  # a record without CloudEvents headers: routed once decoded
+            endpoints = self._wanting(outgoing.routing)
+            if not endpoints:
+                return
         self.marks.hold(tp, offset, len(endpoints))
         for endpoint in endpoints:
             await self.enqueue(Delivery(endpoint.id, outgoing, tp, offset, generation,
@@ -316,8 +323,7 @@ class WebhookDispatcher:
         if endpoint is None:
             self.marks.release(delivery)
             return
-        reason = {EndpointStatus.PAUSED: DeadReason.ENDPOINT_PAUSED,
-                  EndpointStatus.DISABLED: DeadReason.ENDPOINT_DISABLED}.get(endpoint.status)
+        reason = _halted(endpoint)
         lanes = self._lanes.get(endpoint.id)
         if reason is None and lanes is not None and (
                 lanes.pending >= self.settings.webhook_max_pending):
@@ -358,10 +364,9 @@ class WebhookDispatcher:
             endpoint = self.book.get(delivery.endpoint_id)
             if endpoint is None:
                 return  # deleted while it waited: nobody to deliver to
-            if endpoint.status is not EndpointStatus.ACTIVE:
-                reason = (DeadReason.ENDPOINT_PAUSED if endpoint.status is EndpointStatus.PAUSED
-                          else DeadReason.ENDPOINT_DISABLED)
-                await self._bury(endpoint, delivery, reason)
+            halted = _halted(endpoint)
+            if halted is not None:
+                await self._bury(endpoint, delivery, halted)
                 return
             attempt, retry_after = await self._attempt(endpoint, delivery)
             delivery.attempts.append(attempt)
@@ -510,26 +515,19 @@ class WebhookDispatcher:
         await feed.start(since=since)
         count = 0
         try:
-            while not feed.caught_up:
-                for record in await feed.read(timeout_ms=500):
-                    feed.passed(record)
-                    if record.value is None or record.offset >= feed.end.get(
-                            TopicPartition(record.topic, record.partition), 0):
-                        continue
-                    try:
-                        outgoing = await self.reader.outgoing(
-                            record.topic, record.key, record.value,
-                            self.reader.routing(record.topic, record.headers))
-                    except CodecError:
-                        continue
-                    if any(found.id == endpoint.id
-                           for found in self._wanting(outgoing.routing)):
-                        count += 1
-                        await self.enqueue(Delivery(endpoint.id, outgoing, None, 0, 0,
-                                                    record.timestamp / 1000))
+            async for record in feed.to_end():
+                if record.value is None:
+                    continue
+                try:
+                    outgoing = await self.reader.outgoing(
+                        record.topic, record.key, record.value,
+                        self.reader.routing(record.topic, record.headers))
+                except CodecError:
+                    continue
+                if any(found.id == endpoint.id for found in self._wanting(outgoing.routing)):
+                    count += 1
+                    await self.enqueue(Delivery(endpoint.id, outgoing, None, 0, 0,
+                                                record.timestamp / 1000))
         finally:
             await feed.stop()
         return count
-
-    def pending(self) -> int:
-        return sum(lanes.pending for lanes in self._lanes.values())

@@ -21,6 +21,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from aiokafka.errors import KafkaError
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
@@ -28,7 +29,7 @@ from streams.core.exceptions import CodecError, HubError
 from streams.gateway.callers import Caller
 from streams.gateway.cursor import CursorError, CursorExpired, decode_cursor
 from streams.gateway.feed import Feed
-from streams.gateway.messages import MessageReader
+from streams.gateway.messages import MessageReader, Outgoing, Routing
 from streams.gateway.patterns import PatternError, Patterns
 from streams.ops.metrics import (
     gateway_connections,
@@ -160,34 +161,37 @@ class Session:
     async def _pump(self, feed: Feed, patterns: Patterns) -> None:
         while True:
             for record in await feed.read():
-                routing = self.reader.routing(record.topic, record.headers)
-                wanted = routing is None or (self.caller.admits(routing)
-                                             and patterns.matches(routing.ce_type))
-                if wanted and record.value is not None:
-                    try:
-                        outgoing = await self.reader.outgoing(
-                            record.topic, record.key, record.value, routing)
-                    except CodecError as exc:
-                        log.warning("ws: %s[%d]@%d not decodable, skipped: %s", record.topic,
-                                    record.partition, record.offset, exc)
-                        outgoing = None
-                    if outgoing is not None and (routing is not None or (
-                            self.caller.admits(outgoing.routing)
-                            and patterns.matches(outgoing.routing.ce_type))):
-                        feed.passed(record)
-                        cursor = feed.cursor()
-                        try:
-                            self.queue.put_nowait((outgoing.with_cursor(cursor), cursor))
-                        except asyncio.QueueFull:
-                            raise Refusal(
-                                "overflow", f"more than {self.queue.maxsize} events waiting "
-                                "for this client; resume from the cursor", CLOSE_TRY_AGAIN
-                            ) from None
-                        latency = time.time() - record.timestamp / 1000
-                        gateway_delivery_latency_seconds.labels(channel="websocket").observe(
-                            max(latency, 0.0))
-                        continue
+                outgoing = await self._message(record, patterns)
                 feed.passed(record)
+                if outgoing is None:
+                    continue
+                cursor = feed.cursor()
+                try:
+                    self.queue.put_nowait((outgoing.with_cursor(cursor), cursor))
+                except asyncio.QueueFull:
+                    raise Refusal("overflow", f"more than {self.queue.maxsize} events waiting "
+                                  "for this client; resume from the cursor",
+                                  CLOSE_TRY_AGAIN) from None
+                gateway_delivery_latency_seconds.labels(channel="websocket").observe(
+                    max(time.time() - record.timestamp / 1000, 0.0))
+
+    async def _message(self, record: ConsumerRecord, patterns: Patterns) -> Outgoing | None:
+        """The record as this connection's message, or None when it is not for it. Routed
+        by its headers before decoding; a record without them, once decoded."""
+        def wanted(routing: Routing) -> bool:
+            return self.caller.admits(routing) and patterns.matches(routing.ce_type)
+
+        routing = self.reader.routing(record.topic, record.headers)
+        if record.value is None or (routing is not None and not wanted(routing)):
+            return None
+        try:
+            outgoing = await self.reader.outgoing(record.topic, record.key, record.value,
+                                                  routing)
+        except CodecError as exc:
+            log.warning("ws: %s[%d]@%d not decodable, skipped: %s", record.topic,
+                        record.partition, record.offset, exc)
+            return None
+        return outgoing if routing is not None or wanted(outgoing.routing) else None
 
     async def _send(self) -> None:
         counter = gateway_deliveries_total.labels(

@@ -28,13 +28,14 @@ from typing import Any
 from aiohttp import hdrs, web
 from aiohttp.typedefs import Handler, Middleware
 
-from streams.core.exceptions import ConfigurationError
 from streams.core.identities import (
+    CredentialsRefused,
     Identity,
     Role,
     WatchedStore,
-    basic_credentials,
+    authenticated,
     basic_header,
+    credentials_of,
 )
 from streams.settings import HubSettings
 
@@ -73,12 +74,8 @@ CALLER = web.RequestKey("hotelhub.caller", Caller)
 OPEN = Caller(identity=None, secured=False)
 
 
-class Refused(Exception):
+class Refused(CredentialsRefused):
     """A request the guard answers itself; the detail never holds a secret."""
-
-    def __init__(self, status: int, code: str, detail: str) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail = status, code, detail
 
     def response(self) -> web.Response:
         headers = {hdrs.WWW_AUTHENTICATE: CHALLENGE} if self.status == 401 else {}
@@ -86,10 +83,6 @@ class Refused(Exception):
             headers[hdrs.RETRY_AFTER] = "2"
         return web.json_response({"error": self.code, "detail": self.detail},
                                  status=self.status, headers=headers)
-
-
-def _unauthorized(detail: str) -> Refused:
-    return Refused(401, "unauthorized", detail)
 
 
 def sees_every_hotel(identity: Identity) -> bool:
@@ -121,11 +114,8 @@ class QueryGuard:
         """The caller of a page with `access`, or `Refused` (401, 403, 503) saying why not."""
         if self.store is None:
             return OPEN
-        if authorization is None:
-            if access is Access.STATUS:
-                return Caller(identity=None, secured=True)
-            raise _unauthorized("credentials required: HTTP Basic with an identity's "
-                                "username and secret")
+        if authorization is None and access is Access.STATUS:
+            return Caller(identity=None, secured=True)
         identity = self._identity(self.store, authorization)
         if identity.role not in QUERYING_ROLES:
             raise Refused(403, "forbidden",
@@ -141,26 +131,11 @@ class QueryGuard:
         return Caller(identity=identity, secured=True)
 
     @staticmethod
-    def _identity(store: WatchedStore, authorization: str) -> Identity:
+    def _identity(store: WatchedStore, authorization: str | None) -> Identity:
         try:
-            username, secret = basic_credentials(authorization, encoding="utf-8")
-        except ValueError:
-            # The parser's own message is not repeated: it says nothing the caller needs.
-            raise _unauthorized("the Authorization header is not HTTP Basic credentials "
-                                "('Basic ' + base64 of 'username:secret')") from None
-        try:
-            identities = store.current()
-        except ConfigurationError as exc:
-            log.error("query API: the identity store cannot be read: %s", exc)
-            raise Refused(503, "unavailable",
-                          "the identity store cannot be read right now") from None
-        identity = identities.authenticate(username, secret)
-        if identity is None:
-            # Neither the username nor the secret is repeated: a caller that swapped them
-            # would see its secret in the answer.
-            raise _unauthorized("credentials not accepted: unknown user, revoked "
-                                "credential or wrong secret")
-        return identity
+            return authenticated(store, *credentials_of(authorization))
+        except CredentialsRefused as refused:
+            raise Refused(refused.status, refused.code, refused.detail) from None
 
     def middleware(self) -> Middleware:
         """The aiohttp middleware: pages not declared with `allow` are not served (404)."""

@@ -5,7 +5,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import json
 import os
@@ -28,6 +27,7 @@ import websockets
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from streams.core.identities import basic_header
 from streams.core.kinds import EventKind, System
 from streams.core.models import RoomEvent
 from streams.gateway.app import create_app, server_options
@@ -67,8 +67,7 @@ def credentials(settings: HubSettings, identity: str) -> tuple[str, str]:
 
 
 def basic(settings: HubSettings, identity: str) -> str:
-    username, secret = credentials(settings, identity)
-    return "Basic " + base64.b64encode(f"{username}:{secret}".encode()).decode()
+    return basic_header(*credentials(settings, identity))
 
 
 @dataclass
