@@ -6,19 +6,24 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
-from streams.core.kinds import DELIVERY_LOG_TOPIC
+from streams.core.documents import build_event
+from streams.core.kinds import DELIVERY_LOG_TOPIC, POLICIES, EventKind, System
+from streams.core.models import record_key
 from streams.settings import HubSettings
+from streams.wire.cloudevents import headers_for
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.collector import eventually
+from tests.support.events import sample
 from tests.support.gateway import (
     Receiver,
     RunningGateway,
@@ -213,3 +218,36 @@ async def test_replay_since_a_time_and_one_slow_endpoint_never_delays_another(
         assert replay.json() == {"replayed": 20}
         await fast.wait_for(20, timeout_s=30)
         await slow.wait_for(20, timeout_s=60)
+
+
+async def test_replay_since_reads_to_the_end_of_transactional_partitions(
+        hub_settings: HubSettings) -> None:
+    """The hub writes room events in transactions; each ends with a commit marker past the
+    last record, which a replay must step over rather than wait for a record there."""
+    settings = gateway_settings(isolated(hub_settings, "gw-replay-tx"))
+    _, document = sample(EventKind.ROOM, f"R-TX-{uuid.uuid4().hex[:6]}")
+    event = build_event(document, publisher=System.HOTEL_PMS, default_hotel_id="HTL-TYO-01")
+    async with running_gateway(settings) as gateway, receiver() as hook:
+        endpoint = await _register(gateway, hook)
+        since = datetime.now(UTC)
+        async with SchemaRegistryClient.from_settings(settings) as registry:
+            codec = ConfluentAvroCodec(registry)
+            await codec.register()
+            producer = AIOKafkaProducer(bootstrap_servers=settings.bootstrap_servers,
+                                        **settings.kafka_auth(),
+                                        transactional_id=f"{settings.app_id}-replay-test")
+            await producer.start()
+            try:
+                async with producer.transaction():
+                    await producer.send(settings.topic(POLICIES[EventKind.ROOM].topic),
+                                        codec.encode(event), key=record_key(event),
+                                        headers=headers_for(event))
+            finally:
+                await producer.stop()
+        await hook.wait_for(1)  # delivered live first
+        async with gateway.client("hotel-member") as member:
+            replay = await asyncio.wait_for(member.post(
+                f"/webhooks/{endpoint}/replay", json={"since": since.isoformat()}), 60)
+        assert replay.json() == {"replayed": 1}
+        await eventually(lambda: len(hook.received) == 2, timeout_s=30)
+        assert hook.ids() == [str(event.event_id)] * 2
