@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -240,6 +240,47 @@ class HubSettings(BaseSettings):
         description="Sends of one event (same event_id) before a publish gives up on a timeout.",
     )
     connect_timeout_s: float = 5.0
+
+    # -- the client SDK (streams.client): what a system embeds to work offline ---------
+    client_dir: Path | None = Field(
+        default=None,
+        description="Where a client keeps its outbox and local cache (SQLite); unset: "
+        "<home>/client/<system>-<client id>.",
+    )
+    client_id: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9._-]{1,100}$",
+        description="This installation of a system (one PMS of one hotel); names its "
+        "transactional producer and its sync checkpoint. Unset: the host name.",
+    )
+    client_transport: Literal["kafka", "gateway"] = Field(
+        default="kafka",
+        description="How a client sends its outbox: straight to Kafka in transactions (the "
+        "system's SASL credential) or through the gateway's REST API (its HTTP credential).",
+    )
+    gateway_url: str | None = Field(
+        default=None,
+        description="The gateway a client publishes to (client_transport=gateway) and "
+        "subscribes through; unset: http://127.0.0.1:<gateway_port>.",
+    )
+    client_batch: int = Field(
+        default=1000, ge=1, le=100_000,
+        description="Outbox events sent per Kafka transaction while syncing.",
+    )
+    client_transaction_timeout_s: float = Field(
+        default=15.0, gt=0,
+        description="Kafka's transaction.timeout.ms for a client: how long a client killed "
+        "mid-sync can hold back read_committed readers before the broker aborts it.",
+    )
+    client_retry_min_s: float = Field(
+        default=0.25, gt=0,
+        description="First wait before trying the hub again after losing it; doubles up to "
+        "client_retry_max_s.",
+    )
+    client_retry_max_s: float = Field(
+        default=1.0, gt=0,
+        description="Longest wait between tries while the hub is away: bounds how late a "
+        "recovery is noticed.",
+    )
 
     @property
     def data_dir(self) -> Path:

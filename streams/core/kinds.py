@@ -111,3 +111,12 @@ def event_type(kind: str, action: str) -> str:
 def subject_of(contract: str) -> str:
     """Registry subject of a contract under Confluent's TopicNameStrategy."""
     return f"{CONTRACT_TOPICS[contract]}-value"
+
+
+OUTBOX_TOPIC_PREFIX = "hotel.outbox."
+"""`hotel.outbox.<system>`: the client's sync checkpoint (compacted, keyed by client id),
+written in the same transaction as the events it marks as sent."""
+
+
+def outbox_topic(system: str) -> str:
+    return f"{OUTBOX_TOPIC_PREFIX}{system}"

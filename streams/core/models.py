@@ -260,6 +260,8 @@ class Envelope(_Record):
     synced_at: AwareDatetime | None = None
     correlation_id: str | None = None
     causation_id: str | None = None
+    created_offline: bool = False
+    """Made while its system could not reach the hub, and sent later from its outbox."""
 
 
 class ReservationEvent(Envelope):
@@ -315,6 +317,8 @@ class RefusalReason(StrEnum):
     INVALID_VALUE = "invalid_value"
     UNVERIFIED_ORIGIN = "unverified_origin"
     """The record's producer is not the system its `updated_by_system` names."""
+    OFFLINE_CONFLICT = "offline_conflict"
+    """Made offline before a change the hub has already applied: the newer change stands."""
 
 
 class Refusal(_Record):
@@ -330,6 +334,8 @@ class Refusal(_Record):
     reason_code: RefusalReason
     reason: str
     current_state: str | None = None
+    created_offline: bool = False
+    """The refused event was made offline: a conflict, told to the event's targets too."""
     refused_at: AwareDatetime
 
 

@@ -46,16 +46,20 @@ class Applied(_State):
     last_event_id: str | None = None
     last_event_type: str | None = None
     updated_at: datetime | None = None
+    """When the last applied change happened (its `occurred_at`)."""
+    updated_by: str | None = None
+    """Who made it: an offline change older than it names this system in its conflict."""
 
     def seen(self, event_id: object) -> bool:
         return str(event_id) in self.recent_event_ids
 
 
-def remember(applied: Applied, event_id: object, event_type: str, at: datetime) -> Applied:
+def remember(applied: Applied, event_id: object, event_type: str, at: datetime,
+             by: str | None = None) -> Applied:
     ids = [*applied.recent_event_ids, str(event_id)][-RECENT_EVENT_IDS:]
     return Applied(
         recent_event_ids=ids, last_event_id=str(event_id), last_event_type=event_type,
-        updated_at=at,
+        updated_at=at, updated_by=by,
     )
 
 

@@ -102,8 +102,12 @@ class HotelEventPublisher:
         system: System | str,
         registry: SchemaSource,
         settings: HubSettings | None = None,
+        transactional_id: str | None = None,
     ) -> None:
         self.system = System(system)
+        self.transactional_id = transactional_id
+        """Set, the producer is transactional (`publish_atomically`); starting it fences
+        an earlier producer of the same id and aborts that one's open transaction."""
         self.settings = settings or get_settings()
         # The producer authenticates as this system: the broker's ACLs then decide what it
         # may write, whatever this process's own identity is.
@@ -128,6 +132,9 @@ class HotelEventPublisher:
             enable_idempotence=True,
             linger_ms=2,
             request_timeout_ms=int(self.settings.publish_timeout_s * 1000),
+            **({"transactional_id": self.transactional_id,
+                "transaction_timeout_ms": int(self.settings.client_transaction_timeout_s * 1000)}
+               if self.transactional_id else {}),
         )
         try:
             await asyncio.wait_for(producer.start(), timeout=self.settings.connect_timeout_s)
@@ -230,6 +237,17 @@ class HotelEventPublisher:
         `problem` adds its index. Nothing is raised for one event; `PublishError` only
         when the publisher is not started.
         """
+        outcomes, records = self._prepare(events)
+        for index, result in (await self._deliver(records)).items():
+            event = records[index].event
+            outcomes[index] = (
+                PublishOutcome(index, event, error=result) if isinstance(result, PublishError)
+                else PublishOutcome(index, event, published=result))
+        return [outcomes[index] for index in sorted(outcomes)]
+
+    def _prepare(self, events: Iterable[Mapping[str, Any] | HotelEvent]
+                 ) -> tuple[dict[int, PublishOutcome], dict[int, _Record]]:
+        """The outcomes of the events that cannot be sent, and the records of the others."""
         outcomes: dict[int, PublishOutcome] = {}
         records: dict[int, _Record] = {}
         for index, item in enumerate(events):
@@ -239,11 +257,56 @@ class HotelEventPublisher:
                 records[index] = self._record(event)
             except (EventValidationError, PublishForbidden, CodecError) as exc:
                 outcomes[index] = PublishOutcome(index, error=exc)
-        for index, result in (await self._deliver(records)).items():
-            event = records[index].event
-            outcomes[index] = (
-                PublishOutcome(index, event, error=result) if isinstance(result, PublishError)
-                else PublishOutcome(index, event, published=result))
+        return outcomes, records
+
+    async def publish_atomically(
+        self,
+        events: Iterable[Mapping[str, Any] | HotelEvent],
+        *,
+        also: Iterable[tuple[str, bytes, bytes]] = (),
+    ) -> list[PublishOutcome]:
+        """Validate and sign a batch as `publish_many` does, then send its good events and
+        the raw records of `also` (topic, key, value) in ONE Kafka transaction.
+
+        A read_committed reader sees all of them or none, so a marker in `also` (the
+        offline outbox's checkpoint) tells after a crash exactly what was sent. Bad events
+        get their outcome's error and are not sent. A transaction Kafka does not commit
+        within `publish_timeout_s` raises PublishError with nothing of it visible; send
+        the batch again (the producer may need `stop` and `start`: a fenced or failed
+        transactional producer is not reused).
+        """
+        producer = self._producer
+        if producer is None or not self.transactional_id:
+            raise PublishError("publish_atomically needs a started publisher with a "
+                               "transactional_id")
+        outcomes, records = self._prepare(events)
+        futures: dict[int, asyncio.Future[Any]] = {}
+        extra: list[asyncio.Future[Any]] = []
+        try:
+            async with asyncio.timeout(self.settings.publish_timeout_s):
+                async with producer.transaction():
+                    for index, record in records.items():
+                        futures[index] = await producer.send(
+                            record.topic, record.value, key=record.key, headers=record.headers)
+                    for topic, key, value in also:
+                        extra.append(await producer.send(topic, value, key=key))
+                    await asyncio.gather(*futures.values(), *extra)
+        except (TimeoutError, KafkaError) as exc:
+            for future in (*futures.values(), *extra):
+                future.add_done_callback(_retrieve)
+            reason = ("not committed within "
+                      f"{self.settings.publish_timeout_s:g} s" if isinstance(exc, TimeoutError)
+                      else f"aborted: {exc!r}")
+            raise PublishError(
+                f"the transaction of {len(records)} event(s) was {reason}; none of it is "
+                "visible to read_committed readers, send it again") from exc
+        for index, future in futures.items():
+            metadata, record = future.result(), records[index]
+            outcomes[index] = PublishOutcome(index, record.event, published=PublishedEvent(
+                record.event, record.topic, metadata.partition, metadata.offset))
+        sent = Counter(str(records[index].event.type) for index in futures)
+        for kind, count in sent.items():
+            events_published_total.labels(kind=kind, system=self.system.value).inc(count)
         return [outcomes[index] for index in sorted(outcomes)]
 
     async def _deliver(

@@ -7,7 +7,8 @@ binding allows (`allow.everyone.if.no.acl.found=false`).
 
 * A system WRITEs only the topics of the kinds the policies let it publish and READs only
   those it is a target of (or was configured to read); its consumer groups and
-  transactional ids start with its name.
+  transactional ids start with its name, and it reads and writes its client's outbox
+  checkpoints (`hotel.outbox.<system>`).
 * The hub reads every kind, writes only analytics (which it alone publishes) and the
   room topic (the room events a check-in or check-out derives), and alone writes
   refusals, dead letters, the gateway's delivery log and webhook dead letters, and its
@@ -35,8 +36,10 @@ from streams.core.kinds import (
     REFUSAL_TOPIC,
     WEBHOOK_DEADLETTER_TOPIC,
     EventKind,
+    outbox_topic,
 )
 from streams.settings import HubSettings
+from streams.wire.topics import outbox_topics
 
 CLUSTER = "kafka-cluster"
 """The one name Kafka's cluster resource has."""
@@ -134,6 +137,10 @@ def grants(identity: Identity, settings: HubSettings) -> list[Grant]:
                   (Operation.READ, Operation.DESCRIBE)),
             Grant(ResourcePattern(Resource.TRANSACTIONAL_ID, name, Pattern.PREFIXED),
                   (Operation.WRITE, Operation.DESCRIBE)),
+            # Its client's sync checkpoints, written in the transactions that send its
+            # outbox (streams.client) and read back after a crash.
+            Grant(_topic(settings.topic(outbox_topic(name))),
+                  (Operation.READ, Operation.WRITE, Operation.DESCRIBE)),
         ]
     if identity.role is Role.HUB:
         return _hub_grants(identity, settings, topics)
@@ -170,6 +177,9 @@ def _hub_grants(identity: Identity, settings: HubSettings, topics: dict[EventKin
                                     *((Operation.WRITE,) if k in writes else ())))
           for k in sorted(topics)),
         *(Grant(_topic(t), _OWN_TOPIC) for t in derived),
+        # Creates each client system's outbox topic with the others (streams.runners.admin).
+        *(Grant(_topic(t), (Operation.CREATE, Operation.DESCRIBE, Operation.DESCRIBE_CONFIGS))
+          for t in outbox_topics(settings)),
         # <app>.hotel-events, <app>.hotel-state, Faust's <app>-<table>-changelog and
         # <app>-__assignor-__leader.
         Grant(ResourcePattern(Resource.TOPIC, app, Pattern.PREFIXED), _OWN_TOPIC),

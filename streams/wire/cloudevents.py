@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from streams.core.kinds import TYPE_PREFIX, event_type
+from streams.core.kinds import POLICIES, TYPE_PREFIX, event_type
 from streams.core.models import HotelEvent, Refusal, entity_id
 
 SPEC_VERSION = "1.0"
@@ -39,7 +39,11 @@ def headers_for(event: HotelEvent, *, schema_url: str | None = None) -> Headers:
 
 def refusal_headers(refusal: Refusal, *, also: Iterable[str] = ()) -> Headers:
     """Refusals are routed to the system whose event was refused (`ce_targets`), and
-    `also` to others (the system that produced an event naming another)."""
+    `also` to others (the system that produced an event naming another). A refused event
+    made offline is a conflict: every system the event targets hears of it too, since one
+    of them made the change that stands."""
+    if refusal.created_offline:
+        also = (*also, *conflict_targets(refusal))
     attributes = {
         "ce_specversion": SPEC_VERSION,
         "ce_id": str(refusal.refusal_id),
@@ -52,6 +56,13 @@ def refusal_headers(refusal: Refusal, *, also: Iterable[str] = ()) -> Headers:
         "ce_targets": ",".join(dict.fromkeys((refusal.updated_by_system, *also))),
     }
     return [(name, value.encode()) for name, value in attributes.items()]
+
+
+def conflict_targets(refusal: Refusal) -> tuple[str, ...]:
+    """The systems the refused event's kind goes to (`event_type`: `hotel.<kind>.<action>`)."""
+    kind = refusal.event_type.removeprefix(f"{TYPE_PREFIX}.").partition(".")[0]
+    policy = next((p for k, p in POLICIES.items() if k.value == kind), None)
+    return tuple(target.value for target in policy.targets) if policy else ()
 
 
 def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, str]:

@@ -11,6 +11,8 @@ from streams.core.kinds import (
     POLICIES,
     REFUSAL_TOPIC,
     WEBHOOK_DEADLETTER_TOPIC,
+    System,
+    outbox_topic,
 )
 from streams.settings import HubSettings
 
@@ -41,7 +43,20 @@ def hub_topics(settings: HubSettings) -> list[TopicSpec]:
                            {"retention.ms": str(30 * DAY_MS)}))
     specs.append(TopicSpec(settings.topic(DELIVERY_LOG_TOPIC), settings.topic_partitions,
                            {"retention.ms": str(30 * DAY_MS)}))
+    specs += [TopicSpec(topic, 1, {"cleanup.policy": "compact", "min.compaction.lag.ms": "0",
+                                    "segment.ms": str(60 * 60 * 1000)})
+              for topic in outbox_topics(settings)]
     return specs
+
+
+CLIENT_SYSTEMS = (System.HOTEL_PMS, System.HOTEL_MEMBER, System.HOTEL_SAAS)
+"""The systems that run the client SDK (`streams.client`), each with an outbox topic."""
+
+
+def outbox_topics(settings: HubSettings) -> list[str]:
+    """Each client system's sync checkpoints (compacted, keyed by client id): one topic per
+    system, so the broker's ACLs keep each to its own."""
+    return [settings.topic(outbox_topic(system.value)) for system in CLIENT_SYSTEMS]
 
 
 def state_topic(settings: HubSettings) -> str:

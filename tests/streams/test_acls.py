@@ -44,7 +44,14 @@ from confluent_kafka.admin import (
 from pydantic import SecretStr
 
 from streams.core.identities import Credential, Identity, Role, read_user_info, secret_path
-from streams.core.kinds import DEADLETTER_TOPIC, POLICIES, REFUSAL_TOPIC, EventKind, System
+from streams.core.kinds import (
+    DEADLETTER_TOPIC,
+    POLICIES,
+    REFUSAL_TOPIC,
+    EventKind,
+    System,
+    outbox_topic,
+)
 from streams.ops.security import broker_users, forget_prefix, sync
 from streams.runners.admin import ensure_topics
 from streams.settings import HubSettings
@@ -111,6 +118,11 @@ def test_a_system_writes_what_it_publishes_and_reads_what_it_is_a_target_of(syst
     assert not any(b.on.resource is Resource.CLUSTER for b in bindings)
     assert {b.operation for b in bindings} <= {Operation.READ, Operation.WRITE,
                                                Operation.DESCRIBE}
+    # Its client's outbox checkpoints, and no other system's.
+    for other in SYSTEMS:
+        checkpoints = settings.topic(outbox_topic(other.value))
+        for operation in (Operation.READ, Operation.WRITE):
+            assert _may(bindings, user, operation, checkpoints) == (other is system)
 
 
 def test_every_credential_of_an_identity_gets_the_same_bindings():

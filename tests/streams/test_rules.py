@@ -572,3 +572,72 @@ def test_an_allowance_is_looked_up_by_hotel_then_type_with_wildcards() -> None:
     assert rules.allowance("H2", "TWN", 10) == 1
     assert rules.allowance("H2", "DBL", 10) == 0
     assert RuleSettings().allowance("H1", "DBL", 10) == 0
+
+
+# --- changes made offline (issue 11) ---------------------------------------------------
+
+
+def offline(made: Any) -> Any:
+    return made.model_copy(update={"created_offline": True})
+
+
+def test_an_offline_change_older_than_an_applied_change_is_a_conflict_not_applied() -> None:
+    online = apply_reservation(None, booking(version=1, when=30), RULES).state
+    stale = offline(booking("cancelled", version=1, system=System.HOTEL_PMS, when=10))
+    outcome = apply_reservation(online, stale, RULES)
+    assert outcome.state is None and not outcome.deltas
+    [refusal] = outcome.refusals
+    assert refusal.reason_code is RefusalReason.OFFLINE_CONFLICT and refusal.created_offline
+    assert "from hotel-saas" in refusal.reason and "stands" in refusal.reason
+    assert refusal.current_state is not None and '"confirmed"' in refusal.current_state
+
+
+def test_the_same_change_made_online_is_applied_by_arrival() -> None:
+    """Only a change made offline is held to the conflict rule: online, the order in which
+    the hub receives changes decides, as before."""
+    online = apply_reservation(None, booking(version=1, when=30), RULES).state
+    late = booking("cancelled", version=1, system=System.HOTEL_PMS, when=10)
+    outcome = apply_reservation(online, late, RULES)
+    assert not outcome.refusals and outcome.state is not None
+    assert outcome.state.status is ReservationStatus.CANCELLED
+
+
+def test_an_offline_change_newer_than_everything_applied_is_applied() -> None:
+    online = apply_reservation(None, booking(version=1, when=10), RULES).state
+    newer = offline(booking("cancelled", version=1, system=System.HOTEL_PMS, when=30))
+    outcome = apply_reservation(online, newer, RULES)
+    assert not outcome.refusals and outcome.state is not None
+    assert outcome.state.applied.updated_by == "hotel-pms"
+
+
+def test_a_front_desks_own_offline_changes_synced_in_order_never_conflict() -> None:
+    state = None
+    for minute, status in ((5, "tentative"), (6, "confirmed"), (7, "guaranteed")):
+        made = offline(booking(status, version=minute, system=System.HOTEL_PMS, when=minute))
+        outcome = apply_reservation(state, made, RULES)
+        assert not outcome.refusals, outcome.refusals
+        state = outcome.state
+    assert state is not None and state.status is ReservationStatus.GUARANTEED
+
+
+def test_a_redelivered_offline_change_is_a_duplicate_not_a_conflict() -> None:
+    made = offline(booking(version=1, system=System.HOTEL_PMS, when=10))
+    state = apply_reservation(None, made, RULES).state
+    newer = apply_reservation(state, booking(version=2, when=40), RULES).state
+    again = apply_reservation(newer, made, RULES)
+    assert again.duplicate and not again.refusals
+
+
+def test_an_offline_room_status_older_than_a_check_in_does_not_overwrite_it() -> None:
+    """The room was checked into at 15:00 (the hub's derived status); the PMS's offline
+    housekeeping update made at 14:00 arrives afterwards and is a conflict."""
+    stay = checked_in()
+    room_after = apply_movement(booked(), known_room(), movement("checked_in"), RULES)
+    derived = room_after.room_events[0]
+    occupied = apply_room(known_room(), derived).state
+    assert occupied is not None and stay.status is ReservationStatus.CHECKED_IN
+    housekeeping = offline(room("vacant_clean", version=2, when=5 * 60))
+    outcome = apply_room(occupied, housekeeping)
+    assert [r.reason_code for r in outcome.refusals] == [RefusalReason.OFFLINE_CONFLICT]
+    assert outcome.state is None
+    assert "from hotel-hub" in outcome.refusals[0].reason

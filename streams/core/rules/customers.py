@@ -59,6 +59,6 @@ def apply_customer(
         "version": data.version, "versions": versions_with(current, event, data.version),
         "field_sources": {**base.field_sources, **dict.fromkeys(sorted(changing), source)},
         "applied": remember(base.applied, event.event_id, event_type(event.type, event.action),
-                            event.occurred_at),
+                            event.occurred_at, event.updated_by_system),
     })
     return Outcome(state=state)

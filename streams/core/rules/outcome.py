@@ -61,6 +61,7 @@ def refuse(event: HotelEvent, code: RefusalReason, reason: str, current: object 
         reason_code=code,
         reason=reason,
         current_state=current.model_dump_json() if hasattr(current, "model_dump_json") else None,
+        created_offline=event.created_offline,
         refused_at=event.synced_at or event.occurred_at,
     )
 
@@ -81,6 +82,9 @@ def already_applied(current: Versioned | None, event: HotelEvent, version: int
         return None
     if current.applied.seen(event.event_id):  # type: ignore[attr-defined]
         return Outcome(duplicate=True)
+    conflict = offline_conflict(current, event)
+    if conflict is not None:
+        return refused(event, RefusalReason.OFFLINE_CONFLICT, conflict, current)
     system = event.updated_by_system
     seen = current.version_of(system)
     if seen is not None and version <= seen:
@@ -89,6 +93,27 @@ def already_applied(current: Versioned | None, event: HotelEvent, version: int
                         f"already applied from {system}; nothing changed (an event sent "
                         "again long after it was applied is answered this way too)", current)
     return None
+
+
+def offline_conflict(current: Versioned, event: HotelEvent) -> str | None:
+    """Why an event made offline may not apply, or None.
+
+    The rule: a change made offline never overrides a change that happened after it and
+    is already applied (by `occurred_at`, whoever made it); the newer change stands and
+    the offline one is refused as a conflict, which reaches its sender and every system
+    the event targets. An offline change newer than everything applied is applied as
+    usual, so a front desk's own offline work, synced in order, never conflicts with
+    itself.
+    """
+    applied = current.applied  # type: ignore[attr-defined]
+    if not event.created_offline or applied.updated_at is None:
+        return None
+    if event.occurred_at >= applied.updated_at:
+        return None
+    by = applied.updated_by or "another system"
+    return (f"made offline at {event.occurred_at.isoformat()}, before {applied.last_event_type} "
+            f"from {by} at {applied.updated_at.isoformat()}, which is applied and stands; "
+            "review the current state and send the change again if it still holds")
 
 
 def versions_with(current: Versioned | None, event: HotelEvent, version: int) -> dict[str, int]:

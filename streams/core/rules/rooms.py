@@ -50,11 +50,13 @@ def apply_room(current: RoomState | None, event: RoomEvent) -> Outcome[RoomState
             return Outcome(state=current.model_copy(update={
                 "current_reservation_id": data.reservation_id,
                 "applied": remember(current.applied, event.event_id,
-                                    event_type(event.type, event.action), event.occurred_at),
+                                    event_type(event.type, event.action), event.occurred_at,
+                                    event.updated_by_system),
             }))
         return Outcome()
     applied = remember(current.applied if current else _NO_HISTORY.applied, event.event_id,
-                       event_type(event.type, event.action), event.occurred_at)
+                       event_type(event.type, event.action), event.occurred_at,
+                       event.updated_by_system)
     if current is None:
         state = RoomState(
             hotel_id=event.hotel_id, room_id=data.room_id, room_number=data.room_number,

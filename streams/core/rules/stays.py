@@ -164,7 +164,7 @@ def apply_reservation(
                         published_at(event) if status is ReservationStatus.CANCELLED else None),
         "pending_movements": [],
         "applied": remember(base.applied, event.event_id, event_type(event.type, event.action),
-                            event.occurred_at),
+                            event.occurred_at, event.updated_by_system),
     })
     return Outcome(state=state, released=list(base.pending_movements),
                    deltas=sold_deltas(current if known else None, state, event.event_id))
@@ -230,7 +230,7 @@ def apply_movement(
         "payment_status": data.payment_status,
         "movement_ids": {**current.movement_ids, action: str(event.event_id)},
         "applied": remember(current.applied, event.event_id, event_type(event.type, action),
-                            event.occurred_at),
+                            event.occurred_at, event.updated_by_system),
     }
     if target is ReservationStatus.CHECKED_IN:
         update |= {"actual_checkin_time": data.actual_checkin_time,
