@@ -258,8 +258,7 @@ class Outbox:
         """Rejected entries with their reasons, oldest first, for someone to look at."""
         with self._lock:
             rows = self._db.execute(
-                f"SELECT {_ENTRY}, rejection FROM outbox WHERE rejected_at IS NOT NULL"
-                " ORDER BY seq"
+                f"SELECT {_ENTRY}, rejection FROM outbox WHERE rejected_at IS NOT NULL ORDER BY seq"
             ).fetchall()
         return [(_entry(row[:-1]), row[-1]) for row in rows]
 
