@@ -7,6 +7,8 @@ and every import it holds counts, also those inside functions:
   no Kafka client, no Faust;
 * `streams/wire`: only the core, the settings and itself; no Faust;
 * `streams/runners` and `streams/gateway`: no Faust, nothing of the worker or the CLI;
+* `streams/client` (embedded in a system's own process): no Faust, worker, CLI, and of the
+  gateway only its subscription patterns;
 * Faust (`faust`, `mode`) only in `streams/worker` and `agents/`;
 * nothing under `streams/` imports `agents`;
 * no import cycle among modules (imports a module runs when it is loaded).
@@ -157,6 +159,11 @@ def _runners_forbidden(target: str) -> bool:
     return _under(target, *FAUST, "streams.worker", "streams.cli", "agents")
 
 
+def _client_forbidden(target: str) -> bool:
+    return _runners_forbidden(target) or (
+        _under(target, "streams.gateway") and not _under(target, "streams.gateway.patterns"))
+
+
 RULES: dict[str, Callable[[], list[Import]]] = {
     "core imports no wire, runner, worker, ops, registry, CLI, Kafka client or Faust": (
         lambda: _violations("streams.core", _core_forbidden)
@@ -169,6 +176,9 @@ RULES: dict[str, Callable[[], list[Import]]] = {
     ),
     "the gateway imports no Faust, worker or CLI (it is a process of its own)": (
         lambda: _violations("streams.gateway", _runners_forbidden)
+    ),
+    "the client SDK imports no Faust, worker, CLI or gateway server": (
+        lambda: _violations("streams.client", _client_forbidden)
     ),
     "only streams/worker and agents/ import Faust": (
         lambda: [

@@ -212,6 +212,13 @@ class Outbox:
             ).fetchall()
         return [_entry(row) for row in rows]
 
+    def entries(self) -> list[Entry]:
+        """Every entry still kept (pending, sent, rejected), in acceptance order: for support
+        and for checking a sync against what Kafka holds."""
+        with self._lock:
+            rows = self._db.execute(f"SELECT {_ENTRY} FROM outbox ORDER BY seq").fetchall()
+        return [_entry(row) for row in rows]
+
     def mark_sent(self, sent: Iterable[tuple[int, str | None, int | None, int | None]]) -> None:
         """Record what the broker acknowledged: (seq, topic, partition, offset), all at once.
 

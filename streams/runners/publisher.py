@@ -163,6 +163,20 @@ class HotelEventPublisher:
     ) -> None:
         await self.stop()
 
+    async def metadata(self) -> None:
+        """Ask the broker for its metadata: BrokerUnavailable when it does not answer in
+        `connect_timeout_s` (an idle client's check that the link still holds)."""
+        producer = self._producer
+        if producer is None:
+            raise BrokerUnavailable("publisher is not started")
+        try:
+            async with asyncio.timeout(self.settings.connect_timeout_s):
+                await producer.client.fetch_all_metadata()
+        except (TimeoutError, KafkaError) as exc:
+            raise BrokerUnavailable(
+                f"Kafka at {self.settings.bootstrap_servers} did not answer a metadata "
+                f"request within {self.settings.connect_timeout_s:g} s: {exc!r}") from exc
+
     def encode(self, event: HotelEvent) -> bytes:
         """The record `send` would write; lets a caller check a batch before sending any."""
         return self._codec.encode(event)

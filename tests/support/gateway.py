@@ -171,7 +171,7 @@ class GatewayProcess:
 
     def start(self, *, timeout_s: float = 60) -> None:
         env = {name: value for name, value in os.environ.items()
-               if not name.startswith("HOTELHUB_")} | _environment(self.settings)
+               if not name.startswith("HOTELHUB_")} | child_environment(self.settings)
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "-c", GATEWAY_COMMAND, str(self.port)], cwd=REPO, env=env,
@@ -201,8 +201,8 @@ class GatewayProcess:
                 self.kill()
 
 
-def _environment(settings: HubSettings) -> dict[str, str]:
-    """The settings a child process needs to be this gateway (what differs from defaults)."""
+def child_environment(settings: HubSettings) -> dict[str, str]:
+    """The settings a child process (a gateway, a client) needs to act in this deployment."""
     env = {
         "HOTELHUB_TOPIC_PREFIX": settings.topic_prefix,
         "HOTELHUB_APP_ID": settings.app_id,
