@@ -272,14 +272,14 @@ class HubSettings(BaseSettings):
         "mid-sync can hold back read_committed readers before the broker aborts it.",
     )
     client_retry_min_s: float = Field(
-        default=0.25, gt=0,
-        description="First wait before trying the hub again after losing it; doubles up to "
-        "client_retry_max_s.",
+        default=0.1, gt=0,
+        description="First wait before looking for the hub again after losing it; doubles up "
+        "to client_retry_max_s.",
     )
     client_retry_max_s: float = Field(
-        default=1.0, gt=0,
-        description="Longest wait between tries while the hub is away: bounds how late a "
-        "recovery is noticed.",
+        default=0.25, gt=0,
+        description="Longest wait between looks while the hub is away (a TCP connect; the "
+        "client connects only when it answers): bounds how late a recovery is noticed.",
     )
 
     @property

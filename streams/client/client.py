@@ -140,9 +140,9 @@ class HubClient:
         document.setdefault("event_id", new_id())
         document.setdefault("occurred_at", datetime.now(UTC).isoformat())
         event = self._build(document)
-        stored = {**document, "event_id": str(event.event_id), "hotel_id": event.hotel_id,
-                  "occurred_at": event.occurred_at.isoformat()}
-        entry = self.outbox.accept(stored, event_id=str(event.event_id),
+        # The whole built event is kept: the policy, limits and enrichment are decided once,
+        # here; the sync only checks it against the contract and stamps `synced_at`.
+        entry = self.outbox.accept(event.model_dump(mode="json"), event_id=str(event.event_id),
                                    entity=record_key(event).decode(), kind=str(event.type),
                                    created_offline=offline)
         self.cache.apply(event.model_dump(mode="json"), pending=True)
@@ -190,8 +190,10 @@ class HubClient:
     # -- the sync loop ----------------------------------------------------------------
 
     async def _connect(self) -> bool:
+        began = time.monotonic()
         try:
             await self.transport.connect()
+            connected = time.monotonic()
             found = await self.transport.reconcile(self.outbox)
         except HubUnreachable as exc:
             self._lost(str(exc))
@@ -200,8 +202,9 @@ class HubClient:
             log.info("%d outbox event(s) were already in Kafka (sent before a crash)", found)
         self.outbox.prune(datetime.now(UTC) - SENT_KEPT)
         if not self.online:
-            log.info("hub reachable (%s); %d event(s) to sync", self.transport.name,
-                     self.outbox.counts().pending)
+            log.info("hub reachable (%s: connected in %.2f s, checkpoint read in %.2f s); "
+                     "%d event(s) to sync", self.transport.name, connected - began,
+                     time.monotonic() - connected, self.outbox.counts().pending)
         self.online, self.last_error = True, None
         return True
 
@@ -213,9 +216,14 @@ class HubClient:
     async def _sync(self) -> None:
         delay = self.settings.client_retry_min_s
         recovering: float | None = None
+        listening = False
         while True:
             if not self.online:
-                if not await self._connect():
+                reachable = await self.transport.reachable()
+                if reachable and not listening:
+                    delay = self.settings.client_retry_min_s  # just came back: try soon
+                listening = reachable
+                if not reachable or not await self._connect():
                     await asyncio.sleep(delay * random.uniform(0.8, 1.0))
                     delay = min(delay * 2, self.settings.client_retry_max_s)
                     continue

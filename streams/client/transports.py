@@ -13,21 +13,24 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
+from pydantic import ValidationError
 
 from streams.client.checkpoints import checkpoint, last_checkpoint
 from streams.client.outbox import Entry, Outbox
+from streams.core.documents import field_errors
 from streams.core.exceptions import (
     BrokerUnavailable,
     EventValidationError,
     HubError,
     PublishError,
-    PublishForbidden,
     RegistryError,
 )
-from streams.core.kinds import System, outbox_topic
+from streams.core.kinds import EventKind, System, outbox_topic
+from streams.core.models import EVENT_MODELS, HotelEvent
 from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.registry_client import SchemaRegistryClient
@@ -64,6 +67,10 @@ class Transport(Protocol):
     async def probe(self) -> None:
         """Raise HubUnreachable when the link is gone (called while idle)."""
 
+    async def reachable(self) -> bool:
+        """A cheap look (a TCP connect) whether connecting is worth trying: offline, the
+        client asks this often, and connects only when it says yes."""
+
     async def close(self) -> None: ...
 
 
@@ -87,9 +94,15 @@ class KafkaTransport:
         self._publisher: HotelEventPublisher | None = None
         self._registry: SchemaRegistryClient | None = None
 
+    async def reachable(self) -> bool:
+        return await _listening(self.settings.bootstrap_servers.split(",")[0],
+                                self.settings.connect_timeout_s)
+
     async def connect(self) -> None:
-        await self.close()
-        registry = SchemaRegistryClient.from_settings(
+        await self._stop_publisher()
+        # One registry client for the transport's life: making its HTTP client (an SSL
+        # context) on every try costs tens of milliseconds of a recovery.
+        registry = self._registry = self._registry or SchemaRegistryClient.from_settings(
             self.settings, timeout_s=self.settings.connect_timeout_s)
         publisher = HotelEventPublisher(
             system=self.system, registry=registry, settings=self.settings,
@@ -99,10 +112,9 @@ class KafkaTransport:
                 await publisher.start()
         except (TimeoutError, BrokerUnavailable, RegistryError, OSError) as exc:
             await _quietly(publisher.stop(), self.settings.connect_timeout_s)
-            await registry.aclose()
             raise HubUnreachable(f"Kafka at {self.settings.bootstrap_servers} or the registry "
                                  f"at {registry.url}: {_why(exc)}") from exc
-        self._publisher, self._registry = publisher, registry
+        self._publisher = publisher
 
     async def reconcile(self, outbox: Outbox) -> int:
         try:
@@ -116,26 +128,27 @@ class KafkaTransport:
         if publisher is None:
             raise HubUnreachable("not connected")
         done = Sent()
-        good: list[Entry] = []
+        good: list[tuple[Entry, HotelEvent]] = []
+        now = sync_stamp()
         for entry in entries:
             try:
-                publisher.build(entry.document)
-            except (EventValidationError, PublishForbidden) as exc:
+                event = EVENT_MODELS[EventKind(entry.kind)].model_validate(entry.document)
+            except (ValueError, ValidationError) as exc:
                 done.rejected.append((entry.seq, _problem(exc)))
             else:
-                good.append(entry)
+                good.append((entry, event.model_copy(update={"synced_at": now})))
         if not good:
             return done
-        marker = checkpoint(self.client_id, good[-1].seq).record(self.topic)
+        marker = checkpoint(self.client_id, good[-1][0].seq).record(self.topic)
         try:
             async with asyncio.timeout(self.settings.publish_timeout_s * 2):
                 outcomes = await publisher.publish_atomically(
-                    [entry.document for entry in good], also=[marker])
+                    [event for _, event in good], also=[marker])
         except (TimeoutError, PublishError) as exc:
-            await self.close()  # a failed transactional producer is not reused
+            await self._stop_publisher()  # a failed transactional producer is not reused
             raise HubUnreachable(f"Kafka did not commit {len(good)} event(s): {_why(exc)}"
                                  ) from exc
-        for entry, outcome in zip(good, outcomes, strict=True):
+        for (entry, _), outcome in zip(good, outcomes, strict=True):
             if outcome.published is not None:
                 where = outcome.published
                 done.sent.append((entry.seq, where.topic, where.partition, where.offset))
@@ -152,11 +165,14 @@ class KafkaTransport:
         except BrokerUnavailable as exc:
             raise HubUnreachable(str(exc)) from exc
 
-    async def close(self) -> None:
-        publisher, registry = self._publisher, self._registry
-        self._publisher = self._registry = None
+    async def _stop_publisher(self) -> None:
+        publisher, self._publisher = self._publisher, None
         if publisher is not None:
             await _quietly(publisher.stop(), self.settings.connect_timeout_s)
+
+    async def close(self) -> None:
+        await self._stop_publisher()
+        registry, self._registry = self._registry, None
         if registry is not None:
             await registry.aclose()
 
@@ -180,6 +196,12 @@ class GatewayTransport:
         self._http = httpx.AsyncClient(
             base_url=self.url, auth=credentials, timeout=self.settings.publish_timeout_s)
         await self.probe()
+
+    async def reachable(self) -> bool:
+        address = self.url.split("://", 1)[-1].split("/", 1)[0]
+        if ":" not in address:
+            address += ":443" if self.url.startswith("https") else ":80"
+        return await _listening(address, self.settings.connect_timeout_s)
 
     async def reconcile(self, outbox: Outbox) -> int:
         return 0  # a resent entry is answered `replayed`: the gateway remembers its id
@@ -248,8 +270,31 @@ def transport_for(settings: HubSettings, system: System, client_id: str) -> Tran
 
 
 def _problem(error: BaseException | None) -> str:
-    """Why the hub will never take an entry (an EventValidationError names each field)."""
+    """Why the hub will never take an entry, naming each bad field where it can."""
+    if isinstance(error, ValidationError):
+        fields = field_errors(error)
+        return str(EventValidationError("the outbox entry no longer fits its contract",
+                                        errors=fields))
     return str(error) if error is not None else "not sent"
+
+
+def sync_stamp() -> datetime:
+    """`synced_at` of a round: when it is sent (Avro keeps milliseconds)."""
+    now = datetime.now(UTC)
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+
+
+async def _listening(address: str, timeout_s: float) -> bool:
+    host, _, port = address.rpartition(":")
+    try:
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host.strip("[]") or "127.0.0.1", int(port))
+    except (OSError, TimeoutError, ValueError):
+        return False
+    writer.close()
+    with contextlib.suppress(OSError):
+        await writer.wait_closed()
+    return True
 
 
 def _why(exc: BaseException) -> str:
