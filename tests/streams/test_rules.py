@@ -8,6 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.core.documents import build_event
 from streams.core.kinds import EventKind, System
@@ -641,3 +643,32 @@ def test_an_offline_room_status_older_than_a_check_in_does_not_overwrite_it() ->
     assert [r.reason_code for r in outcome.refusals] == [RefusalReason.OFFLINE_CONFLICT]
     assert outcome.state is None
     assert "from hotel-hub" in outcome.refusals[0].reason
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 600),
+                          st.sampled_from([System.HOTEL_PMS, System.HOTEL_SAAS,
+                                           System.HOTEL_MEMBER])),
+                min_size=1, max_size=12))
+def test_no_offline_change_ever_overrides_a_newer_applied_one(
+        changes: list[tuple[bool, int, System]]) -> None:
+    """Any mix of online and offline booking changes, in any arrival order: an offline
+    change is applied only when nothing applied before it happened later; it is otherwise
+    refused as a conflict; an online change is never refused as one."""
+    state = apply_reservation(None, booking(version=1, when=0), RULES).state
+    versions: dict[System, int] = {}
+    for made_offline, minute, system in changes:
+        versions[system] = versions.get(system, 1) + 1
+        change = booking(("confirmed", "guaranteed")[minute % 2], version=versions[system],
+                         system=system, when=minute)
+        if made_offline:
+            change = offline(change)
+        assert state is not None
+        newest = state.applied.updated_at
+        outcome = apply_reservation(state, change, RULES)
+        codes = [refusal.reason_code for refusal in outcome.refusals]
+        if made_offline and newest is not None and change.occurred_at < newest:
+            assert codes == [RefusalReason.OFFLINE_CONFLICT] and outcome.state is None
+        else:
+            assert RefusalReason.OFFLINE_CONFLICT not in codes
+        state = outcome.state or state
