@@ -367,10 +367,12 @@ class LocalCache:
             )
             return True
 
-    def confirm(self, event_id: str) -> None:
-        """The hub has applied `event_id`: the row it changed is no longer pending."""
+    def confirm(self, *event_ids: str) -> None:
+        """The hub holds these events: the rows they changed are no longer pending (one
+        transaction for a whole sync round)."""
         with self._lock, self._transaction() as db:
-            db.execute("UPDATE entities SET pending = 0 WHERE event_id = ?", (event_id,))
+            db.executemany("UPDATE entities SET pending = 0 WHERE event_id = ?",
+                           [(event_id,) for event_id in event_ids])
 
     # --- readers ---------------------------------------------------------------------
 

@@ -246,8 +246,7 @@ class HubClient:
                 log.error("outbox event %d will never be taken by the hub: %s", seq, why)
                 self.outbox.reject(seq, why)
             ids = {entry.seq: entry.event_id for entry in entries}
-            for seq, *_ in done.sent:
-                self.cache.confirm(ids[seq])
+            self.cache.confirm(*(ids[seq] for seq, *_ in done.sent))
 
     async def _idle(self) -> None:
         """Wait for a publish; on a quiet link, check it now and then (loss is noticed

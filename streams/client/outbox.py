@@ -18,6 +18,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -61,9 +62,14 @@ class Entry:
     event_id: str
     entity: str
     kind: str
-    document: dict[str, Any]
+    text: str
+    """The event as accepted, JSON: a sync validates it straight from the text."""
     created_offline: bool
     accepted_at: datetime
+
+    @cached_property
+    def document(self) -> dict[str, Any]:
+        return dict(json.loads(self.text))
 
 
 @dataclass(frozen=True)
@@ -93,7 +99,7 @@ def _entry(row: tuple[Any, ...]) -> Entry:
         event_id=event_id,
         entity=entity,
         kind=kind,
-        document=json.loads(document),
+        text=document,
         created_offline=bool(created_offline),
         accepted_at=datetime.fromisoformat(accepted_at),
     )

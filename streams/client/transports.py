@@ -132,7 +132,7 @@ class KafkaTransport:
         now = sync_stamp()
         for entry in entries:
             try:
-                event = EVENT_MODELS[EventKind(entry.kind)].model_validate(entry.document)
+                event = EVENT_MODELS[EventKind(entry.kind)].model_validate_json(entry.text)
             except (ValueError, ValidationError) as exc:
                 done.rejected.append((entry.seq, _problem(exc)))
             else:
