@@ -84,6 +84,7 @@ bench: services-up $(BENCH_STAMP)
 	$(BIN)/python -m bench.stay $(BENCH_ARGS)
 	$(BIN)/python -m bench.latency $(BENCH_ARGS)
 	$(BIN)/python -m bench.gateway $(BENCH_ARGS)
+	$(BIN)/python -m bench.offline_sync $(BENCH_ARGS)
 	$(BIN)/python -m bench.reports $(BENCH_ARGS)
 	$(BIN)/python -m bench.state
 	$(BIN)/python -m bench.restore $(BENCH_ARGS)
