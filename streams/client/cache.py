@@ -18,13 +18,15 @@ import json
 import re
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+from streams.client.sqlite import SchemaTooNew, open_store, transaction
 
 SCHEMA_VERSION = 1
 
@@ -85,7 +87,7 @@ _Key = tuple[datetime, int]
 """The order of changes to one entity: when it happened, then `data.version` (none = -1)."""
 
 
-class CacheSchemaError(Exception):
+class CacheSchemaError(SchemaTooNew):
     """The cache was written by a newer client; delete the file to rebuild it from the hub."""
 
 
@@ -247,38 +249,13 @@ class LocalCache:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        try:
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            with self._transaction() as db:
-                (version,) = db.execute("PRAGMA user_version").fetchone()
-                if version > SCHEMA_VERSION:
-                    raise CacheSchemaError(
-                        f"cache {path} has schema version {version}; "
-                        f"this client knows up to {SCHEMA_VERSION}"
-                    )
-                if version == 0:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        except BaseException:
-            self._db.close()
-            raise
+        self._db = open_store(path, synchronous="NORMAL", schema=_SCHEMA,
+                              version=SCHEMA_VERSION, error=CacheSchemaError)
         self._closed = False
 
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db)
 
     def close(self) -> None:
         with self._lock:

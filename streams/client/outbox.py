@@ -14,14 +14,16 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+
+from streams.client.sqlite import SchemaTooNew, open_store, transaction
 
 SCHEMA_VERSION = 1
 
@@ -52,7 +54,7 @@ class OutboxBusy(Exception):
     """Another process has this outbox open; stop it, or give this client an outbox of its own."""
 
 
-class OutboxSchemaError(Exception):
+class OutboxSchemaError(SchemaTooNew):
     """The outbox was written by a newer client; run that client, or one at least as new."""
 
 
@@ -124,43 +126,15 @@ class Outbox:
         self._lock = threading.Lock()
         self._lock_fd = _hold(path.with_name(path.name + ".lock"), path)
         try:
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-            try:
-                self._db.execute("PRAGMA journal_mode=WAL")
-                self._db.execute("PRAGMA synchronous=FULL")
-                self._migrate()
-            except BaseException:
-                self._db.close()
-                raise
+            self._db = open_store(path, synchronous="FULL", schema=_SCHEMA,
+                                  version=SCHEMA_VERSION, error=OutboxSchemaError)
         except BaseException:
             os.close(self._lock_fd)
             raise
         self._closed = False
 
-    def _migrate(self) -> None:
-        with self._transaction() as db:
-            (version,) = db.execute("PRAGMA user_version").fetchone()
-            if version > SCHEMA_VERSION:
-                raise OutboxSchemaError(
-                    f"outbox {self.path} has schema version {version}; "
-                    f"this client knows up to {SCHEMA_VERSION}"
-                )
-            if version == 0:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        db.execute(statement)
-                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-    @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction, committed on leaving (rolled back on an error)."""
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield self._db
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self._db)
 
     def close(self) -> None:
         with self._lock:

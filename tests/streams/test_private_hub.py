@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.core.exceptions import BrokerUnavailable, PublishError
 from streams.core.kinds import POLICIES, EventKind, System
@@ -20,6 +19,7 @@ from streams.registry import service as registry
 from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.registry_client import SchemaRegistryClient
+from tests.support.eos import read_topic
 from tests.support.events import sample
 from tests.support.private_hub import PrivateHub, private_hub
 
@@ -49,25 +49,8 @@ def room(tag: str, index: int) -> dict[str, object]:
 
 async def read_all(settings: HubSettings, topic: str) -> dict[str, bytes]:
     """Every committed record of `topic`, by its CloudEvents id."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers,
-                                **settings.as_identity("operator").kafka_auth(),
-                                isolation_level="read_committed", enable_auto_commit=False)
-    await consumer.start()
-    try:
-        # The hub's event topics have `topic_partitions` (streams.wire.topics.hub_topics).
-        partitions = [TopicPartition(topic, p) for p in range(settings.topic_partitions)]
-        consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
-        ends = await consumer.end_offsets(partitions)
-        found: dict[str, bytes] = {}
-        async with asyncio.timeout(30):
-            while [tp for tp in partitions if await consumer.position(tp) < ends[tp]]:
-                for records in (await consumer.getmany(timeout_ms=500)).values():
-                    for record in records:
-                        found[dict(record.headers)["ce_id"].decode()] = record.value
-        return found
-    finally:
-        await consumer.stop()
+    return {dict(record.headers)["ce_id"].decode(): record.value or b""
+            for record in await read_topic(settings.as_identity("operator"), topic)}
 
 
 async def test_publishing_fails_while_the_private_broker_is_stopped_and_resumes_after(
