@@ -47,7 +47,7 @@ from streams.runners.publisher import HotelEventPublisher
 from streams.settings import HubSettings
 from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.eos import read_topic
-from tests.support.events import sample
+from tests.support.events import status_change
 from tests.support.private_hub import PrivateHub, private_hub
 
 ROOMS = 1200
@@ -55,14 +55,7 @@ ROOMS = 1200
 
 
 def room_documents(count: int, tag: str) -> list[dict[str, Any]]:
-    statuses = ("vacant_dirty", "vacant_clean", "inspected", "occupied_clean")
-    documents = []
-    for index in range(count):
-        _, document = sample(EventKind.ROOM, f"RM-{tag}-{index % ROOMS:04d}",
-                             room_number=f"{index % ROOMS:04d}", status=statuses[index % 4],
-                             maintenance_notes=None, version=index + 1)
-        documents.append({**document, "action": "status_changed"})
-    return documents
+    return [status_change(index, rooms=ROOMS, prefix=f"RM-{tag}") for index in range(count)]
 
 
 async def start_broker(hub: PrivateHub) -> float:

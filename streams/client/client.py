@@ -42,6 +42,9 @@ from streams.settings import HubSettings, get_settings
 
 log = logging.getLogger(__name__)
 
+IDLE_CHECK_S = 1.0
+"""How often a quiet, online client asks the broker (or gateway) whether it is still there;
+a publish that fails notices sooner."""
 SENT_KEPT = timedelta(days=7)
 """How long sent entries stay in the outbox (for support), like the hub's own retention."""
 
@@ -85,6 +88,7 @@ class HubClient:
             base.gateway_url is not None or base.client_transport == "gateway")
         url = base.gateway_url or f"http://127.0.0.1:{base.gateway_port}"
         self.subscription = Subscription(self.settings, self.cache, url=url) if follow else None
+        self._limits = self.settings.limits()
         self.online = False
         self.last_error: str | None = None
         self.last_sync_s: float | None = None
@@ -151,8 +155,7 @@ class HubClient:
 
     def _build(self, document: Mapping[str, Any]) -> HotelEvent:
         return build_event(document, publisher=self.system,
-                           default_hotel_id=self.settings.default_hotel_id,
-                           limits=self.settings.limits())
+                           default_hotel_id=self.settings.default_hotel_id, limits=self._limits)
 
     async def flush(self, timeout_s: float) -> None:
         """Wait until the outbox has nothing pending; TimeoutError saying how much is left."""
@@ -252,7 +255,7 @@ class HubClient:
         """Wait for a publish; on a quiet link, check it now and then (loss is noticed
         without anything to send)."""
         try:
-            await asyncio.wait_for(self._wake.wait(), self.settings.client_retry_max_s)
+            await asyncio.wait_for(self._wake.wait(), IDLE_CHECK_S)
         except TimeoutError:
             try:
                 await self.transport.probe()

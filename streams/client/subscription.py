@@ -21,6 +21,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
 from streams.client.cache import LocalCache
+from streams.core.identities import basic_header
 from streams.gateway.patterns import REFUSAL, Patterns, short_type
 from streams.settings import HubSettings
 
@@ -80,10 +81,9 @@ class Subscription:
             delay = min(delay * 2, self.settings.client_retry_max_s)
 
     def _auth(self) -> dict[str, str]:
-        credentials = self.settings.credentials()
-        if credentials is None:
-            return {"Authorization": _basic(self.settings.identity, "")}
-        return {"Authorization": _basic(*credentials)}
+        """Its credential as HTTP Basic; with security off the username alone names it."""
+        username, secret = self.settings.credentials() or (self.settings.identity, "")
+        return {"Authorization": basic_header(username, secret)}
 
     async def _subscribe(self, socket: ClientConnection) -> None:
         request: dict[str, Any] = {"type": "subscribe", "patterns": self.patterns()}
@@ -146,9 +146,3 @@ class Subscription:
                     return
                 await asyncio.sleep(0.1 * attempt)
 
-
-def _basic(username: str, secret: str) -> str:
-    import base64
-
-    token = base64.b64encode(f"{username}:{secret}".encode()).decode()
-    return f"Basic {token}"

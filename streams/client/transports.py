@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from streams.client.checkpoints import checkpoint, last_checkpoint
 from streams.client.outbox import Entry, Outbox
-from streams.core.documents import field_errors
+from streams.core.documents import field_errors, to_millis
 from streams.core.exceptions import (
     BrokerUnavailable,
     EventValidationError,
@@ -141,6 +141,8 @@ class KafkaTransport:
             return done
         marker = checkpoint(self.client_id, good[-1][0].seq).record(self.topic)
         try:
+            # publish_atomically bounds its transaction; this bounds the abort after it,
+            # which waits on a broker that may have gone.
             async with asyncio.timeout(self.settings.publish_timeout_s * 2):
                 outcomes = await publisher.publish_atomically(
                     [event for _, event in good], also=[marker])
@@ -279,9 +281,8 @@ def _problem(error: BaseException | None) -> str:
 
 
 def sync_stamp() -> datetime:
-    """`synced_at` of a round: when it is sent (Avro keeps milliseconds)."""
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+    """`synced_at` of a round: when it is sent."""
+    return to_millis(datetime.now(UTC))
 
 
 async def _listening(address: str, timeout_s: float) -> bool:

@@ -35,7 +35,7 @@ def field_errors(exc: ValidationError) -> dict[str, str]:
     }
 
 
-def _millis(moment: datetime) -> datetime:
+def to_millis(moment: datetime) -> datetime:
     """Avro timestamp-millis keeps milliseconds; trim now so the event round-trips equal."""
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
@@ -128,7 +128,7 @@ def build_event(
         "origin_system": document.get("origin_system") or publisher.value,
         "updated_by_system": publisher.value,
         "occurred_at": document.get("occurred_at") or moment,
-        "synced_at": _millis(moment),
+        "synced_at": to_millis(moment),
     }
     try:
         event = EVENT_MODELS[kind].model_validate(enriched)
@@ -137,7 +137,7 @@ def build_event(
     beyond = violations(event, limits or Limits())
     if beyond:
         raise EventValidationError(f"invalid {kind} event", errors=beyond)
-    return event.model_copy(update={"occurred_at": _millis(event.occurred_at)})
+    return event.model_copy(update={"occurred_at": to_millis(event.occurred_at)})
 
 
 def _normalise(value: Any) -> Any:

@@ -318,9 +318,7 @@ class HotelEventPublisher:
             metadata, record = future.result(), records[index]
             outcomes[index] = PublishOutcome(index, record.event, published=PublishedEvent(
                 record.event, record.topic, metadata.partition, metadata.offset))
-        sent = Counter(str(records[index].event.type) for index in futures)
-        for kind, count in sent.items():
-            events_published_total.labels(kind=kind, system=self.system.value).inc(count)
+        self._count(records[index].event for index in futures)
         return [outcomes[index] for index in sorted(outcomes)]
 
     async def _deliver(
@@ -381,11 +379,14 @@ class HotelEventPublisher:
                 log.warning("%d event(s) not acknowledged within %g s (attempt %d of %d); "
                             "sending them again", len(waiting), timeout_s, attempt, attempts)
             attempt += 1
-        sent = Counter(str(result.event.type) for result in results.values()
-                       if isinstance(result, PublishedEvent))
-        for kind, count in sent.items():
-            events_published_total.labels(kind=kind, system=self.system.value).inc(count)
+        self._count(result.event for result in results.values()
+                    if isinstance(result, PublishedEvent))
         return results
+
+    def _count(self, published: Iterable[HotelEvent]) -> None:
+        """`hotelhub_events_published_total` of what the broker acknowledged."""
+        for kind, count in Counter(str(event.type) for event in published).items():
+            events_published_total.labels(kind=kind, system=self.system.value).inc(count)
 
     async def _give_up(
         self, producer: AIOKafkaProducer, waiting: Mapping[int, _Record],

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from streams.core.kinds import POLICIES, TYPE_PREFIX, event_type
+from streams.core.kinds import POLICIES, TYPE_PREFIX, EventKind, event_type
 from streams.core.models import HotelEvent, Refusal, entity_id
 
 SPEC_VERSION = "1.0"
@@ -61,8 +61,10 @@ def refusal_headers(refusal: Refusal, *, also: Iterable[str] = ()) -> Headers:
 def conflict_targets(refusal: Refusal) -> tuple[str, ...]:
     """The systems the refused event's kind goes to (`event_type`: `hotel.<kind>.<action>`)."""
     kind = refusal.event_type.removeprefix(f"{TYPE_PREFIX}.").partition(".")[0]
-    policy = next((p for k, p in POLICIES.items() if k.value == kind), None)
-    return tuple(target.value for target in policy.targets) if policy else ()
+    try:
+        return tuple(target.value for target in POLICIES[EventKind(kind)].targets)
+    except ValueError:  # not an event kind: nobody else to tell
+        return ()
 
 
 def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None) -> dict[str, str]:

@@ -44,3 +44,16 @@ def sample(kind: EventKind, entity: str = "X1", **data: Any) -> tuple[System, di
     }
     system, action, payload = documents[kind]
     return system, {"type": kind.value, "action": action, "data": {**payload, **data}}
+
+
+STATUSES = ("vacant_dirty", "vacant_clean", "inspected", "occupied_clean")
+
+
+def status_change(index: int, *, rooms: int, prefix: str = "RM") -> dict[str, Any]:
+    """Change `index` of a housekeeping day: room `index % rooms` takes the next status, its
+    version the index, so each room's versions rise in the order the changes are made."""
+    number = f"{index % rooms:04d}"
+    _, document = sample(EventKind.ROOM, f"{prefix}-{number}", room_number=number,
+                         status=STATUSES[index % len(STATUSES)], maintenance_notes=None,
+                         version=index + 1)
+    return {**document, "action": "status_changed"}

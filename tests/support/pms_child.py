@@ -22,20 +22,10 @@ from streams.client.client import HubClient
 from streams.client.outbox import Entry
 from streams.client.transports import KafkaTransport, Sent
 from streams.core.kinds import EventKind, System
-from tests.support.events import sample
+from tests.support.events import status_change
 
 ROOMS = 50
 SYNC_TIMEOUT_S = 120.0
-
-
-def room_event(index: int) -> dict[str, object]:
-    """Event `index`: a status change of room `index % ROOMS`, its version the index, so
-    each room's versions rise in publish order."""
-    statuses = ("vacant_dirty", "vacant_clean", "inspected", "occupied_clean")
-    _, document = sample(EventKind.ROOM, f"RM-{index % ROOMS:03d}",
-                         room_number=f"{index % ROOMS:03d}", status=statuses[index % 4],
-                         maintenance_notes=None, version=index + 1)
-    return {**document, "action": "status_changed"}
 
 
 async def publish(directory: Path, client_id: str, start: int, count: int) -> None:
@@ -43,7 +33,7 @@ async def publish(directory: Path, client_id: str, start: int, count: int) -> No
                        subscribe=False)
     await client.start()
     for index in range(start, count):
-        document = room_event(index)
+        document = status_change(index, rooms=ROOMS)
         entry = client.publish(EventKind.ROOM, str(document["action"]),
                                document["data"])  # type: ignore[arg-type]
         print(f"accepted {index} {entry.event_id}", flush=True)
