@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from streams.core.exceptions import HubError
+
 if TYPE_CHECKING:
     from streams.core.limits import Limits
     from streams.core.rules import RuleSettings
@@ -282,6 +284,28 @@ class HubSettings(BaseSettings):
         "client connects only when it answers): bounds how late a recovery is noticed.",
     )
 
+    # -- the Event Storage (streams.storage): every event kept in PostgreSQL for audit ------
+    database_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("DATABASE_URL", "HOTELHUB_DATABASE_URL"),
+        description="The Event Storage's PostgreSQL (postgresql://user:secret@host:5432/db); "
+        "unset means the embedded one (`hotelhub storage up`). Never printed.",
+        repr=False,
+    )
+    storage_port: int = Field(
+        default=5433,
+        description="Port of the embedded PostgreSQL on loopback (5433: beside a system one).",
+    )
+    storage_retention_months: int = Field(
+        default=24, ge=1,
+        description="Whole months of events the Event Storage keeps; older monthly partitions "
+        "are dropped by the sink (and `hotelhub storage prune`).",
+    )
+    storage_batch: int = Field(
+        default=5000, ge=1, le=100_000,
+        description="Records the sink writes to PostgreSQL per transaction at most.",
+    )
+
     @property
     def data_dir(self) -> Path:
         """This app's own folder of table stores (two app ids never share RocksDB files)."""
@@ -326,6 +350,29 @@ class HubSettings(BaseSettings):
             pms_customer_fields=frozenset(self.pms_customer_fields),
             overbooking=self.overbooking, limits=self.limits(), order_grace_s=self.order_grace_s,
         )
+
+    @property
+    def storage_group(self) -> str:
+        """The Event Storage sink's consumer group."""
+        return f"{self.app_id}-storage"
+
+    @property
+    def storage_home(self) -> Path:
+        """The embedded PostgreSQL's data, logs and password (`hotelhub storage up`)."""
+        return self.home / "postgres"
+
+    def database_dsn(self) -> str:
+        """The Event Storage to connect to: DATABASE_URL, or the embedded server's."""
+        if self.database_url:
+            return self.database_url
+        password = self.storage_home / "password"
+        if not password.exists():
+            raise HubError(
+                f"no Event Storage: DATABASE_URL is unset and the embedded PostgreSQL has no "
+                f"password at {password}; start it with `hotelhub storage up`"
+            )
+        secret = password.read_text().strip()
+        return f"postgresql://hotelhub:{secret}@127.0.0.1:{self.storage_port}/hotelhub"
 
     @property
     def processor_group(self) -> str:
