@@ -200,6 +200,12 @@ class HubSettings(BaseSettings):
     gateway_port: int = Field(default=3400, description="Port of `hotelhub gateway` (the design's "
                               "Event Router).")
     gateway_bind: str = Field(default="127.0.0.1", description="Interface the gateway binds.")
+    lag_export_interval_s: float = Field(
+        default=5.0, gt=0,
+        description="How often the gateway refreshes the consumer lag gauge of the hub's groups "
+        "(worker, Event Storage sink, webhooks): it runs while no worker does, so a backlog "
+        "behind a stopped worker still shows on /metrics.",
+    )
     gateway_client_queue: int = Field(
         default=1000, ge=10,
         description="Events waiting for one WebSocket client; a client further behind is told "

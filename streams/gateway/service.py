@@ -11,7 +11,7 @@ from streams.gateway.callers import Callers
 from streams.gateway.messages import EventTopics, MessageReader
 from streams.gateway.publishing import Publishing
 from streams.gateway.webhooks import WebhookDispatcher
-from streams.ops.lag import LagExporter
+from streams.ops.lag import LagExporter, hub_groups
 from streams.runners.admin import ensure_topics
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
@@ -19,8 +19,6 @@ from streams.wire.registry_client import SchemaRegistryClient
 from streams.wire.topics import gateway_topics, hub_topics, webhook_group
 
 log = logging.getLogger(__name__)
-
-LAG_EVERY_S = 5.0
 
 
 class Gateway:
@@ -35,7 +33,10 @@ class Gateway:
         self.publishing = Publishing(settings, self.registry)
         self.webhooks = WebhookDispatcher(settings, reader=self.reader, book=self.book,
                                           callers=self.callers, codec=self.codec)
-        self.lag = LagExporter(settings, [webhook_group(settings)])
+        # The worker's groups too: the gateway runs while no worker does, and lag behind a
+        # stopped worker is exactly what the backlog alert must see.
+        self.lag = LagExporter(settings, [webhook_group(settings), *hub_groups(settings),
+                                          settings.storage_group])
         self._lag_task: asyncio.Task[None] | None = None
         self.ready = False
 
@@ -64,7 +65,7 @@ class Gateway:
     async def _refresh_lag(self) -> None:
         while True:
             await self.lag.refresh()
-            await asyncio.sleep(LAG_EVERY_S)
+            await asyncio.sleep(self.settings.lag_export_interval_s)
 
     def problem(self) -> str | None:
         """Why the gateway is not ready, or None."""
