@@ -75,3 +75,21 @@ gateway_requests_total = Counter(
     "POST /events by system and outcome (accepted, replayed, invalid, forbidden, failed).",
     ["system", "outcome"],
 )
+
+# -- what the alerts watch besides traffic (monitoring/prometheus/alerts.yml) ------------
+
+schema_registry_up = Gauge(
+    "hotelhub_schema_registry_up",
+    "1 when this process's last probe of the schema registry was answered with its "
+    "credentials, else 0 (streams.ops.registry_probe).",
+)
+schema_registry_probe_duration_seconds = Gauge(
+    "hotelhub_schema_registry_probe_duration_seconds",
+    "How long the last probe of the schema registry took, answered or not (at most its "
+    "timeout).",
+)
+worker_serving = Gauge(
+    "hotelhub_worker_serving",
+    "1 when this worker can answer its table queries now (its /health answers 200), else 0; "
+    "computed at each scrape. Only a worker sets it: other processes export 0.",
+)
