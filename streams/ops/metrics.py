@@ -93,3 +93,16 @@ worker_serving = Gauge(
     "1 when this worker can answer its table queries now (its /health answers 200), else 0; "
     "computed at each scrape. Only a worker sets it: other processes export 0.",
 )
+
+# -- the Event Storage sink (streams.storage) -------------------------------------------
+
+storage_records_total = Counter(
+    "hotelhub_storage_records_total",
+    "Records the Event Storage sink read and wrote (new or already stored), by record type.",
+    ["record_type"],
+)
+storage_batch_seconds = Histogram(
+    "hotelhub_storage_batch_seconds",
+    "From a polled batch to PostgreSQL having committed it (decode, COPY, insert).",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)

@@ -1,0 +1,228 @@
+"""The Event Storage sink: every record of the hub's topics into PostgreSQL, once.
+
+A consumer group of its own (`settings.storage_group`) reads the event topics, refusals,
+delivery log and both dead-letter topics read_committed, turns each record into a row
+(`streams.storage.records`) and writes each poll as one batch (`EventWriter`). Offsets are
+committed only after PostgreSQL committed the batch: a crash in between redelivers the
+batch, and the rows' ids make the second write insert nothing. So the storage holds every
+record exactly once, at least once delivered.
+
+Scale-out is the consumer group's: start more sinks and the partitions are shared. A
+replay (`replay=True`) reads the topics from the start to where they end now without a
+group, for a backfill or a new database; it inserts only what is missing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import psycopg
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from streams.core.exceptions import CodecError
+from streams.core.kinds import (
+    DEADLETTER_TOPIC,
+    DELIVERY_LOG_CONTRACT,
+    DELIVERY_LOG_TOPIC,
+    POLICIES,
+    REFUSAL_CONTRACT,
+    REFUSAL_TOPIC,
+    WEBHOOK_DEADLETTER_TOPIC,
+)
+from streams.ops.metrics import storage_batch_seconds, storage_records_total
+from streams.settings import HubSettings
+from streams.storage.partitions import drop_expired
+from streams.storage.records import (
+    STORED_TOPICS,
+    Coordinates,
+    StoredRecord,
+    dead_letter_row,
+    delivery_row,
+    event_row,
+    refusal_row,
+    undecodable_row,
+    webhook_dead_letter_row,
+)
+from streams.storage.schema import StorageError, migrate
+from streams.storage.writer import EventWriter
+from streams.wire.codec import ConfluentAvroCodec
+from streams.wire.registry_client import SchemaRegistryClient
+
+log = logging.getLogger(__name__)
+
+KIND_BY_TOPIC = {policy.topic: kind for kind, policy in POLICIES.items()}
+RETENTION_CHECK_S = 3600.0
+WRITE_ATTEMPTS = 5
+
+
+@dataclass
+class SinkStats:
+    read: int = 0
+    inserted: int = 0
+    batches: int = 0
+    seconds: float = 0.0
+
+    @property
+    def duplicates(self) -> int:
+        return self.read - self.inserted
+
+
+class EventSink:
+    """Reads the hub's topics into the Event Storage until stopped (or, replaying, until
+    the end the topics had when it started)."""
+
+    def __init__(self, settings: HubSettings, *, dsn: str | None = None,
+                 topics: Sequence[str] = STORED_TOPICS, replay: bool = False) -> None:
+        unknown = set(topics) - set(STORED_TOPICS)
+        if unknown:
+            raise StorageError(
+                f"not a topic the Event Storage keeps: {', '.join(sorted(unknown))} "
+                f"(it keeps {', '.join(STORED_TOPICS)})")
+        self.settings = settings
+        self.dsn = dsn or settings.database_dsn()
+        self.topics = list(topics)
+        self.replay = replay
+        self.stats = SinkStats()
+        self._stopping = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> SinkStats:
+        await asyncio.to_thread(migrate, self.dsn)
+        names = {self.settings.topic(topic): topic for topic in self.topics}
+        consumer = AIOKafkaConsumer(
+            *([] if self.replay else names),
+            bootstrap_servers=self.settings.bootstrap_servers,
+            **self.settings.kafka_auth(),
+            group_id=None if self.replay else self.settings.storage_group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=8 * 1024 * 1024,
+        )
+        started = time.perf_counter()
+        async with (SchemaRegistryClient.from_settings(self.settings) as registry,
+                    await _connect(self.dsn) as conn):
+            codec = ConfluentAvroCodec(registry)
+            writer = EventWriter(conn)
+            await consumer.start()
+            try:
+                ends = await self._assign_for_replay(consumer, names) if self.replay else None
+                await self._loop(consumer, names, codec, writer, ends)
+            finally:
+                await consumer.stop()
+        self.stats.seconds = time.perf_counter() - started
+        return self.stats
+
+    async def _assign_for_replay(self, consumer: AIOKafkaConsumer, names: dict[str, str]
+                                 ) -> dict[TopicPartition, int]:
+        partitions = [TopicPartition(topic, p) for topic in names
+                      for p in sorted(await _partitions_of(consumer, topic))]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
+        return {tp: end for tp, end in ends.items() if end > 0}
+
+    async def _loop(self, consumer: AIOKafkaConsumer, names: dict[str, str],
+                    codec: ConfluentAvroCodec, writer: EventWriter,
+                    ends: dict[TopicPartition, int] | None) -> None:
+        next_retention = 0.0
+        while not self._stopping.is_set():
+            if not self.replay and time.monotonic() >= next_retention:
+                await self._drop_expired(writer)
+                next_retention = time.monotonic() + RETENTION_CHECK_S
+            if ends is not None and await _reached(consumer, ends):
+                return
+            fetched = await consumer.getmany(timeout_ms=500,
+                                             max_records=self.settings.storage_batch)
+            records = [r for batch in fetched.values() for r in batch]
+            if records:
+                began = time.perf_counter()
+                rows = [await self._row(record, names, codec) for record in records]
+                inserted = await self._write(writer, rows)
+                storage_batch_seconds.observe(time.perf_counter() - began)
+                self.stats.read += len(rows)
+                self.stats.inserted += inserted
+                self.stats.batches += 1
+                for record_type, count in Counter(r.record_type for r in rows).items():
+                    storage_records_total.labels(record_type.value).inc(count)
+            if not self.replay and (records or fetched):
+                await consumer.commit({tp: await consumer.position(tp)
+                                       for tp in consumer.assignment()})
+
+    async def _row(self, record: ConsumerRecord, names: dict[str, str],
+                   codec: ConfluentAvroCodec) -> StoredRecord:
+        topic = names.get(record.topic, record.topic)
+        at = Coordinates(topic, record.partition, record.offset, record.timestamp,
+                         tuple(record.headers or ()))
+        if topic == DEADLETTER_TOPIC:
+            return dead_letter_row(record.key, record.value, at)
+        if topic == WEBHOOK_DEADLETTER_TOPIC:
+            return webhook_dead_letter_row(record.value, at)
+        if record.value is None:
+            return undecodable_row(None, at, "a record without a value (a tombstone)")
+        try:
+            if topic == REFUSAL_TOPIC:
+                return refusal_row(await codec.decode_record(REFUSAL_CONTRACT, record.value), at)
+            if topic == DELIVERY_LOG_TOPIC:
+                return delivery_row(
+                    await codec.decode_record(DELIVERY_LOG_CONTRACT, record.value), at)
+            kind = KIND_BY_TOPIC[topic]
+            return event_row(kind, await codec.decode_record(kind, record.value), at)
+        except CodecError as exc:
+            return undecodable_row(record.value, at, str(exc))
+
+    async def _write(self, writer: EventWriter, rows: list[StoredRecord]) -> int:
+        """Write a batch, reconnecting on a lost connection; offsets wait until it is in."""
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                return await writer.write(rows)
+            except psycopg.OperationalError as exc:
+                if attempt == WRITE_ATTEMPTS:
+                    raise StorageError(
+                        f"the Event Storage did not take a batch of {len(rows)} after "
+                        f"{attempt} attempts: {exc}") from exc
+                log.warning("Event Storage write failed (attempt %d): %s", attempt, exc)
+                await asyncio.sleep(min(0.5 * 2 ** attempt, 10))
+                await writer.conn.close()
+                writer.use(await _connect(self.dsn))
+        raise AssertionError("unreachable")
+
+    async def _drop_expired(self, writer: EventWriter) -> None:
+        dropped = await drop_expired(writer.conn,
+                                     keep_months=self.settings.storage_retention_months,
+                                     today=datetime.now(UTC).date())
+        if dropped:
+            log.info("Event Storage retention: dropped %s", ", ".join(dropped))
+            writer.forget_partitions()
+
+
+async def _connect(dsn: str) -> psycopg.AsyncConnection:
+    try:
+        return await psycopg.AsyncConnection.connect(dsn, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise StorageError(f"cannot reach the Event Storage: {str(exc).strip()}") from exc
+
+
+async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    for _ in range(50):
+        await consumer.topics()  # refreshes the metadata
+        found = consumer.partitions_for_topic(topic)
+        if found:
+            return set(found)
+        await asyncio.sleep(0.1)
+    raise StorageError(f"topic {topic} does not exist")
+
+
+async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
