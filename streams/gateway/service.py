@@ -12,6 +12,7 @@ from streams.gateway.messages import EventTopics, MessageReader
 from streams.gateway.publishing import Publishing
 from streams.gateway.webhooks import WebhookDispatcher
 from streams.ops.lag import LagExporter, hub_groups
+from streams.ops.registry_probe import PROBE_EVERY_S, RegistryProbe
 from streams.runners.admin import ensure_topics
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
@@ -38,6 +39,8 @@ class Gateway:
         self.lag = LagExporter(settings, [webhook_group(settings), *hub_groups(settings),
                                           settings.storage_group])
         self._lag_task: asyncio.Task[None] | None = None
+        self.registry_probe = RegistryProbe(settings)
+        self._probe_task: asyncio.Task[None] | None = None
         self.ready = False
 
     async def start(self) -> None:
@@ -48,15 +51,18 @@ class Gateway:
         await self.publishing.start()
         await self.webhooks.start()
         self._lag_task = asyncio.create_task(self._refresh_lag(), name="gateway lag")
+        self._probe_task = asyncio.create_task(self._probe_registry(),
+                                               name="gateway registry probe")
         self.ready = True
         log.info("gateway ready")
 
     async def stop(self) -> None:
         self.ready = False
-        if self._lag_task is not None:
-            self._lag_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._lag_task
+        for task in (self._lag_task, self._probe_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         for part in (self.webhooks, self.publishing, self.book):
             with contextlib.suppress(Exception):
                 await part.stop()
@@ -66,6 +72,11 @@ class Gateway:
         while True:
             await self.lag.refresh()
             await asyncio.sleep(self.settings.lag_export_interval_s)
+
+    async def _probe_registry(self) -> None:
+        while True:
+            await self.registry_probe.probe()
+            await asyncio.sleep(PROBE_EVERY_S)
 
     def problem(self) -> str | None:
         """Why the gateway is not ready, or None."""

@@ -16,6 +16,7 @@ import faust
 
 from streams.core.rules import RuleSettings
 from streams.ops.lag import LagExporter
+from streams.ops.registry_probe import PROBE_EVERY_S, RegistryProbe
 from streams.runners.supervised import Sink
 from streams.settings import HubSettings
 from streams.wire.codec import ConfluentAvroCodec
@@ -75,6 +76,7 @@ def build_hub(settings: HubSettings) -> Hub:
     groups = [settings.app_id] + [group for agent in hub.event_agents
                                   if (group := getattr(agent, "group_id", None))]
     hub.app.timer(interval=LAG_REFRESH_S)(LagExporter(settings, groups).refresh)
+    hub.app.timer(interval=PROBE_EVERY_S)(RegistryProbe(settings).probe)
     from streams.worker.views import install_views  # the views read the tables above
 
     install_views(hub)

@@ -11,6 +11,7 @@ from faust.types import AppT
 from yarl import URL
 
 from streams.ops.health import health_problem
+from streams.ops.metrics import worker_serving
 from streams.wire.partitioning import hotel_partition
 from streams.worker.tables import Table
 
@@ -31,6 +32,12 @@ def not_serving_reason(app: AppT) -> str | None:
     if app.rebalancing:
         return "partitions are being reassigned between workers"
     return None
+
+
+def export_serving(app: AppT) -> None:
+    """Make `hotelhub_worker_serving` this worker's `/health` answer, asked at each scrape
+    (a value set by a timer could be stale exactly when the worker is stuck)."""
+    worker_serving.set_function(lambda: 0.0 if not_serving_reason(app) else 1.0)
 
 
 def _changelog(table: Table) -> str:

@@ -51,6 +51,7 @@ from streams.worker.auth import Access, QueryGuard, caller_of
 from streams.worker.forwarding import SERVED_BY, forward, is_local_query
 from streams.worker.routing import (
     active_partitions,
+    export_serving,
     is_me,
     not_serving_reason,
     owners,
@@ -220,6 +221,7 @@ def install_views(hub: Hub) -> QueryGuard:
     for path, access, view in hub.pages:
         serve(path, access, bound(view) if issubclass(view, TableQuery) else view)
     serve("/health", Access.STATUS, bound(HealthQuery))
+    export_serving(hub.app)  # the same answer as /health, as a gauge
     serve("/metrics", Access.EVERY_HOTEL, MetricsQuery)
     web_app = getattr(hub.app.web, "web_app", None)
     if not isinstance(web_app, AioApplication):
