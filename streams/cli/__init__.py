@@ -13,6 +13,7 @@ from streams.cli.identity import app as identity_app
 from streams.cli.registry import app as registry_app
 from streams.cli.report import report
 from streams.cli.schemas import app as schemas_app
+from streams.cli.storage import app as storage_app
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help="Hotel event hub operations.")
 app.add_typer(broker_app, name="broker")
@@ -20,6 +21,7 @@ app.add_typer(deadletter_app, name="deadletter")
 app.add_typer(identity_app, name="identity")
 app.add_typer(registry_app, name="registry")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(storage_app, name="storage")
 register_event_commands(app)
 app.command()(demo)
 app.command()(report)
