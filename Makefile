@@ -16,15 +16,16 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	2>/dev/null && { command -v $$p; break; }; done)
 
-.PHONY: help venv demo test lint contracts services-up services-down bench
+.PHONY: help venv system-packages demo test lint contracts services-up services-down bench
 
 help:
 	@echo "make venv           .venv with the project and its dev tools (Python 3.11+)"
+	@echo "make system-packages  Debian's postgresql, prometheus, chromium, chromium-driver (apt-get if missing)"
 	@echo "make demo           start broker + registry, then run the worker and a simulated hotel day"
-	@echo "make test           pytest; fixtures start the broker and registry they need"
+	@echo "make test           pytest; fixtures start the broker, registry and PostgreSQL they need"
 	@echo "make lint           ruff check + mypy (strict)"
 	@echo "make contracts      check schemas/avro against the registry (hotelhub schemas check)"
-	@echo "make services-up    start the embedded Kafka and schema registry, register the contracts"
+	@echo "make services-up    start the embedded Kafka, schema registry and PostgreSQL, register the contracts"
 	@echo "make services-down  stop them"
 	@echo "make bench          every benchmark in sequence (bench/README.md); BENCH_ARGS=--runs 3"
 
@@ -37,13 +38,19 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-input -e '.[dev]'
 	@touch $@
 
+# Installs only what is missing (apt-get, as root or with sudo -n); instant when all are there.
+system-packages:
+	scripts/system-packages
+
 # The operator registers the contracts: workers and publishers only look them up.
-services-up: venv
+services-up: venv system-packages
 	$(HOTELHUB) broker up
 	$(HOTELHUB) registry up
 	$(HOTELHUB) schemas register
+	$(HOTELHUB) storage up
 
 services-down: venv
+	-$(HOTELHUB) storage down
 	-$(HOTELHUB) registry down
 	$(HOTELHUB) broker down
 
@@ -54,7 +61,7 @@ demo: services-up
 	@echo "broker and registry are still running; stop them with: make services-down"
 
 # pytest exits 5 when it collected nothing: a broken test layout, never a pass.
-test: venv
+test: venv system-packages
 	@$(BIN)/pytest -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests (exit 5); failing" >&2; fi; \
 	exit $$status
