@@ -101,13 +101,21 @@ class StoredRecord:
     at: Coordinates
 
     def row(self) -> tuple[Any, ...]:
+        """The values of COLUMNS; text columns without NUL, which PostgreSQL's text refuses."""
+        text = [_no_nul(value) for value in (
+            self.event_type, self.hotel_id, self.entity_type, self.entity_id,
+            self.source_system)]
         return (
-            self.record_id, self.record_type.value, self.event_id, self.occurred_at,
-            self.event_type, self.hotel_id, self.entity_type, self.entity_id, self.source_system,
-            self.targets, self.priority, self.correlation_id, self.causation_id,
-            self.created_offline, self.payload, self.headers, self.at.topic, self.at.partition,
-            self.at.offset, self.at.time,
+            self.record_id, self.record_type.value, self.event_id, self.occurred_at, *text,
+            [_no_nul(target) for target in self.targets], _no_nul(self.priority),
+            _no_nul(self.correlation_id), _no_nul(self.causation_id), self.created_offline,
+            self.payload, self.headers, self.at.topic, self.at.partition, self.at.offset,
+            self.at.time,
         )
+
+
+def _no_nul(value: str | None) -> str | None:
+    return value.replace("\x00", "\ufffd") if value and "\x00" in value else value
 
 
 def _plain(value: Any) -> Any:
@@ -125,10 +133,23 @@ def _plain(value: Any) -> Any:
 def to_json(value: Any) -> str:
     """JSON for PostgreSQL: money stays a decimal string, times ISO 8601.
 
-    NUL characters are escaped by json.dumps (\\u0000), which jsonb refuses; they are
-    replaced, since no hotel field means one."""
+    jsonb refuses the NUL character (which json.dumps writes as \\u0000); no hotel field
+    means one, so it becomes U+FFFD, the replacement character."""
     text = json.dumps(value, default=_plain, ensure_ascii=False, separators=(",", ":"))
-    return text.replace("\\u0000", "\\ufffd") if "\\u0000" in text else text
+    if "\\u0000" in text:  # rare: clean the value itself, so escaped text stays intact
+        text = json.dumps(_without_nul(value), default=_plain, ensure_ascii=False,
+                          separators=(",", ":"))
+    return text
+
+
+def _without_nul(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without_nul(item) for item in value]
+    return value
 
 
 def _uuid(value: Any) -> uuid.UUID | None:

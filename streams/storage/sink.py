@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.core.exceptions import CodecError
 from streams.core.kinds import (
@@ -123,8 +124,7 @@ class EventSink:
 
     async def _assign_for_replay(self, consumer: AIOKafkaConsumer, names: dict[str, str]
                                  ) -> dict[TopicPartition, int]:
-        partitions = [TopicPartition(topic, p) for topic in names
-                      for p in sorted(await _partitions_of(consumer, topic))]
+        partitions = await _partitions_of(self.settings, list(names))
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
@@ -211,14 +211,23 @@ async def _connect(dsn: str) -> psycopg.AsyncConnection:
         raise StorageError(f"cannot reach the Event Storage: {str(exc).strip()}") from exc
 
 
-async def _partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
-    for _ in range(50):
-        await consumer.topics()  # refreshes the metadata
-        found = consumer.partitions_for_topic(topic)
-        if found:
-            return set(found)
-        await asyncio.sleep(0.1)
-    raise StorageError(f"topic {topic} does not exist")
+async def _partitions_of(settings: HubSettings, topics: list[str]) -> list[TopicPartition]:
+    """Every partition of `topics`, asked of the admin API (a consumer's metadata holds only
+    what it subscribed to)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
+                                **settings.kafka_auth())
+    await asyncio.wait_for(admin.start(), settings.connect_timeout_s)
+    try:
+        existing = await asyncio.wait_for(admin.list_topics(), settings.connect_timeout_s)
+        missing = sorted(set(topics) - set(existing))
+        if missing:
+            raise StorageError(f"no such topic to replay: {', '.join(missing)}")
+        described = await asyncio.wait_for(admin.describe_topics(topics),
+                                           settings.connect_timeout_s)
+    finally:
+        await admin.close()
+    return sorted(TopicPartition(entry["topic"], partition["partition"])
+                  for entry in described for partition in entry["partitions"])
 
 
 async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
