@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Protocol
 
 from streams.core.exceptions import HubError
 from streams.core.models import RoomStatus
-from streams.core.state import RoomState
+from streams.core.state import ReservationState, RoomState
 
 MAX_NIGHTS = 366
 """Longest availability range one query may ask for, so one request stays cheap."""
@@ -73,6 +73,16 @@ def day_param(request: Query, name: str) -> date:
     except ValueError:
         pass
     raise BadQuery(f"query parameter {name!r} is not a date YYYY-MM-DD: {raw!r}")
+
+
+def stay_days(request: Query) -> tuple[date | None, date | None]:
+    """`arriving` and `departing` of a hotel's reservation listing; one at least, so a listing
+    stays one day's worth of stays, never the hotel's whole history."""
+    found = tuple(day_param(request, name) if request.url.query.get(name) else None
+                  for name in ("arriving", "departing"))
+    if found == (None, None):
+        raise BadQuery("query parameter 'arriving' or 'departing' is required (YYYY-MM-DD)")
+    return found[0], found[1]
 
 
 def nights_param(request: Query) -> list[date]:
@@ -139,3 +149,21 @@ def hotel_rooms(items: Iterable[tuple[bytes, bytes]], hotel_id: str, status: str
                 room_type is None or room.room_type == room_type):
             rooms.append(room.to_json())
     return sorted(rooms, key=room_number_order)
+
+
+def hotel_reservations(items: Iterable[tuple[bytes, bytes]], hotel_id: str,
+                       arriving: date | None, departing: date | None) -> list[dict[str, Any]]:
+    """The stays of `hotel_id` among table items checking in on `arriving` and out on
+    `departing` (each when given), by room number then id. A stay known only from its
+    movements (no booking yet) has no dates, so it is never listed."""
+    prefix = f"{hotel_id}:".encode()
+    found = []
+    for key, raw in items:
+        if not key.startswith(prefix):
+            continue
+        stay = ReservationState.model_validate_json(raw)
+        if (arriving is None or stay.checkin_date == arriving) and (
+                departing is None or stay.checkout_date == departing):
+            found.append(stay.model_dump(mode="json", exclude={"pending_movements"}))
+    return sorted(found, key=lambda stay: (natural_key(str(stay.get("room_number") or "")),
+                                           str(stay["reservation_id"])))

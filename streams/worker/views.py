@@ -11,6 +11,7 @@ incomplete table.
     GET /availability/{hotel_id}/{room_type}?from=YYYY-MM-DD&to=YYYY-MM-DD
     GET /customers/{hotel_id}/{customer_id}
     GET /reservations/{hotel_id}/{reservation_id}
+    GET /reservations/{hotel_id}?arriving=YYYY-MM-DD&departing=YYYY-MM-DD
     GET /health, GET /metrics
 
 Who may ask what is `streams.worker.auth`'s: with security on, HTTP Basic credentials of an
@@ -36,9 +37,11 @@ from streams.core.query_params import (
     EntityNotFound,
     NotServing,
     QueryError,
+    hotel_reservations,
     hotel_rooms,
     nights_param,
     room_filters,
+    stay_days,
 )
 from streams.core.state import (
     AvailabilityState,
@@ -151,6 +154,25 @@ class RoomsQuery(TableQuery):
         })
 
 
+class ReservationsQuery(TableQuery):
+    """Stays of a hotel arriving and/or departing on a day, from the worker that owns the
+    hotel (the board's arrivals and departures)."""
+
+    async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
+        hotel_id = params["hotel_id"]
+        arriving, departing = stay_days(request)
+        forwarded = await self.elsewhere(request, self.tables.stays, hotel_id)
+        if forwarded is not None:
+            return forwarded
+        stays = hotel_reservations(states(self.tables.stays), hotel_id, arriving, departing)
+        return self.answer_json({
+            "hotel_id": hotel_id,
+            "filters": {name: None if day is None else day.isoformat()
+                        for name, day in (("arriving", arriving), ("departing", departing))},
+            "count": len(stays), "reservations": stays,
+        })
+
+
 class AvailabilityQuery(TableQuery):
     async def answer(self, request: web.Request, params: Mapping[str, str]) -> web.Response:
         hotel_id, room_type = params["hotel_id"], params["room_type"]
@@ -217,6 +239,7 @@ def install_views(hub: Hub) -> QueryGuard:
         serve(f"/{entity.path}/{{hotel_id}}/{{entity_id}}", Access.HOTEL,
               bound(EntityQuery, entity=entity))
     serve("/rooms/{hotel_id}", Access.HOTEL, bound(RoomsQuery))
+    serve("/reservations/{hotel_id}", Access.HOTEL, bound(ReservationsQuery))
     serve("/availability/{hotel_id}/{room_type}", Access.HOTEL, bound(AvailabilityQuery))
     for path, access, view in hub.pages:
         serve(path, access, bound(view) if issubclass(view, TableQuery) else view)
