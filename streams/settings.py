@@ -200,6 +200,11 @@ class HubSettings(BaseSettings):
     gateway_port: int = Field(default=3400, description="Port of `hotelhub gateway` (the design's "
                               "Event Router).")
     gateway_bind: str = Field(default="127.0.0.1", description="Interface the gateway binds.")
+    worker_url: str | None = Field(
+        default=None,
+        description="The worker's query API the gateway's live board reads rooms and stays "
+        "from (any worker: it forwards to the owner); unset: http://127.0.0.1:<web_port>.",
+    )
     lag_export_interval_s: float = Field(
         default=5.0, gt=0,
         description="How often the gateway refreshes the consumer lag gauge of the hub's groups "
