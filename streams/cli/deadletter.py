@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,20 +19,19 @@ from typing import Annotated, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import typer
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaConnectionError, KafkaError
 from rich.console import Console
 
-from streams.core.exceptions import BrokerUnavailable, ConfigurationError, HubError
+from streams.core.exceptions import BrokerUnavailable, HubError
 from streams.core.kinds import DEADLETTER_TOPIC
-from streams.runners.admin import admin_client
+from streams.runners.dead_letters import partition_counts, read_hub_dead_letters
 from streams.settings import HubSettings, get_settings
 from streams.wire.deadletters import (
     DeadLetter,
     Selection,
     as_json,
     one_line,
-    parse_dead_letter,
     parse_instant,
     replay_headers,
     select,
@@ -75,7 +73,7 @@ def list_(
     """One line per dead letter: offset, time, source topic/partition/offset, reason."""
     settings = get_settings().acting_as("operator")
     selection = _selection(settings, topic=topic, reason=reason, since=since, until=until)
-    letters = _run(_read(settings, stall_s=timeout_s))
+    letters = _run(read_hub_dead_letters(settings, stall_s=timeout_s))
     chosen = select(letters, selection)
     for letter in chosen:
         typer.echo(json.dumps(as_json(letter)) if as_json_lines else one_line(letter))
@@ -148,82 +146,6 @@ def _unreachable(settings: HubSettings, exc: Exception) -> BrokerUnavailable:
     return BrokerUnavailable(f"cannot reach Kafka at {settings.bootstrap_servers}: {exc}")
 
 
-async def _partition_counts(settings: HubSettings, topics: set[str]) -> dict[str, int]:
-    """Partitions of each of `topics` that exists; a missing topic is absent from the answer."""
-    admin = await admin_client(settings)
-    try:
-        existing = set(await admin.list_topics()) & topics
-        if not existing:
-            return {}
-        described = await admin.describe_topics(sorted(existing))
-        return {meta["topic"]: len(meta["partitions"]) for meta in described
-                if not meta["error_code"] and meta["partitions"]}
-    except KafkaError as exc:
-        raise BrokerUnavailable(f"cannot describe topics on {settings.bootstrap_servers}: {exc}"
-                                ) from exc
-    finally:
-        await admin.close()
-
-
-async def _read(settings: HubSettings, *, stall_s: float) -> list[DeadLetter]:
-    """Every committed dead letter up to the end offsets seen at start, in offset order."""
-    topic = settings.topic(DEADLETTER_TOPIC)
-    partitions = (await _partition_counts(settings, {topic})).get(topic)
-    if partitions is None:
-        raise ConfigurationError(
-            f"dead-letter topic {topic} does not exist on {settings.bootstrap_servers} "
-            "(has a worker run with this HOTELHUB_TOPIC_PREFIX?)"
-        )
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap_servers,
-        **settings.kafka_auth(),
-        client_id="hotelhub-deadletter",
-        isolation_level="read_committed",  # letters of aborted stay transactions never happened
-        enable_auto_commit=False,
-        request_timeout_ms=max(int(settings.connect_timeout_s * 1000), 5000),
-    )
-    try:
-        await consumer.start()
-    except KafkaConnectionError as exc:
-        await consumer.stop()
-        raise _unreachable(settings, exc) from exc
-    letters: list[DeadLetter] = []
-    try:
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        ends: dict[TopicPartition, int] = await consumer.end_offsets(tps)
-        positions = {tp: await consumer.position(tp) for tp in tps}
-        last_progress = time.monotonic()
-        while pending := [tp for tp in tps if positions[tp] < ends[tp]]:
-            batch = await consumer.getmany(*pending, timeout_ms=500)
-            for tp, records in batch.items():
-                letters.extend(
-                    parse_dead_letter(
-                        partition=record.partition, offset=record.offset,
-                        timestamp_ms=record.timestamp, key=record.key, value=record.value,
-                        headers=record.headers,
-                    )
-                    for record in records if record.offset < ends[tp]
-                )
-            moved = {tp: await consumer.position(tp) for tp in pending}
-            if any(moved[tp] != positions[tp] for tp in pending):
-                last_progress = time.monotonic()  # control records move it too
-            positions.update(moved)
-            if time.monotonic() - last_progress > stall_s:
-                where = ", ".join(f"{tp.partition} at {positions[tp]} of {ends[tp]}"
-                                  for tp in pending)
-                raise BrokerUnavailable(
-                    f"reading {topic} made no progress for {stall_s:g} s (partition {where})"
-                )
-    except KafkaError as exc:
-        raise BrokerUnavailable(f"reading {topic} failed: {exc}") from exc
-    finally:
-        await consumer.stop()
-    letters.sort(key=lambda letter: (letter.partition, letter.offset))
-    return letters
-
-
 @dataclass(frozen=True)
 class ReplayOutcome:
     selected: int
@@ -242,9 +164,9 @@ async def _replay(
     settings: HubSettings, selection: Selection, *, dry_run: bool, stall_s: float
 ) -> ReplayOutcome:
     deadletter_topic = settings.topic(DEADLETTER_TOPIC)
-    chosen = select(await _read(settings, stall_s=stall_s), selection)
+    chosen = select(await read_hub_dead_letters(settings, stall_s=stall_s), selection)
     sources = {letter.source_topic for letter in chosen if letter.source_topic}
-    counts = await _partition_counts(settings, sources) if sources else {}
+    counts = await partition_counts(settings, sources) if sources else {}
     ready: list[DeadLetter] = []
     for letter in chosen:
         if not letter.replayable:
