@@ -169,3 +169,13 @@ def _embedded_settings(settings: HubSettings) -> Iterator[HubSettings]:
             registry.down(settings)
         if kafka_started:
             kafka.down()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """The URL of an Event Storage database of this session's own (tests.support.postgres:
+    DATABASE_URL's server, a Docker container or the embedded PostgreSQL), dropped at its end."""
+    from tests.support.postgres import session_database_url
+
+    with session_database_url(HubSettings(), docker=_docker_answers) as url:
+        yield url
