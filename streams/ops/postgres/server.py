@@ -8,7 +8,7 @@ import socket
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import psycopg
@@ -121,7 +121,7 @@ class EmbeddedPostgres:
                 f"PostgreSQL started but does not answer the hub's login ({state.error}); "
                 f"see {where.log_path}"
             )
-        return StorageStatus(**{**vars(state), "started": True})
+        return replace(state, started=True)
 
     def down(self, *, timeout_s: float = 60.0) -> bool:
         """Stop the server this hub home runs (fast: open sessions are rolled back);
