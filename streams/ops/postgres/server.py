@@ -157,7 +157,7 @@ class EmbeddedPostgres:
         return StorageStatus(f"{LOOPBACK}:{port}", False, error is None, error, pid=pid,
                              port=port, data_dir=where.data_dir, log_path=where.log_path)
 
-    # -- helpers -----------------------------------------------------------------------
+    # -- the server's files and programs ----------------------------------------------
 
     def _postmaster(self, where: Layout) -> tuple[int, int] | None:
         """(pid, port) of the server running on `where.data_dir`, from its postmaster.pid."""
