@@ -299,6 +299,16 @@ def test_the_dashboard_is_well_formed() -> None:
                     f"{where}: ${name} is no variable of the dashboard")
 
 
+def test_the_grafana_provisioning_files_parse() -> None:
+    provisioning = GRAFANA / "provisioning"
+    [source] = yaml.safe_load((provisioning / "datasources" / "prometheus.yml").read_text(
+        encoding="utf-8"))["datasources"]
+    assert source["type"] == "prometheus" and source["isDefault"] is True
+    [provider] = yaml.safe_load((provisioning / "dashboards" / "hotelhub.yml").read_text(
+        encoding="utf-8"))["providers"]
+    assert provider["type"] == "file" and provider["options"]["path"]
+
+
 def test_the_dashboard_queries_are_valid_promql(tmp_path: Path) -> None:
     exprs = dashboard_exprs(dashboard())
     as_rules = tmp_path / "dashboard-rules.yml"
