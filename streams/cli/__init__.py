@@ -7,8 +7,10 @@ import typer
 from streams.cli.broker import app as broker_app
 from streams.cli.deadletter import app as deadletter_app
 from streams.cli.demo import demo
+from streams.cli.event_store import register as register_storage_commands
 from streams.cli.events import register as register_event_commands
 from streams.cli.gateway import gateway
+from streams.cli.history import events
 from streams.cli.identity import app as identity_app
 from streams.cli.registry import app as registry_app
 from streams.cli.report import report
@@ -22,7 +24,9 @@ app.add_typer(identity_app, name="identity")
 app.add_typer(registry_app, name="registry")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(storage_app, name="storage")
+register_storage_commands(storage_app)
 register_event_commands(app)
+app.command()(events)
 app.command()(demo)
 app.command()(report)
 app.command()(gateway)

@@ -17,7 +17,9 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.cli.demo_feeds import demo_feeds
+from streams.cli.demo_storage import stored_events
 from streams.cli.events import console, guard
+from streams.cli.history import show_records
 from streams.core.exceptions import HubError
 from streams.core.kinds import EventKind
 from streams.core.models import CheckinCheckoutAction, CheckinCheckoutEvent, RefusalReason
@@ -40,7 +42,8 @@ def demo(
     settings = get_settings()
     the_day = date.fromisoformat(day) if day else datetime.now(ZoneInfo(settings.timezone)).date()
     started = time.monotonic()
-    processed, summary = guard(lambda: asyncio.run(_run(settings, the_day, timeout_s)))
+    processed, summary, booking = guard(
+        lambda: asyncio.run(_run(settings, the_day, timeout_s)))
     out = Console()
     table = Table(title=f"Simulated day {the_day} at {settings.default_hotel_id}")
     table.add_column("kind")
@@ -50,13 +53,16 @@ def demo(
     out.print(table)
     for view in summary:
         out.print(view)
+    if booking is not None:
+        show_records(booking[1], title=f"From the Event Storage: the chain of booking "
+                     f"{booking[0]} (hotelhub events --chain {booking[0]})")
     out.print(f"{sum(processed.values())} events through the hub in "
               f"{time.monotonic() - started:.1f} s (room events include the hub's own, "
               "derived from check-in and check-out)")
 
 
 async def _run(settings: HubSettings, the_day: date, timeout_s: float
-               ) -> tuple[Counter[str], list[Table]]:
+               ) -> tuple[Counter[str], list[Table], tuple[str, list[dict[str, Any]]] | None]:
     from streams.worker.run import running_hub
 
     simulated = hotel_day(day=the_day, hotel_id=settings.default_hotel_id,
@@ -85,7 +91,8 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
 
     async with (running_hub(settings, sinks=[count]) as hub,
                 SchemaRegistryClient.from_settings(settings) as registry,
-                demo_feeds(settings) as feeds):
+                demo_feeds(settings) as feeds,
+                stored_events(settings) as storage):
         publishers = {system: HotelEventPublisher(system=system, registry=registry,
                                                   settings=settings)
                       for system in {item.system for item in simulated}}
@@ -98,6 +105,7 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
             if (isinstance(event, CheckinCheckoutEvent)
                     and event.action is not CheckinCheckoutAction.NO_SHOW):
                 derived.add(str(derived_id(event.event_id, "room-status")))
+        derived_ids = set(derived)
         # The house first: a booking for a room type the hub has not seen is refused, and
         # events of different rooms and stays have no order between their partitions.
         first = next(index for index, (_, event) in enumerate(events)
@@ -127,7 +135,19 @@ async def _run(settings: HubSettings, the_day: date, timeout_s: float
         summary.append(await _daily_report(hub, settings, the_day, reports))
         await feeds.settle()
         summary.append(feeds.table())
-        return processed, summary
+        # Derived room events the agents reported (a rerun of a day derives none).
+        day_ids = {str(event.event_id) for _, event in events} | (derived_ids - derived)
+        await storage.holding(day_ids, timeout_s=timeout_s)
+        arrival = next((event for _, event in events if isinstance(event, CheckinCheckoutEvent)
+                        and event.action is CheckinCheckoutAction.CHECKED_IN), None)
+        booking = None
+        if arrival is not None:
+            # This run's records of the chain (a rerun of a day adds its own copies).
+            chained = await storage.chain(arrival.data.reservation_id)
+            booking = (arrival.data.reservation_id,
+                       [row for row in chained
+                        if row["record_id"] in day_ids or row["event_id"] in day_ids])
+        return processed, summary, booking
 
 
 def _summarise(tables: Tables, hotel_id: str, the_day: date) -> list[Table]:

@@ -12,13 +12,9 @@ from urllib.parse import urlsplit, urlunsplit
 
 from yoyo import get_backend, read_migrations
 
-from streams.core.exceptions import HubError
+from streams.storage.database import StorageError, first_line
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-
-
-class StorageError(HubError):
-    """The Event Storage cannot be reached or used: said in one line."""
 
 
 def yoyo_url(dsn: str) -> str:
@@ -36,7 +32,7 @@ def _plan(dsn: str) -> tuple[object, object]:
     except StorageError:
         raise
     except Exception as exc:  # psycopg's OperationalError, DNS, refused...
-        raise StorageError(f"cannot reach the Event Storage: {_first_line(exc)}") from exc
+        raise StorageError(f"cannot reach the Event Storage: {first_line(exc)}") from exc
     return backend, read_migrations(str(MIGRATIONS))
 
 
@@ -53,8 +49,3 @@ def migrate(dsn: str) -> list[str]:
         todo = backend.to_apply(migrations)  # type: ignore[attr-defined]
         backend.apply_migrations(todo)  # type: ignore[attr-defined]
     return [m.id for m in todo]
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -38,6 +38,7 @@ from streams.core.kinds import (
 )
 from streams.ops.metrics import storage_batch_seconds, storage_records_total
 from streams.settings import HubSettings
+from streams.storage.database import StorageError, connect
 from streams.storage.partitions import drop_expired
 from streams.storage.records import (
     STORED_TOPICS,
@@ -50,7 +51,7 @@ from streams.storage.records import (
     undecodable_row,
     webhook_dead_letter_row,
 )
-from streams.storage.schema import StorageError, migrate
+from streams.storage.schema import migrate
 from streams.storage.writer import EventWriter
 from streams.wire.codec import ConfluentAvroCodec
 from streams.wire.registry_client import SchemaRegistryClient
@@ -110,7 +111,7 @@ class EventSink:
         )
         started = time.perf_counter()
         async with (SchemaRegistryClient.from_settings(self.settings) as registry,
-                    await _connect(self.dsn) as conn):
+                    await connect(self.dsn) as conn):
             codec = ConfluentAvroCodec(registry)
             writer = EventWriter(conn)
             await consumer.start()
@@ -192,7 +193,7 @@ class EventSink:
                 log.warning("Event Storage write failed (attempt %d): %s", attempt, exc)
                 await asyncio.sleep(min(0.5 * 2 ** attempt, 10))
                 await writer.conn.close()
-                writer.use(await _connect(self.dsn))
+                writer.use(await connect(self.dsn))
         raise AssertionError("unreachable")
 
     async def _drop_expired(self, writer: EventWriter) -> None:
@@ -202,13 +203,6 @@ class EventSink:
         if dropped:
             log.info("Event Storage retention: dropped %s", ", ".join(dropped))
             writer.forget_partitions()
-
-
-async def _connect(dsn: str) -> psycopg.AsyncConnection:
-    try:
-        return await psycopg.AsyncConnection.connect(dsn, autocommit=True)
-    except psycopg.OperationalError as exc:
-        raise StorageError(f"cannot reach the Event Storage: {str(exc).strip()}") from exc
 
 
 async def _partitions_of(settings: HubSettings, topics: list[str]) -> list[TopicPartition]:
