@@ -27,38 +27,16 @@ from streams.core.exceptions import (
     PublishForbidden,
 )
 from streams.core.identities import CredentialsRefused
+from streams.gateway.board import BoardRoutes
 from streams.gateway.callers import Caller
 from streams.gateway.deadletters import read_dead_letters
 from streams.gateway.endpoints import Endpoint, EndpointStatus, UrlRefused
+from streams.gateway.errors import REALM, ApiError, ErrorOut
+from streams.gateway.history import StoredHistory, history_router
 from streams.gateway.patterns import PatternError
 from streams.gateway.publishing import KeyReused
 from streams.gateway.service import Gateway
 from streams.gateway.websocket import Session
-
-REALM = "hotelhub"
-
-
-class ApiError(Exception):
-    def __init__(self, status: int, code: str, detail: str,
-                 fields: dict[str, str] | None = None) -> None:
-        super().__init__(detail)
-        self.status, self.code, self.detail, self.fields = status, code, detail, fields
-
-    def response(self) -> JSONResponse:
-        body: dict[str, Any] = {"error": self.code, "detail": self.detail}
-        if self.fields:
-            body["fields"] = self.fields
-        headers = {"WWW-Authenticate": f'Basic realm="{REALM}"'} if self.status == 401 else {}
-        if self.status == 503:
-            headers["Retry-After"] = "2"
-        return JSONResponse(body, status_code=self.status, headers=headers)
-
-
-class ErrorOut(BaseModel):
-    error: str
-    detail: str
-    fields: dict[str, str] | None = None
-
 
 class AcceptedOut(BaseModel):
     event_id: str
@@ -180,6 +158,7 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
         try:
             yield
         finally:
+            await history.close()
             if manage:
                 await gateway.stop()
 
@@ -188,6 +167,10 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
                   "(`/ws`, described in streams/gateway/websocket.py) of the hotel event hub.",
                   lifespan=lifespan, responses=ERRORS)
     app.state.gateway = gateway
+    board = BoardRoutes(gateway)
+    app.include_router(board.router)
+    history = StoredHistory(gateway.settings)
+    app.include_router(history_router(history, Authenticated))
 
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -340,7 +323,7 @@ def create_app(gateway: Gateway, *, manage: bool = True) -> FastAPI:
     @app.websocket("/ws")
     async def websocket(socket: WebSocket) -> None:
         try:
-            who = gateway.callers.authenticate(socket.headers.get("authorization"))
+            who = board.socket_caller(socket)  # HTTP Basic, or the live board's token
         except CredentialsRefused as refused:
             # Refused at the handshake, as HTTP: a client sees 401/403 and why.
             await socket.send_denial_response(

@@ -59,16 +59,18 @@ class DeadLetter:
                    event=data["event"], attempts=[Attempt(**a) for a in data["attempts"]])
 
 
-async def read_dead_letters(settings: HubSettings, endpoint_id: str,
+async def read_dead_letters(settings: HubSettings, endpoint_id: str | None,
                             since: datetime | None = None, limit: int | None = None
                             ) -> list[DeadLetter]:
-    """The endpoint's dead letters written up to now, in the order they died, from `since` on."""
+    """The endpoint's dead letters written up to now, in the order they died, from `since` on;
+    every endpoint's when `endpoint_id` is None (the live board counts a hotel's)."""
     feed = Feed(settings, [settings.topic(WEBHOOK_DEADLETTER_TOPIC)])
     await feed.start(since=EPOCH)
     found: list[DeadLetter] = []
     try:
         async for record in feed.to_end():
-            if record.key == endpoint_id.encode() and record.value is not None:
+            if record.value is not None and (
+                    endpoint_id is None or record.key == endpoint_id.encode()):
                 letter = DeadLetter.parse(record.value)
                 if since is None or datetime.fromisoformat(letter.dead_at) >= since:
                     found.append(letter)
