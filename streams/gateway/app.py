@@ -38,6 +38,7 @@ from streams.gateway.publishing import KeyReused
 from streams.gateway.service import Gateway
 from streams.gateway.websocket import Session
 
+
 class AcceptedOut(BaseModel):
     event_id: str
     topic: str

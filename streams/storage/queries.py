@@ -52,6 +52,8 @@ class EventFilter:
     """Exclusive."""
     visible_to: str | None = None
     """A system: only records it sent or was sent (None: everything)."""
+    hotel_ids: tuple[str, ...] | None = None
+    """Only these hotels (an identity's), None: every hotel."""
 
     def __post_init__(self) -> None:
         for name in ("since", "until"):
@@ -92,6 +94,8 @@ class EventFilter:
             add("occurred_at < %s", self.until)
         if self.visible_to is not None:
             add("(source_system = %s OR %s = ANY(targets))", self.visible_to, self.visible_to)
+        if self.hotel_ids is not None:
+            add("hotel_id = ANY(%s)", list(self.hotel_ids))
         clause = sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
         return clause, values
 
