@@ -6,8 +6,8 @@ its PostgreSQL pool on the first question, so a gateway runs (and publishes, and
 without an Event Storage; asking then is a 503 that says why.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: FastAPI reads the routes' annotations at
+# definition, and `authenticated` is a local of history_router.
 from datetime import datetime
 from typing import Annotated, Any
 
