@@ -8,95 +8,35 @@ import json
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import httpx
 import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from streams.core.identities import IssuedSecret
 from streams.core.kinds import EventKind
 from streams.gateway.app import create_app
 from streams.gateway.board_tokens import BoardTokens
 from streams.gateway.service import Gateway
 from streams.settings import HubSettings
-from tests.support.board import BoardHotel, board_hotel, publish_board_hotel
+from tests.support.board import Env, running_board
 from tests.support.events import sample
-from tests.support.gateway import (
-    RunningGateway,
-    credentials,
-    gateway_settings,
-    running_gateway,
-)
+from tests.support.gateway import credentials, gateway_settings
 from tests.support.hotel import new_hotel_id, publishers_of
-from tests.support.http import get, poll, query_identity
-from tests.support.outside import health, until
-from tests.support.workers import WorkerProcess, free_port, isolated, worker_group
+from tests.support.http import poll
+from tests.support.workers import free_port
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass
-class Env:
-    settings: HubSettings
-    worker: WorkerProcess
-    gateway: RunningGateway
-    hotel: BoardHotel
-    stranger: IssuedSecret
-    """A system that sees another hotel only."""
-    stranger_hotel: str
-
-
-async def _applied(session: aiohttp.ClientSession, worker: WorkerProcess, hotel: BoardHotel,
-                   phase: int) -> None:
-    """Waits until the worker serves what phase `phase` of the hotel published."""
-    base, day = f"{worker.url}/reservations/{hotel.hotel_id}", hotel.today
-    asks: dict[int, tuple[str, Callable[[Any], bool]]] = {
-        0: (f"{worker.url}/rooms/{hotel.hotel_id}?status=out_of_service",
-            lambda body: body["count"] == 1),
-        1: (f"{base}?arriving={day}", lambda body: body["count"] == 8 and any(
-            stay["status"] == "cancelled" for stay in body["reservations"])),
-        2: (f"{base}?departing={day}", lambda body: sum(
-            stay["status"] == "checked_out" for stay in body["reservations"]) == 2),
-    }
-    url, done = asks[phase]
-    await until([worker], lambda: get(session, url),
-                lambda answer: answer.status == 200 and done(answer.body),
-                f"phase {phase} served", timeout_s=60)
-    if phase == 2:  # the arrivals' check-ins too
-        await until([worker], lambda: get(session, f"{base}?arriving={day}"),
-                    lambda answer: sum(stay["status"] == "checked_in"
-                                       for stay in answer.body["reservations"]) == 4,
-                    "arrivals checked in", timeout_s=60)
 
 
 @pytest.fixture(scope="module")
 async def env(hub_settings: HubSettings, tmp_path_factory: pytest.TempPathFactory
               ) -> AsyncIterator[Env]:
-    own = isolated(hub_settings, "board")
-    [worker] = worker_group(own, "board", tmp_path_factory.mktemp("board"), count=1,
-                            extra_env={"HOTELHUB_REPORT_TICK_S": "0"})
-    stranger_hotel = new_hotel_id()
-    hotel = board_hotel(new_hotel_id(), own.timezone)
-    with query_identity(own, stranger_hotel) as stranger:
-        worker.start()
-        try:
-            async with aiohttp.ClientSession() as session:
-                await until([worker], lambda: health(session, worker),
-                            lambda answer: answer is not None and answer.status == 200,
-                            "healthy worker", timeout_s=120)
-                async with publishers_of(own) as publishers:
-                    await publish_board_hotel(publishers, hotel, lambda phase: _applied(
-                        session, worker, hotel, phase))
-            async with running_gateway(gateway_settings(own, worker_url=worker.url)) as gateway:
-                yield Env(own, worker, gateway, hotel, stranger, stranger_hotel)
-        finally:
-            worker.stop()
+    async with running_board(hub_settings, tmp_path_factory.mktemp("board")) as found:
+        yield found
 
 
 def _client(env: Env, auth: Any = "operator") -> httpx.AsyncClient:
@@ -140,12 +80,17 @@ def _tiles(html: str) -> dict[str, str]:
 async def test_rooms_per_floor_stays_and_figures(env: Env) -> None:
     hotel = env.hotel
     async with _client(env) as client:
+        async def state_now() -> Any:
+            return (await client.get(f"/board/{hotel.hotel_id}/state.json")).json()
+
+        # The refusal is the hub's answer to the last event: it may come a moment later.
+        state = await poll(state_now, lambda state: state["kpis"].get("refusals") == 1,
+                           timeout_s=20, what="the day's refusal")
         answer = await client.get(f"/board/{hotel.hotel_id}")
         assert answer.status_code == 200, answer.text
         assert answer.headers["content-type"].startswith("text/html")
         assert "script-src 'self'" in answer.headers["content-security-policy"]
         html = answer.text
-        state = (await client.get(f"/board/{hotel.hotel_id}/state.json")).json()
         default = await client.get("/board")
     assert re.findall(r'data-floor="([^"]*)"', html) == ["1", "2", "3", "4"]
     tiles = _tiles(html)
@@ -172,6 +117,11 @@ async def test_rooms_per_floor_stays_and_figures(env: Env) -> None:
     assert {name: state["kpis"][name] for name in want} == want
     assert state["day"] == hotel.today.isoformat()
     assert state["rooms"]["problem"] is None
+    [refusal] = state["refusals"]["items"]
+    assert (refusal["reason_code"], refusal["entity_id"]) == (
+        "illegal_transition", f"B-{hotel.today:%m%d}-403")
+    refusals = html.split('id="refusals"')[1].split("</section>")[0]
+    assert "illegal_transition" in refusals and "tentative" in refusals
     occupancy = html.split('data-kpi="occupancy"')[1].split("</div>")[0]
     assert f"{want['occupancy_pct']:g}%" in occupancy
     assert f"{want['occupied']} of {want['sellable']} sellable" in occupancy

@@ -9,14 +9,25 @@ order the events happened in.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import aiohttp
+
+from streams.core.identities import IssuedSecret
 from streams.core.kinds import System
 from streams.runners.publisher import HotelEventPublisher
+from streams.settings import HubSettings
+from tests.support.gateway import RunningGateway, gateway_settings, running_gateway
+from tests.support.hotel import new_hotel_id, publishers_of
+from tests.support.http import get, query_identity
+from tests.support.outside import health, until
+from tests.support.workers import WorkerProcess, isolated, worker_group
 
 FLOORS, PER_FLOOR = 4, 8
 TYPES = {1: "DBL", 2: "DBL", 3: "DBL", 4: "TWN", 5: "TWN", 6: "TWN", 7: "SGL", 8: "STE"}
@@ -30,6 +41,9 @@ ARRIVING = {  # room: the arrival's status by now
     "301": "checked_in", "302": "checked_in", "104": "checked_in", "204": "checked_in",
     "303": "confirmed", "401": "guaranteed", "403": "tentative", "404": "cancelled",
 }
+
+REFUSED_CHECKOUT = "403"
+"""A check-out of this room's tentative arrival, which the hub refuses."""
 
 Published = Callable[[list[str]], Awaitable[None]]
 
@@ -72,6 +86,7 @@ class BoardHotel:
             "arrivals_expected": sum(status != "cancelled" for status in ARRIVING.values()),
             "arrived": arrived, "no_shows": 0,
             "departures_expected": len(DEPARTING), "departed": sum(DEPARTING.values()),
+            "refusals": 1,
         }
 
 
@@ -152,6 +167,9 @@ def board_hotel(hotel_id: str, timezone: str, now: datetime | None = None) -> Bo
         if status == "checked_in":
             arrived = hotel.today_at(90 - 15 * index)
             movements.append(_movement(hotel, number, today, "checked_in", arrived, arrived))
+    # hotel-pms checks out a guest who never arrived: refused (illegal transition).
+    movements.append(_movement(hotel, REFUSED_CHECKOUT, today, "checked_out",
+                               hotel.today_at(5), hotel.today_at(6)))
     hotel.phases = [rooms, bookings, movements]
     return hotel
 
@@ -163,3 +181,62 @@ async def publish_board_hotel(publishers: dict[System, HotelEventPublisher], hot
         for system, document in phase:
             await publishers[system].publish_document(document)
         await applied(number)
+
+
+@dataclass
+class Env:
+    settings: HubSettings
+    worker: WorkerProcess
+    gateway: RunningGateway
+    hotel: BoardHotel
+    stranger: IssuedSecret
+    """A system that sees another hotel only."""
+    stranger_hotel: str
+
+
+async def _applied(session: aiohttp.ClientSession, worker: WorkerProcess, hotel: BoardHotel,
+                   phase: int) -> None:
+    """Waits until the worker serves what phase `phase` of the hotel published."""
+    base, day = f"{worker.url}/reservations/{hotel.hotel_id}", hotel.today
+    asks: dict[int, tuple[str, Callable[[Any], bool]]] = {
+        0: (f"{worker.url}/rooms/{hotel.hotel_id}?status=out_of_service",
+            lambda body: body["count"] == 1),
+        1: (f"{base}?arriving={day}", lambda body: body["count"] == 8 and any(
+            stay["status"] == "cancelled" for stay in body["reservations"])),
+        2: (f"{base}?departing={day}", lambda body: sum(
+            stay["status"] == "checked_out" for stay in body["reservations"]) == 2),
+    }
+    url, done = asks[phase]
+    await until([worker], lambda: get(session, url),
+                lambda answer: answer.status == 200 and done(answer.body),
+                f"phase {phase} served", timeout_s=60)
+    if phase == 2:  # the arrivals' check-ins too
+        await until([worker], lambda: get(session, f"{base}?arriving={day}"),
+                    lambda answer: sum(stay["status"] == "checked_in"
+                                       for stay in answer.body["reservations"]) == 4,
+                    "arrivals checked in", timeout_s=60)
+
+
+@asynccontextmanager
+async def running_board(hub_settings: HubSettings, log_dir: Path) -> AsyncIterator[Env]:
+    """A worker of a test's own fed a `board_hotel` day, and a gateway reading it; with a
+    system identity that sees another hotel only."""
+    own = isolated(hub_settings, "board")
+    [worker] = worker_group(own, "board", log_dir, count=1,
+                            extra_env={"HOTELHUB_REPORT_TICK_S": "0"})
+    stranger_hotel = new_hotel_id()
+    hotel = board_hotel(new_hotel_id(), own.timezone)
+    with query_identity(own, stranger_hotel) as stranger:
+        worker.start()
+        try:
+            async with aiohttp.ClientSession() as session:
+                await until([worker], lambda: health(session, worker),
+                            lambda answer: answer is not None and answer.status == 200,
+                            "healthy worker", timeout_s=120)
+                async with publishers_of(own) as publishers:
+                    await publish_board_hotel(publishers, hotel, lambda phase: _applied(
+                        session, worker, hotel, phase))
+            async with running_gateway(gateway_settings(own, worker_url=worker.url)) as gateway:
+                yield Env(own, worker, gateway, hotel, stranger, stranger_hotel)
+        finally:
+            worker.stop()
