@@ -95,4 +95,5 @@ bench: services-up $(BENCH_STAMP)
 	$(BIN)/python -m bench.reports $(BENCH_ARGS)
 	$(BIN)/python -m bench.state
 	$(BIN)/python -m bench.restore $(BENCH_ARGS)
+	$(BIN)/python -m bench.worker_recovery $(BENCH_ARGS)
 	$(BIN)/python -m bench.month_catchup --runs 3
