@@ -16,7 +16,7 @@ from rich.console import Console
 
 from streams.cli.events import guard
 from streams.settings import get_settings
-from streams.storage.database import connect
+from streams.storage.database import connect_blocking
 from streams.storage.partitions import drop_expired
 from streams.storage.records import STORED_TOPICS
 from streams.storage.schema import migrate as apply_migrations
@@ -86,11 +86,11 @@ def prune() -> None:
     sink also does it hourly)."""
     settings = get_settings()
 
-    async def run() -> list[str]:
-        async with await connect(settings.database_dsn()) as conn:
-            return await drop_expired(conn, keep_months=settings.storage_retention_months)
+    def run() -> list[str]:
+        with connect_blocking(settings.database_dsn()) as conn:
+            return drop_expired(conn, keep_months=settings.storage_retention_months)
 
-    dropped = guard(lambda: asyncio.run(run()))
+    dropped = guard(run)
     out.print("dropped: " + ", ".join(dropped) if dropped
               else f"nothing older than {settings.storage_retention_months} months")
 

@@ -20,6 +20,14 @@ async def connect(dsn: str) -> psycopg.AsyncConnection:
         raise StorageError(f"cannot reach the Event Storage: {first_line(exc)}") from exc
 
 
+def connect_blocking(dsn: str) -> psycopg.Connection:
+    """`connect` for code that runs in a thread of its own (the sink's writer)."""
+    try:
+        return psycopg.connect(dsn, autocommit=True)
+    except psycopg.OperationalError as exc:
+        raise StorageError(f"cannot reach the Event Storage: {first_line(exc)}") from exc
+
+
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -42,14 +42,14 @@ def month_of_partition(name: str) -> date | None:
     return date(int(found[1]), int(found[2]), 1) if found else None
 
 
-async def ensure_partitions(conn: psycopg.AsyncConnection, months: set[date]) -> None:
+def ensure_partitions(conn: psycopg.Connection, months: set[date]) -> None:
     """Create the partitions of `months` that do not exist yet, each in its own short
     transaction under an advisory lock, so sinks racing for a new month do not fail."""
     for month in sorted(months):
-        async with conn.transaction():
-            await conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))",
                                (partition_name(month),))
-            await conn.execute(sql.SQL(
+            conn.execute(sql.SQL(
                 "CREATE TABLE IF NOT EXISTS {} PARTITION OF {} "
                 "FOR VALUES FROM ({}) TO ({})").format(
                 sql.Identifier(partition_name(month)), sql.Identifier(PARENT),
@@ -57,20 +57,20 @@ async def ensure_partitions(conn: psycopg.AsyncConnection, months: set[date]) ->
                 sql.Literal(f"{next_month(month).isoformat()} 00:00:00+00")))
 
 
-async def partitions(conn: psycopg.AsyncConnection) -> dict[date, str]:
+def partitions(conn: psycopg.Connection) -> dict[date, str]:
     """The monthly partitions that exist, by month."""
-    cursor = await conn.execute(
+    cursor = conn.execute(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
         "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = %s", (PARENT,))
     found = {}
-    for (name,) in await cursor.fetchall():
+    for (name,) in cursor.fetchall():
         month = month_of_partition(name)
         if month is not None:
             found[month] = name
     return found
 
 
-async def drop_expired(conn: psycopg.AsyncConnection, *, keep_months: int,
+def drop_expired(conn: psycopg.Connection, *, keep_months: int,
                        today: date | None = None) -> list[str]:
     """Drop the partitions of months before the `keep_months` most recent (this month
     counts as one); returns the dropped names. Dropping a partition is instant, unlike
@@ -78,9 +78,9 @@ async def drop_expired(conn: psycopg.AsyncConnection, *, keep_months: int,
     current = month_of(datetime.now(UTC)) if today is None else today.replace(day=1)
     oldest_kept = months_back(current, keep_months - 1)
     dropped = []
-    for month, name in sorted((await partitions(conn)).items()):
+    for month, name in sorted(partitions(conn).items()):
         if month < oldest_kept:
-            async with conn.transaction():
-                await conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
+            with conn.transaction():
+                conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(name)))
             dropped.append(name)
     return dropped

@@ -1,9 +1,9 @@
 """What a support engineer asks the Event Storage: records by entity, kind and time, paged,
 and the chain of one booking.
 
-Pages are keyset pages on (occurred_at, record_id), the order of the `event_store_time`
-index: a page costs the same at the millionth row as at the first, and rows stored while
-someone pages never shift what they see. The cursor is opaque to callers.
+Pages are keyset pages on (occurred_at, record_id), the order of the table's primary key:
+a page costs the same at the millionth row as at the first, and rows stored while someone
+pages never shift what they see. The cursor is opaque to callers.
 """
 
 from __future__ import annotations
@@ -159,34 +159,35 @@ async def chain(conn: psycopg.AsyncConnection, key: str, *, visible_to: str | No
                 ) -> list[dict[str, Any]]:
     """Everything that follows from one booking or event, in time order.
 
-    Starts from the records whose correlation id is `key`, the record with id `key`, and a
-    reservation's own records when `key` is its id (its booking and check-in/out events
-    are keyed by it); then follows, up to CHAIN_DEPTH hops, what was caused by a record
-    (`causation_id`: the hub's derived room events, refusals, deliveries) and the records
-    about an event (`event_id`: its refusal, its deliveries, its dead letters).
+    Starts from the records whose correlation id is `key`, the event with id `key` (and
+    what is about it), and a reservation's own records when `key` is its id (its booking
+    and check-in/out events are keyed by it); then follows, up to CHAIN_DEPTH hops, what
+    was caused by a record (`causation_id`: the hub's derived room events, refusals,
+    deliveries) and the records about an event (`event_id`: its refusal, its deliveries,
+    its dead letters). Every step is an index lookup.
     """
-    record_id = _uuid_or_none(key)
     query = sql.SQL("""
-        WITH RECURSIVE linked(record_id, depth) AS (
-            SELECT record_id, 0 FROM event_store
+        WITH RECURSIVE linked(record_id, occurred_at, depth) AS (
+            SELECT record_id, occurred_at, 0 FROM event_store
              WHERE correlation_id = %(key)s
-                OR record_id = %(id)s
-                OR (entity_type IN ('reservation', 'checkin_checkout') AND entity_id = %(key)s)
+                OR event_id = %(id)s
+                OR (entity_id = %(key)s AND entity_type IN ('reservation', 'checkin_checkout'))
             UNION
-            SELECT e.record_id, l.depth + 1
+            SELECT e.record_id, e.occurred_at, l.depth + 1
               FROM linked l JOIN event_store e
                 ON e.causation_id = l.record_id::text OR e.event_id = l.record_id
              WHERE l.depth < %(depth)s
         )
         SELECT {} FROM event_store
-         WHERE record_id IN (SELECT record_id FROM linked) {}
+         WHERE (occurred_at, record_id) IN (SELECT occurred_at, record_id FROM linked) {}
          ORDER BY occurred_at, record_id
          LIMIT %(limit)s
     """).format(sql.SQL(FIELDS), sql.SQL(
         "AND (source_system = %(system)s OR %(system)s = ANY(targets))" if visible_to else ""))
     async with conn.cursor(row_factory=dict_row) as cursor:
-        await cursor.execute(query, {"key": key, "id": record_id, "depth": CHAIN_DEPTH,
-                                     "limit": CHAIN_LIMIT, "system": visible_to})
+        await cursor.execute(query, {"key": key, "id": _uuid_or_none(key),
+                                     "depth": CHAIN_DEPTH, "limit": CHAIN_LIMIT,
+                                     "system": visible_to})
         return [shown(row) for row in await cursor.fetchall()]
 
 

@@ -19,18 +19,22 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+import orjson
+
 from streams.core.kinds import (
     DEADLETTER_TOPIC,
     DELIVERY_LOG_TOPIC,
     POLICIES,
     REFUSAL_TOPIC,
+    TYPE_PREFIX,
     WEBHOOK_DEADLETTER_TOPIC,
     EventKind,
     System,
-    event_type,
 )
 from streams.wire.cloudevents import header_map
 from streams.wire.deadletters import parse_dead_letter
+
+_CE = "ce_"
 
 COORDINATES_NAMESPACE = uuid.UUID("6f1c2a4e-3b7d-5e9a-8c21-4d0b7a9e6f13")
 """Namespace of the record ids derived from `topic:partition:offset`."""
@@ -55,7 +59,7 @@ COLUMNS = (
 """The columns the sink writes, in this order (`StoredRecord.row`)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Coordinates:
     """Where a record sits in Kafka; `topic` is the hub's name for it, without prefix."""
 
@@ -77,8 +81,15 @@ class Coordinates:
     def header_text(self) -> dict[str, str]:
         return header_map(self.headers)  # type: ignore[arg-type]  # None values are skipped
 
+    def extra_headers(self) -> str:
+        """JSON of the headers an event's columns and payload do not hold already: not the
+        CloudEvents attributes (`ce_*`, `content-type`), but signatures and the like."""
+        return to_json({name: value.decode(errors="replace") for name, value in self.headers
+                        if value is not None and not name.startswith(_CE)
+                        and name != "content-type"})
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(slots=True)
 class StoredRecord:
     record_id: uuid.UUID
     record_type: RecordType
@@ -119,11 +130,8 @@ def _no_nul(value: str | None) -> str | None:
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal | uuid.UUID):
+    """What orjson does not know itself: money (Decimal) stays exact, as text."""
+    if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, bytes):
         return base64.b64encode(value).decode()
@@ -133,13 +141,26 @@ def _plain(value: Any) -> Any:
 def to_json(value: Any) -> str:
     """JSON for PostgreSQL: money stays a decimal string, times ISO 8601.
 
-    jsonb refuses the NUL character (which json.dumps writes as \\u0000); no hotel field
-    means one, so it becomes U+FFFD, the replacement character."""
-    text = json.dumps(value, default=_plain, ensure_ascii=False, separators=(",", ":"))
+    jsonb refuses the NUL character (which JSON writes as \\u0000); no hotel field means
+    one, so it becomes U+FFFD, the replacement character."""
+    text = _dumps(value)
     if "\\u0000" in text:  # rare: clean the value itself, so escaped text stays intact
-        text = json.dumps(_without_nul(value), default=_plain, ensure_ascii=False,
-                          separators=(",", ":"))
+        text = _dumps(_without_nul(value))
     return text
+
+
+def _dumps(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=_plain, option=orjson.OPT_NON_STR_KEYS).decode()
+    except orjson.JSONEncodeError:  # beyond 64-bit integers (foreign JSON only): stdlib
+        return json.dumps(value, default=_plain_json, ensure_ascii=False,
+                          separators=(",", ":"))
+
+
+def _plain_json(value: Any) -> Any:
+    if isinstance(value, datetime | date | uuid.UUID):
+        return value.isoformat() if not isinstance(value, uuid.UUID) else str(value)
+    return _plain(value)
 
 
 def _without_nul(value: Any) -> Any:
@@ -183,24 +204,25 @@ def _text(value: Any) -> str | None:
 def event_row(kind: EventKind, record: Mapping[str, Any], at: Coordinates) -> StoredRecord:
     """A hotel event, as decoded from its Avro contract (a plain record, enums as text)."""
     data = record.get("data") or {}
-    entity_key = POLICIES[kind].entity_key
+    event_id = _uuid(record.get("event_id"))
+    entity = data.get(POLICIES[kind].entity_key)
     return StoredRecord(
-        record_id=_uuid(record.get("event_id")) or at.derived_id(),
+        record_id=event_id or at.derived_id(),
         record_type=RecordType.EVENT,
-        event_id=_uuid(record.get("event_id")),
+        event_id=event_id,
         occurred_at=_time(record.get("occurred_at"), at.time),
-        event_type=event_type(kind.value, str(record.get("action"))),
-        hotel_id=_text(record.get("hotel_id")),
+        event_type=f"{TYPE_PREFIX}.{kind.value}.{record.get('action')}",
+        hotel_id=record.get("hotel_id"),
         entity_type=kind.value,
-        entity_id=_text(data.get(entity_key)),
-        source_system=_text(record.get("updated_by_system")),
-        targets=[str(target) for target in record.get("targets") or ()],
-        priority=_text(record.get("priority")),
-        correlation_id=_text(record.get("correlation_id")),
-        causation_id=_text(record.get("causation_id")),
+        entity_id=None if entity is None else str(entity),
+        source_system=record.get("updated_by_system"),
+        targets=list(record.get("targets") or ()),
+        priority=record.get("priority"),
+        correlation_id=record.get("correlation_id"),
+        causation_id=record.get("causation_id"),
         created_offline=bool(record.get("created_offline")),
         payload=to_json(record),
-        headers=to_json(at.header_text()),
+        headers=at.extra_headers(),
         at=at,
     )
 
@@ -229,7 +251,7 @@ def refusal_row(record: Mapping[str, Any], at: Coordinates) -> StoredRecord:
         causation_id=_text(record.get("refused_event_id")),
         created_offline=bool(record.get("created_offline")),
         payload=to_json(record),
-        headers=to_json(headers),
+        headers=at.extra_headers(),
         at=at,
     )
 

@@ -15,12 +15,15 @@ group, for a backfill or a new database; it inserts only what is missing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -28,17 +31,16 @@ from aiokafka.admin import AIOKafkaAdminClient
 
 from streams.core.exceptions import CodecError
 from streams.core.kinds import (
+    CONTRACT_TOPICS,
     DEADLETTER_TOPIC,
-    DELIVERY_LOG_CONTRACT,
     DELIVERY_LOG_TOPIC,
     POLICIES,
-    REFUSAL_CONTRACT,
     REFUSAL_TOPIC,
     WEBHOOK_DEADLETTER_TOPIC,
 )
 from streams.ops.metrics import storage_batch_seconds, storage_records_total
 from streams.settings import HubSettings
-from streams.storage.database import StorageError, connect
+from streams.storage.database import StorageError, connect_blocking
 from streams.storage.partitions import drop_expired
 from streams.storage.records import (
     STORED_TOPICS,
@@ -59,8 +61,20 @@ from streams.wire.registry_client import SchemaRegistryClient
 log = logging.getLogger(__name__)
 
 KIND_BY_TOPIC = {policy.topic: kind for kind, policy in POLICIES.items()}
+CONTRACT_OF_TOPIC = {topic: contract for contract, topic in CONTRACT_TOPICS.items()}
 RETENTION_CHECK_S = 3600.0
+T = TypeVar("T")
 WRITE_ATTEMPTS = 5
+
+
+@dataclass
+class InFlight:
+    """A batch being written, and the consumer's positions right after it was polled."""
+
+    write: asyncio.Future[int]
+    rows: list[StoredRecord]
+    positions: dict[TopicPartition, int]
+    began: float
 
 
 @dataclass
@@ -69,6 +83,9 @@ class SinkStats:
     inserted: int = 0
     batches: int = 0
     seconds: float = 0.0
+    """From start (schema checked, clients connecting) to stop."""
+    streaming_seconds: float = 0.0
+    """From the first batch polled to the last one committed: the steady rate's clock."""
 
     @property
     def duplicates(self) -> int:
@@ -80,7 +97,9 @@ class EventSink:
     the end the topics had when it started)."""
 
     def __init__(self, settings: HubSettings, *, dsn: str | None = None,
-                 topics: Sequence[str] = STORED_TOPICS, replay: bool = False) -> None:
+                 topics: Sequence[str] = STORED_TOPICS, replay: bool = False,
+                 writer: Callable[[psycopg.Connection], EventWriter] = EventWriter
+                 ) -> None:
         unknown = set(topics) - set(STORED_TOPICS)
         if unknown:
             raise StorageError(
@@ -90,8 +109,10 @@ class EventSink:
         self.dsn = dsn or settings.database_dsn()
         self.topics = list(topics)
         self.replay = replay
+        self.writer = writer
         self.stats = SinkStats()
         self._stopping = asyncio.Event()
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-storage")
 
     def stop(self) -> None:
         self._stopping.set()
@@ -109,19 +130,29 @@ class EventSink:
             isolation_level="read_committed",
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
-        started = time.perf_counter()
-        async with (SchemaRegistryClient.from_settings(self.settings) as registry,
-                    await connect(self.dsn) as conn):
-            codec = ConfluentAvroCodec(registry)
-            writer = EventWriter(conn)
-            await consumer.start()
-            try:
-                ends = await self._assign_for_replay(consumer, names) if self.replay else None
-                await self._loop(consumer, names, codec, writer, ends)
-            finally:
-                await consumer.stop()
+        self._started = started = time.perf_counter()
+        self._first_batch: float | None = None
+        conn = await self._in_writer_thread(connect_blocking, self.dsn)
+        try:
+            async with SchemaRegistryClient.from_settings(self.settings) as registry:
+                codec = ConfluentAvroCodec(registry)
+                writer = self.writer(conn)
+                await consumer.start()
+                try:
+                    ends = (await self._assign_for_replay(consumer, names) if self.replay
+                            else None)
+                    await self._loop(consumer, names, codec, writer, ends)
+                finally:
+                    await consumer.stop()
+        finally:
+            await self._in_writer_thread(conn.close)
+            self._thread.shutdown(wait=False)
         self.stats.seconds = time.perf_counter() - started
         return self.stats
+
+    async def _in_writer_thread(self, call: Callable[..., T], *args: Any) -> T:
+        """Run a blocking database call in the writer's own thread (one at a time)."""
+        return await asyncio.get_running_loop().run_in_executor(self._thread, call, *args)
 
     async def _assign_for_replay(self, consumer: AIOKafkaConsumer, names: dict[str, str]
                                  ) -> dict[TopicPartition, int]:
@@ -134,35 +165,78 @@ class EventSink:
     async def _loop(self, consumer: AIOKafkaConsumer, names: dict[str, str],
                     codec: ConfluentAvroCodec, writer: EventWriter,
                     ends: dict[TopicPartition, int] | None) -> None:
+        """Poll, make rows, write. A batch is written while the next is polled and decoded
+        (PostgreSQL works on its own core meanwhile); its offsets are committed once it is
+        in, and never before."""
         next_retention = 0.0
-        while not self._stopping.is_set():
-            if not self.replay and time.monotonic() >= next_retention:
-                await self._drop_expired(writer)
-                next_retention = time.monotonic() + RETENTION_CHECK_S
-            if ends is not None and await _reached(consumer, ends):
-                return
-            fetched = await consumer.getmany(timeout_ms=500,
-                                             max_records=self.settings.storage_batch)
-            records = [r for batch in fetched.values() for r in batch]
-            if records:
+        in_flight: InFlight | None = None
+        try:
+            while not self._stopping.is_set():
+                if in_flight is None and not self.replay and time.monotonic() >= next_retention:
+                    await self._drop_expired(writer)
+                    next_retention = time.monotonic() + RETENTION_CHECK_S
+                if ends is not None and await _reached(consumer, ends):
+                    break
+                fetched = await consumer.getmany(timeout_ms=500,
+                                                 max_records=self.settings.storage_batch)
+                records = [r for batch in fetched.values() for r in batch]
                 began = time.perf_counter()
-                rows = [await self._row(record, names, codec) for record in records]
-                inserted = await self._write(writer, rows)
-                storage_batch_seconds.observe(time.perf_counter() - began)
-                self.stats.read += len(rows)
-                self.stats.inserted += inserted
-                self.stats.batches += 1
-                for record_type, count in Counter(r.record_type for r in rows).items():
-                    storage_records_total.labels(record_type.value).inc(count)
-            if not self.replay and (records or fetched):
-                await consumer.commit({tp: await consumer.position(tp)
-                                       for tp in consumer.assignment()})
+                if records and self._first_batch is None:
+                    self._first_batch = began
+                rows = [self._known_row(record, names, codec)
+                        or await self._row(record, names, codec) for record in records]
+                positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+                if in_flight is not None:
+                    await self._landed(consumer, in_flight)
+                    in_flight = None
+                if rows:
+                    # Handed to the writer's thread now, not when this loop next yields.
+                    in_flight = InFlight(
+                        asyncio.get_running_loop().run_in_executor(
+                            self._thread, self._write, writer, rows), rows, positions, began)
+        finally:
+            if in_flight is not None:
+                await self._landed(consumer, in_flight)
+
+    async def _landed(self, consumer: AIOKafkaConsumer, batch: InFlight) -> None:
+        """Wait for a batch's write, count it, then commit the offsets after it."""
+        inserted = await batch.write
+        storage_batch_seconds.observe(time.perf_counter() - batch.began)
+        self.stats.read += len(batch.rows)
+        self.stats.inserted += inserted
+        self.stats.batches += 1
+        for record_type, count in Counter(r.record_type for r in batch.rows).items():
+            storage_records_total.labels(record_type.value).inc(count)
+        if not self.replay:
+            await consumer.commit(batch.positions)
+        if self._first_batch is not None:
+            self.stats.streaming_seconds = time.perf_counter() - self._first_batch
 
     async def _row(self, record: ConsumerRecord, names: dict[str, str],
                    codec: ConfluentAvroCodec) -> StoredRecord:
+        """The record's row; the registry is asked only for a writer schema not seen yet."""
+        row = self._known_row(record, names, codec)
+        if row is not None:
+            return row
         topic = names.get(record.topic, record.topic)
-        at = Coordinates(topic, record.partition, record.offset, record.timestamp,
-                         tuple(record.headers or ()))
+        try:
+            await codec.decode_record(CONTRACT_OF_TOPIC[topic], record.value)
+        except CodecError as exc:
+            return undecodable_row(record.value, self._at(record, topic), str(exc))
+        found = self._known_row(record, names, codec)
+        assert found is not None  # the writer schema is known now
+        return found
+
+    @staticmethod
+    def _at(record: ConsumerRecord, topic: str) -> Coordinates:
+        return Coordinates(topic, record.partition, record.offset, record.timestamp,
+                           record.headers or ())
+
+    def _known_row(self, record: ConsumerRecord, names: dict[str, str],
+                   codec: ConfluentAvroCodec) -> StoredRecord | None:
+        """The row without awaiting anything; None when the registry must be asked first."""
+        topic = names.get(record.topic, record.topic)
+        at = self._at(record, topic)
         if topic == DEADLETTER_TOPIC:
             return dead_letter_row(record.key, record.value, at)
         if topic == WEBHOOK_DEADLETTER_TOPIC:
@@ -170,36 +244,40 @@ class EventSink:
         if record.value is None:
             return undecodable_row(None, at, "a record without a value (a tombstone)")
         try:
-            if topic == REFUSAL_TOPIC:
-                return refusal_row(await codec.decode_record(REFUSAL_CONTRACT, record.value), at)
-            if topic == DELIVERY_LOG_TOPIC:
-                return delivery_row(
-                    await codec.decode_record(DELIVERY_LOG_CONTRACT, record.value), at)
-            kind = KIND_BY_TOPIC[topic]
-            return event_row(kind, await codec.decode_record(kind, record.value), at)
+            decoded = codec.decode_known_record(CONTRACT_OF_TOPIC[topic], record.value)
         except CodecError as exc:
             return undecodable_row(record.value, at, str(exc))
+        if decoded is None:
+            return None
+        if topic == REFUSAL_TOPIC:
+            return refusal_row(decoded, at)
+        if topic == DELIVERY_LOG_TOPIC:
+            return delivery_row(decoded, at)
+        return event_row(KIND_BY_TOPIC[topic], decoded, at)
 
-    async def _write(self, writer: EventWriter, rows: list[StoredRecord]) -> int:
-        """Write a batch, reconnecting on a lost connection; offsets wait until it is in."""
+    def _write(self, writer: EventWriter, rows: list[StoredRecord]) -> int:
+        """Write a batch in the writer's thread, reconnecting on a lost connection; the
+        batch's offsets are committed only after this returns."""
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                return await writer.write(rows)
+                return writer.write(rows)
             except psycopg.OperationalError as exc:
                 if attempt == WRITE_ATTEMPTS:
                     raise StorageError(
                         f"the Event Storage did not take a batch of {len(rows)} after "
                         f"{attempt} attempts: {exc}") from exc
                 log.warning("Event Storage write failed (attempt %d): %s", attempt, exc)
-                await asyncio.sleep(min(0.5 * 2 ** attempt, 10))
-                await writer.conn.close()
-                writer.use(await connect(self.dsn))
+                time.sleep(min(0.5 * 2 ** attempt, 10))
+                with contextlib.suppress(psycopg.Error):
+                    writer.conn.close()
+                with contextlib.suppress(StorageError):
+                    writer.use(connect_blocking(self.dsn))
         raise AssertionError("unreachable")
 
     async def _drop_expired(self, writer: EventWriter) -> None:
-        dropped = await drop_expired(writer.conn,
-                                     keep_months=self.settings.storage_retention_months,
-                                     today=datetime.now(UTC).date())
+        dropped = await self._in_writer_thread(
+            lambda: drop_expired(writer.conn, keep_months=self.settings.storage_retention_months,
+                                 today=datetime.now(UTC).date()))
         if dropped:
             log.info("Event Storage retention: dropped %s", ", ".join(dropped))
             writer.forget_partitions()

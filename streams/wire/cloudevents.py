@@ -71,5 +71,7 @@ def header_map(headers: Iterable[tuple[str, bytes]] | Mapping[str, bytes] | None
     """Headers as text, whichever shape the client library hands them over in."""
     if headers is None:
         return {}
-    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    # A tuple or list (aiokafka's records) is tested first: the Mapping ABC check is slow.
+    pairs = headers if isinstance(headers, tuple | list) else (
+        headers.items() if isinstance(headers, Mapping) else headers)
     return {name: value.decode(errors="replace") for name, value in pairs if value is not None}

@@ -158,6 +158,11 @@ class ConfluentAvroCodec:
         """`decode` without a coroutine for a record whose writer schema this codec has
         already seen (the steady state of a consumer); None when the registry must be asked
         first (then await `decode`). Raises `CodecError` as `decode` does."""
+        record = self.decode_known_record(kind, payload)
+        return None if record is None else self._event(kind, record)
+
+    def decode_known_record(self, kind: str, payload: bytes) -> dict[str, Any] | None:
+        """`decode_record` without a coroutine, as `decode_known` (None: ask the registry)."""
         schema_id = self._schema_id_of(kind, payload)
         resolution = self._resolutions.get((schema_id, kind))
         if resolution is None:
@@ -165,7 +170,7 @@ class ConfluentAvroCodec:
             if writer is None:
                 return None
             resolution = self._resolution(schema_id, kind, writer)
-        return self._event(kind, self._read(kind, schema_id, resolution, payload))
+        return self._read(kind, schema_id, resolution, payload)
 
     async def decode(self, kind: EventKind, payload: bytes) -> HotelEvent:
         """Decode and validate into the kind's model; CodecError names what is wrong."""

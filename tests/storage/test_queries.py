@@ -30,19 +30,20 @@ def hotel() -> str:
 async def test_a_booking_chain_runs_from_booking_to_refusal(
         storage_dsn: str, conn: psycopg.AsyncConnection) -> None:
     h = hotel()
-    booking = stored_event(EventKind.RESERVATION, "created", h, "R-1", minute=0,
+    booking_id = f"{h}-B1"
+    booking = stored_event(EventKind.RESERVATION, "created", h, booking_id, minute=0,
                            source="hotel-saas", targets=("hotel-pms",))
-    checkin = stored_event(EventKind.CHECKIN_CHECKOUT, "checked_in", h, "R-1", minute=60)
+    checkin = stored_event(EventKind.CHECKIN_CHECKOUT, "checked_in", h, booking_id, minute=59)
     derived = stored_event(EventKind.ROOM, "status_changed", h, f"{h}-R201", minute=60,
-                           source="hotel-hub", correlation_id="R-1",
+                           source="hotel-hub", correlation_id=booking_id,
                            causation_id=str(checkin.event_id))
     late = stored_event(EventKind.ROOM, "status_changed", h, f"{h}-R201", minute=61,
                         causation_id=str(derived.event_id))
     refusal = stored_refusal(late, "stale_version", minute=62)
-    unrelated = stored_event(EventKind.RESERVATION, "created", h, "R-2", minute=5)
+    unrelated = stored_event(EventKind.RESERVATION, "created", h, f"{h}-B2", minute=5)
     await store(storage_dsn, [booking, checkin, derived, late, refusal, unrelated])
 
-    found = await chain(conn, "R-1")
+    found = await chain(conn, booking_id)
     assert [row["record_id"] for row in found] == [
         str(r.record_id) for r in (booking, checkin, derived, late, refusal)]
     assert [row["record_id"] for row in await chain(conn, str(late.event_id))] == [
@@ -129,18 +130,18 @@ async def test_pages_return_every_record_once_in_order(
 async def test_retention_drops_whole_months_only(
         storage_dsn: str, conn: psycopg.AsyncConnection) -> None:
     old = [date(2001, 1, 1), date(2001, 2, 1), date(2001, 3, 1)]
-    await ensure_partitions(conn, set(old))
     h = hotel()
     await store(storage_dsn, [stored_event(EventKind.ROOM, "status_changed", h, "R1",
                                            occurred_at=datetime(2001, 2, 10, tzinfo=UTC))])
-    dropped = await drop_expired(conn, keep_months=2, today=date(2001, 3, 15))
-    assert dropped == ["event_store_y2001m01"]
-    assert {date(2001, 2, 1), date(2001, 3, 1)} <= set(await partitions(conn))
-    page = await find(conn, EventFilter(hotel_id=h))
-    assert len(page.records) == 1  # February is within two months of March: kept
-    await drop_expired(conn, keep_months=1, today=date(2001, 3, 15))
-    assert (await find(conn, EventFilter(hotel_id=h))).records == []
-    await drop_expired(conn, keep_months=1, today=date(2001, 4, 1))
+    with psycopg.connect(storage_dsn, autocommit=True) as blocking:
+        ensure_partitions(blocking, set(old))
+        dropped = drop_expired(blocking, keep_months=2, today=date(2001, 3, 15))
+        assert dropped == ["event_store_y2001m01"]
+        assert {date(2001, 2, 1), date(2001, 3, 1)} <= set(partitions(blocking))
+        page = await find(conn, EventFilter(hotel_id=h))
+        assert len(page.records) == 1  # February is within two months of March: kept
+        drop_expired(blocking, keep_months=1, today=date(2001, 3, 15))
+        assert (await find(conn, EventFilter(hotel_id=h))).records == []
 
 
 @given(st.dates(min_value=date(1990, 1, 1), max_value=date(2200, 1, 1)),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -42,5 +43,8 @@ def stored_refusal(refused: StoredRecord, reason: str, *, minute: int) -> Stored
 
 
 async def store(dsn: str, rows: list[StoredRecord]) -> int:
-    async with await psycopg.AsyncConnection.connect(dsn, autocommit=True) as conn:
-        return await EventWriter(conn).write(rows)
+    def write() -> int:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            return EventWriter(conn).write(rows)
+
+    return await asyncio.to_thread(write)

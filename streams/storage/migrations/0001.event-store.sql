@@ -25,21 +25,23 @@ CREATE TABLE event_store (
     kafka_offset    bigint      NOT NULL,
     kafka_timestamp timestamptz,
     stored_at       timestamptz NOT NULL DEFAULT now(),
-    PRIMARY KEY (record_id, occurred_at)
+    -- Also the order of pages (occurred_at, record_id) and of conflicts: a record's time
+    -- never changes, so its id with it is as unique as its id alone.
+    PRIMARY KEY (occurred_at, record_id)
 ) PARTITION BY RANGE (occurred_at);
 
 COMMENT ON TABLE event_store IS
     'Every record of the hub''s topics, once (by record_id), partitioned by month of occurred_at';
 COMMENT ON COLUMN event_store.record_id IS
     'event_id for events, refusal_id for refusals, else derived from the Kafka coordinates';
+COMMENT ON COLUMN event_store.headers IS
+    'Kafka headers the columns do not hold already (signatures...; every header of a dead letter)';
 COMMENT ON COLUMN event_store.event_id IS
     'The hotel event the row is about (a refusal''s or delivery''s event)';
 
-CREATE INDEX event_store_time ON event_store (occurred_at, record_id);
-CREATE INDEX event_store_entity ON event_store (hotel_id, entity_type, entity_id, occurred_at);
+CREATE INDEX event_store_entity ON event_store (entity_id, entity_type, occurred_at);
 CREATE INDEX event_store_correlation ON event_store (correlation_id)
     WHERE correlation_id IS NOT NULL;
 CREATE INDEX event_store_causation ON event_store (causation_id)
     WHERE causation_id IS NOT NULL;
 CREATE INDEX event_store_event ON event_store (event_id);
-CREATE INDEX event_store_type ON event_store (event_type, occurred_at);
