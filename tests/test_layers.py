@@ -9,6 +9,8 @@ and every import it holds counts, also those inside functions:
 * `streams/runners` and `streams/gateway`: no Faust, nothing of the worker or the CLI;
 * `streams/client` (embedded in a system's own process): no Faust, worker, CLI, and of the
   gateway only its subscription patterns;
+* `streams/storage` (the Event Storage, read by the gateway and the CLI): no Faust, worker,
+  CLI or gateway;
 * Faust (`faust`, `mode`) only in `streams/worker` and `agents/`;
 * nothing under `streams/` imports `agents`;
 * no import cycle among modules (imports a module runs when it is loaded).
@@ -179,6 +181,10 @@ RULES: dict[str, Callable[[], list[Import]]] = {
     ),
     "the client SDK imports no Faust, worker, CLI or gateway server": (
         lambda: _violations("streams.client", _client_forbidden)
+    ),
+    "the Event Storage imports no Faust, worker, CLI or gateway (the gateway reads it)": (
+        lambda: _violations("streams.storage", lambda target: _runners_forbidden(target)
+                            or _under(target, "streams.gateway"))
     ),
     "only streams/worker and agents/ import Faust": (
         lambda: [
