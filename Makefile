@@ -21,7 +21,7 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 help:
 	@echo "make venv           .venv with the project and its dev tools (Python 3.11+)"
 	@echo "make system-packages  Debian's postgresql, prometheus, chromium, chromium-driver (apt-get if missing)"
-	@echo "make demo           start broker + registry, then run the worker and a simulated hotel day"
+	@echo "make demo           start broker, registry and PostgreSQL, then a simulated hotel day through the hub"
 	@echo "make test           pytest; fixtures start the broker, registry and PostgreSQL they need"
 	@echo "make lint           ruff check + mypy (strict)"
 	@echo "make contracts      check schemas/avro against the registry (hotelhub schemas check)"
@@ -58,7 +58,7 @@ services-down: venv
 # hotelhub broker tool ...); `make services-down` stops them.
 demo: services-up
 	$(HOTELHUB) demo
-	@echo "broker and registry are still running; stop them with: make services-down"
+	@echo "broker, registry and PostgreSQL are still running; stop them with: make services-down"
 
 # pytest exits 5 when it collected nothing: a broken test layout, never a pass.
 test: venv system-packages
@@ -96,4 +96,5 @@ bench: services-up $(BENCH_STAMP)
 	$(BIN)/python -m bench.state
 	$(BIN)/python -m bench.restore $(BENCH_ARGS)
 	$(BIN)/python -m bench.worker_recovery $(BENCH_ARGS)
+	$(BIN)/python -m bench.storage_sink $(BENCH_ARGS)
 	$(BIN)/python -m bench.month_catchup --runs 3
