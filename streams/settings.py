@@ -12,7 +12,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.core.exceptions import HubError
@@ -132,6 +132,22 @@ class HubSettings(BaseSettings):
         default="at_least_once",
         description="Faust's guarantee for its agents (the mirror of the state log). "
         "Hotels are always decided in Kafka transactions (streams.runners.hotel_processor).",
+    )
+    consumer_session_timeout_s: float = Field(
+        default=10.0, ge=6, le=300,
+        description="Kafka session timeout of the worker's consumer groups (Faust's and the "
+        "runners'): how long the broker waits for a member that stopped heartbeating before "
+        "its partitions go to others, so how long a worker restarted after a crash waits "
+        "before it serves (Faust's default, 60 s, broke the 30 s recovery goal). Heartbeats "
+        "come from a background task, not the processing loop: a long round or a wait for "
+        "the registry does not miss them (max.poll.interval, 300 s for the runners and "
+        "1,000 s for Faust, bounds those). Within the broker's group.min.session.timeout.ms "
+        "(6 s) and group.max.session.timeout.ms.",
+    )
+    consumer_heartbeat_interval_s: float = Field(
+        default=3.0, gt=0,
+        description="How often the worker's consumers heartbeat; at most a third of "
+        "consumer_session_timeout_s, so one late or lost heartbeat does not end a session.",
     )
     web_port: int = 6066
     web_bind: str = Field(default="127.0.0.1", description="Interface the worker's HTTP binds.")
@@ -327,6 +343,15 @@ class HubSettings(BaseSettings):
     @classmethod
     def _known_zone(cls, value: str) -> str:
         return _zone(value, "timezone")
+
+    @field_validator("consumer_heartbeat_interval_s")
+    @classmethod
+    def _heartbeats_within_session(cls, value: float, info: ValidationInfo) -> float:
+        session = info.data.get("consumer_session_timeout_s")
+        if session is not None and value * 3 > session:
+            raise ValueError(f"consumer_heartbeat_interval_s ({value:g} s) must be at most a "
+                             f"third of consumer_session_timeout_s ({session:g} s)")
+        return value
 
     @field_validator("hotel_timezones")
     @classmethod

@@ -24,12 +24,19 @@ next). Tests, the demo and the benchmarks listen this way."""
 
 def group_consumer(settings: HubSettings, group_id: str, **options: Any) -> AIOKafkaConsumer:
     """A runner's consumer: its own group, committed records only, offsets committed by the
-    runner when its work is done, a new group reading from the start."""
+    runner when its work is done, a new group reading from the start, and the worker's
+    session timeout (a crashed member's partitions move on after it, not after Kafka's)."""
     return AIOKafkaConsumer(
         bootstrap_servers=settings.bootstrap_servers, group_id=group_id, client_id=group_id,
         **settings.kafka_auth(),
         isolation_level="read_committed", enable_auto_commit=False,
-        auto_offset_reset="earliest", **options)
+        auto_offset_reset="earliest", **{**session_options(settings), **options})
+
+
+def session_options(settings: HubSettings) -> dict[str, int]:
+    """aiokafka's group liveness settings from the hub's (`consumer_session_timeout_s`)."""
+    return {"session_timeout_ms": round(settings.consumer_session_timeout_s * 1000),
+            "heartbeat_interval_ms": round(settings.consumer_heartbeat_interval_s * 1000)}
 
 
 class SupervisedLoop:

@@ -27,6 +27,10 @@ def faust_options(settings: HubSettings) -> dict[str, Any]:
         "consumer_auto_offset_reset": "earliest",
         "processing_guarantee": settings.processing_guarantee,
         "producer_acks": -1,
+        # Faust's default session is 60 s: a worker restarted after a crash would wait that
+        # long for its dead predecessor to leave the group before serving.
+        "broker_session_timeout": settings.consumer_session_timeout_s,
+        "broker_heartbeat_interval": settings.consumer_heartbeat_interval_s,
         "web_port": settings.web_port,
         "web_bind": settings.web_bind,
         "web_host": settings.web_host,

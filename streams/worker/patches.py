@@ -12,6 +12,8 @@ versions below are moved. The README ("Faust and aiokafka patches") reports each
    `FETCH_MAX_WAIT_MS` for a fetch instead of Faust's fixed 1.5 s (`_worker_consumer`).
 3. Committing past transaction markers (`_fetch_records_noting_positions`,
    `_new_offset_past_markers`).
+4. Offset gaps that end before the record after them (`_gap_before_record`), so a commit
+   moves past every gap at once.
 """
 
 from __future__ import annotations
@@ -165,6 +167,27 @@ def _past_markers(new_offset: Callable[[Any, Any], int | None]
     return _new_offset_past_markers
 
 
+# --- 4. a gap ends before the record after it ---------------------------------------------
+
+def _gap_before(add_gap: Callable[..., Any]) -> Callable[..., Any]:
+    async def _gap_before_record(self: Any, tp: Any, offset_from: int, offset_to: int) -> None:
+        """Note the offsets Faust never saw, [`offset_from`, `offset_to`), not `offset_to`.
+
+        Faust's drain loop calls this with `offset_to` the record just fetched, and Faust
+        notes the gap up to and including it. That record is acknowledged too, so once
+        `_new_offset` merges the gaps into the acknowledged offsets it holds twice, and its
+        run of consecutive offsets (what it commits up to) stops there. On a topic written in
+        transactions every transaction's marker leaves a gap, so each commit moved past one
+        transaction only: the mirror's group drained its lag at a few records a second
+        whatever its speed, and its list of acknowledged offsets grew without end
+        (faust-streaming/faust#606, robinhood/faust#625).
+        """
+        await add_gap(self, tp, offset_from, offset_to - 1)  # Faust's end is inclusive
+
+    _gap_before_record.__wrapped__ = add_gap  # type: ignore[attr-defined]  # `check` reads it
+    return _gap_before_record
+
+
 # --- checking and installing ---------------------------------------------------------------
 
 def _check_version(package: str) -> None:
@@ -228,6 +251,9 @@ def check() -> None:
     _check_name(faust, thread, "_fetch_records",
                 ("self", "consumer", "active_partitions", "timeout", "max_records"))
     _check_name(faust, Consumer, "_new_offset", ("self", "tp"))
+    _check_name(faust, Consumer, "_add_gap", ("self", "tp", "offset_from", "offset_to"))
+    _check_source(faust, Consumer, "_add_gap", "gap_for_tp.addi(offset_from, offset_to + 1)")
+    _check_source(faust, Consumer, "_drain_messages", "self._add_gap(tp, r_offset + 1, offset)")
     for attribute in ("_acked", "_committed_offset"):
         if attribute not in Consumer.__annotations__:
             _check_name(faust, Consumer, attribute)  # raises: Faust keeps it no more
@@ -258,12 +284,14 @@ def install() -> None:
         from faust.transport.consumer import Consumer
         from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread as Thread
 
-        create, fetch, new_offset = (Thread._create_worker_consumer, Thread._fetch_records,
-                                     Consumer._new_offset)
+        create, fetch, new_offset, add_gap = (
+            Thread._create_worker_consumer, Thread._fetch_records, Consumer._new_offset,
+            Consumer._add_gap)
         Thread._highwaters = _broker_highwaters  # type: ignore[method-assign]
         Thread._create_worker_consumer = _worker_consumer(create)  # type: ignore[method-assign,assignment]
         Thread._fetch_records = _noting_positions(fetch)  # type: ignore[method-assign]
         Consumer._new_offset = _past_markers(new_offset)  # type: ignore[method-assign,assignment]
+        Consumer._add_gap = _gap_before(add_gap)  # type: ignore[method-assign]
         _installed = True
 
 

@@ -196,3 +196,33 @@ def test_refuses_aiokafka_without_what_the_read_committed_fix_sets(
     with pytest.raises(patches.PatchMismatch, match=r"aiokafka 0\.14\.0: AIOKafkaConsumer\.__init__"
                                                     r" no longer contains"):
         patches.install()
+
+
+async def test_one_commit_moves_past_every_transaction_marker(hub_settings: HubSettings) -> None:
+    """Records of one transaction each (a marker after every record), handed, noted and
+    acknowledged as Faust's drain loop does: one commit reaches the last of them. Faust alone
+    noted each record inside the gap before it, held it twice among the acknowledged offsets,
+    and moved one transaction a commit."""
+    faust_consumer = _thread(hub_settings, "at_least_once").consumer
+    tp = TopicPartition(f"{hub_settings.topic_prefix}gaps", 0)
+    faust_consumer._committed_offset[tp] = 10  # perform_seek: read offset = committed
+    read = 10
+    for offset in range(11, 61, 2):  # 11 [marker 12] 13 [marker 14] ... 59 [marker 60]
+        if offset - read > 1:
+            await faust_consumer._add_gap(tp, read + 1, offset)
+        read = offset
+        faust_consumer._acked[tp].append(offset)
+        faust_consumer._acked_index[tp].add(offset)
+    assert sorted((gap.begin, gap.end) for gap in faust_consumer._gap[tp]) == [
+        (marker, marker + 1) for marker in range(12, 60, 2)]
+    assert faust_consumer._new_offset(tp) == 60  # Faust alone: 14, then 16, 18 ...
+    assert faust_consumer._acked[tp] == []
+    assert not faust_consumer._gap[tp]
+
+
+async def test_a_gap_never_holds_the_record_after_it(hub_settings: HubSettings) -> None:
+    faust_consumer = _thread(hub_settings, "at_least_once").consumer
+    tp = TopicPartition(f"{hub_settings.topic_prefix}gaps", 0)
+    await faust_consumer._add_gap(tp, 5, 6)  # record 6 after the marker at 5
+    await faust_consumer._add_gap(tp, 7, 7)  # record 7 right after 6: no gap at all
+    assert [(gap.begin, gap.end) for gap in faust_consumer._gap[tp]] == [(5, 6)]
