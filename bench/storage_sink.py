@@ -45,7 +45,7 @@ from streams.settings import HubSettings
 from streams.storage.partitions import month_of
 from streams.storage.records import COLUMNS, StoredRecord
 from streams.storage.schema import migrate
-from streams.storage.sink import EventSink, SinkStats
+from streams.storage.sink import EventSink, SinkStats, quiet_collector
 from streams.storage.writer import EventWriter
 from streams.wire.registry_client import SchemaRegistryClient
 from tests.support.events import status_change
@@ -176,6 +176,7 @@ async def run(options: Any) -> int:
 def main() -> None:
     parser = base_parser(__doc__, events=60_000, timeout_s=1200)
     options = parser.parse_args()
+    quiet_collector()  # as `hotelhub storage sink` does
     sys.exit(main_loop(lambda: run(options), timeout_s=options.timeout_s))
 
 

@@ -21,7 +21,7 @@ from streams.storage.partitions import drop_expired
 from streams.storage.records import STORED_TOPICS
 from streams.storage.schema import migrate as apply_migrations
 from streams.storage.schema import pending
-from streams.storage.sink import EventSink, SinkStats
+from streams.storage.sink import EventSink, SinkStats, quiet_collector
 
 out = Console(soft_wrap=True, highlight=False)
 
@@ -64,6 +64,7 @@ def sink(
                   f"(group {settings.storage_group})")
         return await running.run()
 
+    quiet_collector()
     stats = guard(lambda: asyncio.run(run()))
     out.print(f"sink stopped: {stats.read} records read, {stats.inserted} new")
 
@@ -76,6 +77,7 @@ def replay(
     records already stored are skipped, so replaying twice stores nothing twice."""
     settings = get_settings().acting_as("hotel-hub")
     chosen = topic or list(STORED_TOPICS)
+    quiet_collector()
     stats = guard(lambda: asyncio.run(EventSink(settings, topics=chosen, replay=True).run()))
     out.print(f"replayed {', '.join(chosen)}: {stats.read} records read, {stats.inserted} "
               f"new, {stats.duplicates} already stored ({stats.seconds:.1f} s)")

@@ -84,9 +84,9 @@ class Coordinates:
     def extra_headers(self) -> str:
         """JSON of the headers an event's columns and payload do not hold already: not the
         CloudEvents attributes (`ce_*`, `content-type`), but signatures and the like."""
-        return to_json({name: value.decode(errors="replace") for name, value in self.headers
-                        if value is not None and not name.startswith(_CE)
-                        and name != "content-type"})
+        kept = {name: value.decode(errors="replace") for name, value in self.headers
+                if value is not None and name[:3] != _CE and name != "content-type"}
+        return to_json(kept) if kept else "{}"
 
 
 @dataclass(slots=True)
@@ -184,7 +184,8 @@ def _uuid(value: Any) -> uuid.UUID | None:
         return None
 
 
-def _time(value: Any, fallback: datetime | None) -> datetime:
+def _time(value: Any, at: Coordinates) -> datetime:
+    """The record's own time; else the Kafka timestamp (worked out only then), else now."""
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if isinstance(value, str):
@@ -194,7 +195,7 @@ def _time(value: Any, fallback: datetime | None) -> datetime:
             parsed = None
         if parsed is not None:
             return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-    return fallback or datetime.now(UTC)
+    return at.time or datetime.now(UTC)
 
 
 def _text(value: Any) -> str | None:
@@ -210,7 +211,7 @@ def event_row(kind: EventKind, record: Mapping[str, Any], at: Coordinates) -> St
         record_id=event_id or at.derived_id(),
         record_type=RecordType.EVENT,
         event_id=event_id,
-        occurred_at=_time(record.get("occurred_at"), at.time),
+        occurred_at=_time(record.get("occurred_at"), at),
         event_type=f"{TYPE_PREFIX}.{kind.value}.{record.get('action')}",
         hotel_id=record.get("hotel_id"),
         entity_type=kind.value,
@@ -239,7 +240,7 @@ def refusal_row(record: Mapping[str, Any], at: Coordinates) -> StoredRecord:
         record_id=_uuid(record.get("refusal_id")) or at.derived_id(),
         record_type=RecordType.REFUSAL,
         event_id=_uuid(record.get("refused_event_id")),
-        occurred_at=_time(record.get("refused_at"), at.time),
+        occurred_at=_time(record.get("refused_at"), at),
         event_type=f"hotel.refusal.{record.get('reason_code')}",
         hotel_id=_text(record.get("hotel_id")),
         entity_type=kind,
@@ -262,7 +263,7 @@ def delivery_row(record: Mapping[str, Any], at: Coordinates) -> StoredRecord:
         record_id=at.derived_id(),
         record_type=RecordType.DELIVERY,
         event_id=_uuid(record.get("event_id")),
-        occurred_at=_time(record.get("timestamp"), at.time),
+        occurred_at=_time(record.get("timestamp"), at),
         event_type=f"hotel.delivery.{record.get('delivery_status')}",
         hotel_id=_text(record.get("hotel_id")),
         entity_type=None,
@@ -325,7 +326,7 @@ def webhook_dead_letter_row(value: bytes | None, at: Coordinates) -> StoredRecor
         record_id=at.derived_id(),
         record_type=RecordType.WEBHOOK_DEAD_LETTER,
         event_id=_uuid(event.get("id")),
-        occurred_at=_time(letter.get("dead_at"), at.time),
+        occurred_at=_time(letter.get("dead_at"), at),
         event_type=f"hotel.webhook_deadletter.{letter.get('reason')}",
         hotel_id=_text(event.get("hotelid")),
         entity_type=None,

@@ -99,33 +99,48 @@ def _field(value: str | None) -> str:
     U+FFFD."""
     if value is None:
         return _NULL
-    if ("\\" in value or "\t" in value or "\n" in value or "\r" in value
-            or "\x00" in value):
-        return value.translate(_ESCAPES)
-    return value
+    return value if _plain(value) else value.translate(_ESCAPES)
+
+
+def _plain(text: str) -> bool:
+    """Nothing COPY's text format escapes (`in` scans faster than a regular expression)."""
+    return not ("\\" in text or "\t" in text or "\n" in text or "\r" in text
+                or "\x00" in text)
+
+
+def _fields(values: tuple[str | None, ...]) -> str:
+    """Text fields joined by tabs; one scan of them all finds the usual case, where none
+    needs escaping (a call per field was a tenth of the sink's time)."""
+    if _plain("".join([value for value in values if value is not None])):
+        return "\t".join([_NULL if value is None else value for value in values])
+    return "\t".join(map(_field, values))
 
 
 def _array(values: list[str]) -> str:
-    """A text[] literal: every element quoted, its quotes and backslashes escaped."""
-    quoted = ('"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"' for v in values)
-    return _field("{" + ",".join(quoted) + "}")
+    """A text[] literal: every element quoted, its quotes and backslashes escaped (COPY's
+    own escaping is the caller's)."""
+    if not values:
+        return "{}"
+    if any('"' in value or "\\" in value for value in values):
+        values = [value.replace("\\", "\\\\").replace('"', '\\"') for value in values]
+    return '{"' + '","'.join(values) + '"}'
+
+
+def _line(r: StoredRecord) -> str:
+    """One record as a COPY text-format line, in COLUMNS' order."""
+    at = r.at
+    moment = at.time
+    record_id = str(r.record_id)
+    event_id = (_NULL if r.event_id is None
+                else record_id if r.event_id is r.record_id else str(r.event_id))
+    texts = _fields((r.event_type, r.hotel_id, r.entity_type, r.entity_id, r.source_system,
+                     _array(r.targets), r.priority, r.correlation_id, r.causation_id,
+                     "t" if r.created_offline else "f", r.payload, r.headers, at.topic))
+    return (f"{record_id}\t{r.record_type.value}\t{event_id}\t{r.occurred_at.isoformat()}\t"
+            f"{texts}\t{at.partition}\t{at.offset}\t"
+            f"{_NULL if moment is None else moment.isoformat()}\n")
 
 
 def copy_text(records: Sequence[StoredRecord]) -> bytes:
     """The records as COPY text-format lines, in COLUMNS' order."""
-    lines = []
-    for r in records:
-        at = r.at
-        moment = at.time
-        lines.append("\t".join((
-            str(r.record_id), r.record_type.value,
-            _NULL if r.event_id is None else str(r.event_id), r.occurred_at.isoformat(),
-            _field(r.event_type), _field(r.hotel_id), _field(r.entity_type),
-            _field(r.entity_id), _field(r.source_system), _array(r.targets),
-            _field(r.priority), _field(r.correlation_id), _field(r.causation_id),
-            "t" if r.created_offline else "f", _field(r.payload), _field(r.headers),
-            _field(at.topic), str(at.partition), str(at.offset),
-            _NULL if moment is None else moment.isoformat(),
-        )))
-    lines.append("")
-    return "\n".join(lines).encode()
+    return "".join(map(_line, records)).encode()
