@@ -5,27 +5,37 @@ month of such a hotel is about 57k events) to topics of its own, then each side 
 the topic into a fresh database of its own, one after the other, with the same sink:
 
 * copy: the hub's writer (`streams.storage.writer.EventWriter`): each polled batch (up to
-  `storage_batch`, 5,000) is COPYed into a temporary table and inserted from it with
-  `ON CONFLICT DO NOTHING`, in one transaction.
+  `storage_batch`, 5,000) is COPYed straight into the table in one transaction (through a
+  temporary table and `INSERT ... ON CONFLICT DO NOTHING` when some are stored already).
 * insert: the same sink, consumer, decoding, rows and transaction per batch, written with
   a multi-row `INSERT ... ON CONFLICT DO NOTHING` through psycopg's `executemany` (which
   pipelines the statements): the usual alternative to COPY.
 
 Both read the topic read_committed from its start to its end, decode every record against
 its Avro contract, make its row (payload as JSONB, envelope columns, Kafka coordinates) and
-are idempotent by record id. The clock runs from the sink's start (its schema is migrated
-before) to its last batch committed. Then the copy side replays the same topic again into
-its database, where every record is already stored (a redelivery or a second replay). Every
-database must hold each event exactly once, or the run is unfair and exits 1. Median of
-`--runs` (3). Run with `python -m bench.storage_sink`.
+are idempotent by record id. The clock runs from the first batch polled to the last one
+committed (the sink's start, schema check and connections, is left out). Then the copy side
+replays the same topic again into its database, where every record is already stored (a
+redelivery or a second replay).
+
+* group: the platform's scale-out, `GROUP_SINKS` `hotelhub storage sink` processes in a
+  consumer group of the run's own, into a fresh database; timed from the moment the
+  group's assignment gives each of them room partitions to the last offset committed, with
+  the CPU both used meanwhile (`group_side`).
+
+Every database must hold each event exactly once, or the run is unfair and exits 1. Median
+of `--runs` (3). The bench process quietens its collector as `hotelhub storage sink` does.
+Run with `python -m bench.storage_sink`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
@@ -48,10 +58,13 @@ from streams.storage.schema import migrate
 from streams.storage.sink import EventSink, SinkStats, quiet_collector
 from streams.storage.writer import EventWriter
 from streams.wire.registry_client import SchemaRegistryClient
+from tests.support.eos import committed_offsets, end_offsets, group_assignment
 from tests.support.events import status_change
 
 ROOMS = 1200
 TOPIC = POLICIES[EventKind.ROOM].topic
+GROUP_SINKS = 2
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 class InsertWriter(EventWriter):
@@ -117,6 +130,74 @@ def outcome(stats: SinkStats) -> dict[str, Any]:
             "read": stats.read, "inserted": stats.inserted}
 
 
+async def group_side(settings: HubSettings, dsn: str) -> dict[str, Any]:
+    """`GROUP_SINKS` `hotelhub storage sink` processes in one consumer group of the run's own,
+    timed from the moment the group's assignment gives each of them room partitions to the
+    last offset committed, with the CPU they used meanwhile.
+
+    They start against a table locked for writes, so the first to join cannot store the
+    topic alone before the group has formed; the clock starts when the lock goes. Batches
+    polled before the partitions were shared are read again by their new owner (and
+    inserted once): a cost of joining, within the window."""
+    command = [str(Path(sys.executable).with_name("hotelhub")), "storage", "sink",
+               "--loglevel", "warning"]
+    end = sum((await end_offsets(settings, [settings.topic(TOPIC)])).values())
+    sinks: list[asyncio.subprocess.Process] = []
+    try:
+        async with (await psycopg.AsyncConnection.connect(dsn) as holder,
+                    holder.transaction()):
+            await holder.execute("LOCK TABLE event_store IN SHARE MODE")
+            sinks.extend([await asyncio.create_subprocess_exec(
+                *command, env={**os.environ, "DATABASE_URL": dsn},
+                stdout=asyncio.subprocess.DEVNULL) for _ in range(GROUP_SINKS)])
+            while not await _shared(settings):
+                _running(sinks)
+                await asyncio.sleep(0.05)
+            began, cpu = time.perf_counter(), _cpu_s(sinks)
+        while (done := await _committed(settings)) < end:
+            _running(sinks)
+            await asyncio.sleep(0.05)
+        seconds = time.perf_counter() - began
+        cpu = _cpu_s(sinks) - cpu
+    finally:
+        for sink in sinks:
+            if sink.returncode is None:
+                sink.terminate()
+        for sink in sinks:
+            await asyncio.wait_for(sink.wait(), timeout=30)
+    return {"seconds": seconds, "read": done, "inserted": done,
+            "cpu_us_per_record": cpu / max(done, 1) * 1e6}
+
+
+def _running(sinks: Sequence[asyncio.subprocess.Process]) -> None:
+    ended = [sink.returncode for sink in sinks if sink.returncode is not None]
+    if ended:
+        raise RuntimeError(f"a sink of the group exited (status {ended[0]}) before the end")
+
+
+async def _shared(settings: HubSettings) -> bool:
+    members = await group_assignment(settings, settings.storage_group)
+    room = settings.topic(TOPIC)
+    return len(members) == GROUP_SINKS and all(
+        any(tp.topic == room for tp in assigned) for assigned in members.values())
+
+
+async def _committed(settings: HubSettings) -> int:
+    room = settings.topic(TOPIC)
+    return sum(offset for tp, offset in
+               (await committed_offsets(settings, settings.storage_group)).items()
+               if tp.topic == room and offset > 0)
+
+
+def _cpu_s(processes: Sequence[asyncio.subprocess.Process]) -> float:
+    """User and system CPU of running processes, in seconds (Linux /proc)."""
+    ticks = 0
+    for process in processes:
+        fields = Path(f"/proc/{process.pid}/stat").read_text().rpartition(")")[2].split()
+        ticks += int(fields[11]) + int(fields[12])
+    return ticks / CLOCK_TICKS
+
+
 async def one_run(index: int, events: int, data_dir: Path) -> dict[str, Any]:
     settings = run_settings("storage", index, data_dir)
     try:
@@ -131,6 +212,9 @@ async def one_run(index: int, events: int, data_dir: Path) -> dict[str, Any]:
                 if name == "copy":
                     again = await timed(settings, dsn, writer)
                     result["copy_again"] = outcome(again) | {"stored": await stored(dsn)}
+        async with fresh_database(settings, f"bench_storage_{tag}_group") as dsn:
+            result["group"] = await group_side(settings, dsn) | {
+                "stored": await stored(dsn)}
         return result
     finally:
         await drop_run_topics(settings)
@@ -161,12 +245,17 @@ async def run(options: Any) -> int:
         f"| side ({options.events:,} room events, median of {options.runs}) | records/s | "
         "runs |",
         "|---|---:|---|",
-        f"| copy: the hub's sink (decode, rows, COPY into a temp table, INSERT ... ON "
-        f"CONFLICT DO NOTHING per batch) | {median('copy'):,.0f} | {runs('copy')} |",
+        f"| copy: the hub's sink (decode, rows, one COPY per batch; a temp table and INSERT "
+        f"... ON CONFLICT DO NOTHING when some are stored) | {median('copy'):,.0f} | "
+        f"{runs('copy')} |",
         f"| insert: the same sink writing each batch as a multi-row INSERT ... ON CONFLICT "
         f"DO NOTHING (executemany, pipelined) | {median('insert'):,.0f} | {runs('insert')} |",
         f"| copy, replaying again: every record already stored (nothing inserted) | "
         f"{median('copy_again'):,.0f} | {runs('copy_again')} |",
+        f"| group: {GROUP_SINKS} `hotelhub storage sink` processes in one consumer group, once "
+        f"the group shares the partitions (CPU of both: "
+        f"{statistics.median(r['group']['cpu_us_per_record'] for r in results):.0f} us a "
+        f"record) | {median('group'):,.0f} | {runs('group')} |",
     ])
     report("storage_sink", table, {"events": options.events, "runs": options.runs},
            {"runs": results}, options.output)

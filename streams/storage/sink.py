@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from streams.core.exceptions import CodecError
 from streams.core.kinds import (
@@ -148,7 +149,7 @@ class EventSink:
         conn = await self._in_writer_thread(connect_blocking, self.dsn)
         try:
             async with SchemaRegistryClient.from_settings(self.settings) as registry:
-                codec = ConfluentAvroCodec(registry)
+                codec = ConfluentAvroCodec(registry, lean=True)
                 writer = self.writer(conn)
                 await consumer.start()
                 try:
@@ -221,9 +222,23 @@ class EventSink:
         for record_type, count in Counter(r.record_type for r in batch.rows).items():
             storage_records_total.labels(record_type.value).inc(count)
         if not self.replay:
-            await consumer.commit(batch.positions)
+            await self._commit(consumer, batch.positions)
         if self._first_batch is not None:
             self.stats.streaming_seconds = time.perf_counter() - self._first_batch
+
+    @staticmethod
+    async def _commit(consumer: AIOKafkaConsumer, positions: dict[TopicPartition, int]) -> None:
+        """Commit what the group still gives this sink. A sink joining or leaving the group
+        moves partitions while a batch is written: the new owner reads the moved ones again
+        from their last commit, and the rows' ids make that insert nothing."""
+        assigned = consumer.assignment()
+        kept = {tp: offset for tp, offset in positions.items() if tp in assigned}
+        if not kept:
+            return
+        try:
+            await consumer.commit(kept)
+        except (CommitFailedError, IllegalStateError) as exc:  # the group rebalanced meanwhile
+            log.info("Event Storage sink: offsets not committed, the group rebalanced: %s", exc)
 
     async def _row(self, record: ConsumerRecord, names: dict[str, str],
                    codec: ConfluentAvroCodec) -> StoredRecord:

@@ -9,6 +9,8 @@ from typing import Any
 
 import psycopg
 import pytest
+from aiokafka import TopicPartition
+from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from streams.core.documents import build_event
 from streams.core.kinds import POLICIES, EventKind, System
@@ -110,3 +112,36 @@ async def test_the_group_sink_resumes_where_it_committed(
     kinds_stored = {row[0] for row in await cursor.fetchall()}
     assert kinds_stored == {kind.value for kind in EventKind}
 
+
+
+class Moved:
+    """A consumer whose group moved a partition away while a batch was being written."""
+
+    def __init__(self, assigned: set[TopicPartition], error: Exception | None = None) -> None:
+        self.assigned, self.error = assigned, error
+        self.committed: list[dict[TopicPartition, int]] = []
+
+    def assignment(self) -> set[TopicPartition]:
+        return self.assigned
+
+    async def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        if self.error is not None:
+            raise self.error
+        self.committed.append(offsets)
+
+
+async def test_a_sink_commits_only_the_partitions_it_still_has() -> None:
+    kept, moved = TopicPartition("t", 0), TopicPartition("t", 1)
+    consumer = Moved({kept})
+    await EventSink._commit(consumer, {kept: 10, moved: 20})  # type: ignore[arg-type]
+    assert consumer.committed == [{kept: 10}]
+    gone = Moved(set())
+    await EventSink._commit(gone, {moved: 20})  # type: ignore[arg-type]
+    assert gone.committed == []
+
+
+@pytest.mark.parametrize("error", [CommitFailedError("rebalanced"),
+                                   IllegalStateError("not assigned")])
+async def test_a_rebalance_during_a_commit_does_not_stop_the_sink(error: Exception) -> None:
+    tp = TopicPartition("t", 0)
+    await EventSink._commit(Moved({tp}, error), {tp: 5})  # type: ignore[arg-type]
