@@ -44,9 +44,11 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
+from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.coordinator.protocol import ConsumerProtocolMemberAssignment
 from psycopg import sql
 
-from bench.common import base_parser, drop_run_topics, main_loop, report, run_settings
+from bench.common import admin, base_parser, drop_run_topics, main_loop, report, run_settings
 from streams.core.documents import build_event
 from streams.core.kinds import POLICIES, EventKind, System
 from streams.runners.admin import ensure_topics
@@ -58,7 +60,7 @@ from streams.storage.schema import migrate
 from streams.storage.sink import EventSink, SinkStats, quiet_collector
 from streams.storage.writer import EventWriter
 from streams.wire.registry_client import SchemaRegistryClient
-from tests.support.eos import committed_offsets, end_offsets, group_assignment
+from tests.support.eos import end_offsets
 from tests.support.events import status_change
 
 ROOMS = 1200
@@ -143,6 +145,7 @@ async def group_side(settings: HubSettings, dsn: str) -> dict[str, Any]:
                "--loglevel", "warning"]
     end = sum((await end_offsets(settings, [settings.topic(TOPIC)])).values())
     sinks: list[asyncio.subprocess.Process] = []
+    client = await admin(settings)  # one client for the polling, not one per look
     try:
         async with (await psycopg.AsyncConnection.connect(dsn) as holder,
                     holder.transaction()):
@@ -150,16 +153,17 @@ async def group_side(settings: HubSettings, dsn: str) -> dict[str, Any]:
             sinks.extend([await asyncio.create_subprocess_exec(
                 *command, env={**os.environ, "DATABASE_URL": dsn},
                 stdout=asyncio.subprocess.DEVNULL) for _ in range(GROUP_SINKS)])
-            while not await _shared(settings):
+            while not await _shared(client, settings):
                 _running(sinks)
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.1)
             began, cpu = time.perf_counter(), _cpu_s(sinks)
-        while (done := await _committed(settings)) < end:
+        while (done := await _committed(client, settings)) < end:
             _running(sinks)
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.1)
         seconds = time.perf_counter() - began
         cpu = _cpu_s(sinks) - cpu
     finally:
+        await client.close()
         for sink in sinks:
             if sink.returncode is None:
                 sink.terminate()
@@ -175,18 +179,25 @@ def _running(sinks: Sequence[asyncio.subprocess.Process]) -> None:
         raise RuntimeError(f"a sink of the group exited (status {ended[0]}) before the end")
 
 
-async def _shared(settings: HubSettings) -> bool:
-    members = await group_assignment(settings, settings.storage_group)
-    room = settings.topic(TOPIC)
+async def _shared(client: AIOKafkaAdminClient, settings: HubSettings) -> bool:
+    """The group is stable and gives each sink room partitions."""
+    group, room = settings.storage_group, settings.topic(TOPIC)
+    members = [member for response in await client.describe_consumer_groups([group])
+               for described in response.to_object()["groups"]
+               if described["group"] == group and described["state"] == "Stable"
+               for member in described["members"]]
     return len(members) == GROUP_SINKS and all(
-        any(tp.topic == room for tp in assigned) for assigned in members.values())
+        member["member_assignment"] and any(
+            tp.topic == room for tp in ConsumerProtocolMemberAssignment.decode(
+                member["member_assignment"]).partitions())
+        for member in members)
 
 
-async def _committed(settings: HubSettings) -> int:
+async def _committed(client: AIOKafkaAdminClient, settings: HubSettings) -> int:
     room = settings.topic(TOPIC)
-    return sum(offset for tp, offset in
-               (await committed_offsets(settings, settings.storage_group)).items()
-               if tp.topic == room and offset > 0)
+    offsets = await client.list_consumer_group_offsets(settings.storage_group)
+    return sum(meta.offset for tp, meta in offsets.items()
+               if tp.topic == room and meta.offset > 0)
 
 
 def _cpu_s(processes: Sequence[asyncio.subprocess.Process]) -> float:
