@@ -98,9 +98,23 @@ async def fresh_database(settings: HubSettings, name: str) -> AsyncIterator[str]
         await asyncio.to_thread(migrate, dsn)
         yield dsn
     finally:
-        async with await psycopg.AsyncConnection.connect(admin_dsn, autocommit=True) as conn:
-            await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
-                sql.Identifier(name)))
+        await drop_database(admin_dsn, name)
+
+
+async def drop_database(admin_dsn: str, name: str, attempts: int = 10) -> None:
+    """Drop a bench database; PostgreSQL's autovacuum may be working in it (just filled),
+    which FORCE may not end without superuser rights: then wait a moment and try again."""
+    for attempt in range(1, attempts + 1):
+        try:
+            async with await psycopg.AsyncConnection.connect(admin_dsn,
+                                                             autocommit=True) as conn:
+                await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                    sql.Identifier(name)))
+            return
+        except psycopg.errors.InsufficientPrivilege:
+            if attempt == attempts:
+                raise
+            await asyncio.sleep(1.0)
 
 
 async def stored(dsn: str) -> tuple[int, int]:
