@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import io
 import struct
-import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 import fastavro
 from pydantic import ValidationError
@@ -38,120 +35,6 @@ def registry_backoff_s(attempt: int) -> float:
     """How long to wait before asking a registry that did not answer again (attempt 0, 1…)."""
     return _REGISTRY_RETRY_S[min(attempt, len(_REGISTRY_RETRY_S) - 1)]
 _HEADER = struct.Struct(">bI")
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _timestamp_millis(millis: int) -> datetime:
-    """What fastavro makes of a timestamp-millis: the epoch (UTC) plus that many ms
-    (positional: a third faster than `milliseconds=`)."""
-    return _EPOCH + timedelta(0, 0, 0, millis)
-
-
-_CONVERTED_AFTER: dict[tuple[str, str], Callable[[Any], Any]] = {
-    ("string", "uuid"): uuid.UUID,  # what fastavro does with a uuid
-    ("long", "timestamp-millis"): _timestamp_millis,
-}
-"""Logical types a lean read (`LeanSchema`) converts itself, as fastavro would."""
-
-Conversions = tuple[tuple[tuple[str, ...], tuple[tuple[str, Callable[[Any], Any]], ...]], ...]
-
-
-@dataclass(frozen=True)
-class LeanSchema:
-    """A writer schema without its uuid and timestamp-millis logical types, and where those
-    fields are (record paths), to be converted after the read. Same record as fastavro's,
-    in a third less time: fastavro looks a logical type's reader up for every value,
-    which cost as much as reading the rest of a room event (bench.storage_sink)."""
-
-    schema: Any
-    conversions: Conversions
-
-    def convert(self, record: dict[str, Any]) -> dict[str, Any]:
-        for parents, fields in self.conversions:
-            node: Any = record
-            for key in parents:
-                node = node.get(key)
-                if node is None:  # a nullable record that is null
-                    break
-            else:
-                for name, convert in fields:
-                    value = node[name]
-                    if value is not None:
-                        node[name] = convert(value)
-        return record
-
-
-def lean_schema(writer: Any) -> LeanSchema | None:
-    """The lean form of a parsed writer schema, for the logical types met through records
-    and nullable unions; None when it has none, or when a record it walked is referred to
-    by name anywhere (the fields there would come unconverted)."""
-    if not isinstance(writer, dict) or writer.get("type") != "record":
-        return None
-    found: dict[tuple[str, ...], list[tuple[str, Callable[[Any], Any]]]] = {}
-    stripped: set[str] = set()
-
-    def record(node: dict[str, Any], path: tuple[str, ...]) -> dict[str, Any]:
-        fields = [{**field, "type": of_field(field["type"], path, field["name"])}
-                  for field in node["fields"]]
-        stripped.update({node["name"], str(node["name"]).rpartition(".")[2]})
-        return {key: value for key, value in node.items()
-                if not key.startswith("__")} | {"fields": fields}
-
-    def of_field(kind: Any, path: tuple[str, ...], name: str) -> Any:
-        if isinstance(kind, list):
-            nullable = len(kind) == 2 and "null" in kind
-            return [of_field(k, path, name) if nullable and k != "null" else k for k in kind]
-        if not isinstance(kind, dict):
-            return kind
-        convert = _CONVERTED_AFTER.get((str(kind.get("type")), str(kind.get("logicalType"))))
-        if convert is not None:
-            found.setdefault(path, []).append((name, convert))
-            return {key: value for key, value in kind.items() if key != "logicalType"}
-        if kind.get("type") == "record":
-            return record(kind, (*path, name))
-        return kind
-
-    lean = record(writer, ())
-    if not found or stripped & _names_referred_to(writer):
-        return None
-    return LeanSchema(fastavro.parse_schema(lean),
-                      tuple((path, tuple(fields)) for path, fields in found.items()))
-
-
-def _names_referred_to(schema: Any) -> set[str]:
-    """Every type name a schema uses by reference (a string that is not a primitive)."""
-    names: set[str] = set()
-    stack = [schema]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            names.add(node)
-        elif isinstance(node, list):
-            stack.extend(node)
-        elif isinstance(node, dict):
-            if node.get("type") == "record":
-                stack.extend(field["type"] for field in node.get("fields", ()))
-            elif node.get("type") in ("array", "map"):
-                stack.append(node.get("items", node.get("values")))
-            elif not isinstance(node.get("type"), str):
-                stack.append(node.get("type"))
-            elif node.get("type") not in _NAMED_OR_PRIMITIVE:
-                names.add(node["type"])
-    return names
-
-
-_NAMED_OR_PRIMITIVE = frozenset({"record", "enum", "fixed", "null", "boolean", "int", "long",
-                                 "float", "double", "bytes", "string"})
-
-
-class Resolution(NamedTuple):
-    """How the codec reads records of one writer schema as one contract."""
-
-    writer: Any
-    reader: Any
-    """None when it is the writer (nothing to resolve)."""
-    lean: LeanSchema | None
-    """Set when `writer` is its lean form: the conversions to apply after the read."""
 
 
 class SchemaSource(Protocol):
@@ -192,23 +75,19 @@ class ConfluentAvroCodec:
     """Encodes events with our contracts and decodes any registered writer schema into them."""
 
     def __init__(
-        self, registry: SchemaSource, *, contracts: Mapping[str, str] | None = None,
-        lean: bool = False,
+        self, registry: SchemaSource, *, contracts: Mapping[str, str] | None = None
     ) -> None:
         """`contracts` replaces a contract's schema text, e.g. for a consumer pinned to
-        another version; by default every `schemas/avro/*.avsc` is used. `lean` reads a
-        record whose writer schema is the contract with `LeanSchema` (the same records,
-        faster; the Event Storage sink's choice)."""
-        self._lean = lean
+        another version; by default every `schemas/avro/*.avsc` is used."""
         self._registry = registry
         self._texts = {name: schema_text(name) for name in CONTRACT_TOPICS} | dict(contracts or {})
         self._readers = {name: parse_schema(text) for name, text in self._texts.items()}
         self._writer_ids: dict[str, int] = {}
         self._writers_by_id: dict[int, Any] = {}
-        self._resolutions: dict[tuple[int, str], Resolution] = {}
-        """How to read each (schema id, contract): a reader equal to the writer is None, so
-        fastavro neither compares the two schemas nor resolves one into the other on every
-        record (both cost more than reading a small record)."""
+        self._resolutions: dict[tuple[int, str], tuple[Any, Any]] = {}
+        """(writer, reader or None) per (schema id, contract): a reader equal to the writer is
+        None, so fastavro neither compares the two schemas nor resolves one into the other on
+        every record (both cost more than reading a small record)."""
 
     async def register(self, *contracts: str) -> dict[str, int]:
         """Find (or register) our contracts' ids so `encode` knows them.
@@ -323,24 +202,19 @@ class ConfluentAvroCodec:
             raise CodecError(f"magic byte {magic} is not the Confluent framing (0)")
         return int(schema_id)
 
-    def _resolution(self, schema_id: int, kind: str, writer: Any) -> Resolution:
+    def _resolution(self, schema_id: int, kind: str, writer: Any) -> tuple[Any, Any]:
         reader = self._readers[kind]
-        same = writer is reader or writer == reader
-        lean = lean_schema(writer) if same and self._lean else None
-        resolution = Resolution(writer if lean is None else lean.schema,
-                                None if same else reader, lean)
+        resolution = (writer, None if writer is reader or writer == reader else reader)
         self._resolutions[(schema_id, kind)] = resolution
         return resolution
 
     @staticmethod
-    def _read(kind: str, schema_id: int, resolution: Resolution, payload: bytes
+    def _read(kind: str, schema_id: int, resolution: tuple[Any, Any], payload: bytes
               ) -> dict[str, Any]:
-        writer, reader, lean = resolution
+        writer, reader = resolution
         try:
             record = fastavro.schemaless_reader(
                 io.BytesIO(payload[_HEADER.size :]), writer, reader)
-            if lean is not None and isinstance(record, dict):
-                lean.convert(record)
         except Exception as exc:  # fastavro raises many types on corrupt input
             raise CodecError(
                 f"{kind} record with schema id {schema_id} is not valid Avro: "
