@@ -149,7 +149,7 @@ class EventSink:
         conn = await self._in_writer_thread(connect_blocking, self.dsn)
         try:
             async with SchemaRegistryClient.from_settings(self.settings) as registry:
-                codec = ConfluentAvroCodec(registry, lean=True)
+                codec = ConfluentAvroCodec(registry)
                 writer = self.writer(conn)
                 await consumer.start()
                 try:
