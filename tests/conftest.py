@@ -179,3 +179,12 @@ def database_url() -> Iterator[str]:
 
     with session_database_url(HubSettings(), docker=_docker_answers) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def storage_dsn(database_url: str) -> str:
+    """The session's Event Storage database with its schema migrated (what a sink makes)."""
+    from streams.storage.schema import migrate
+
+    migrate(database_url)
+    return database_url

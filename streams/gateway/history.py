@@ -11,6 +11,7 @@ without an Event Storage; asking then is a 503 that says why.
 from datetime import datetime
 from typing import Annotated, Any
 
+import psycopg
 from fastapi import APIRouter, Query
 from psycopg_pool import AsyncConnectionPool
 from pydantic import BaseModel, Field
@@ -62,6 +63,15 @@ class StoredHistory:
             self._pool = None
 
 
+def unusable(exc: psycopg.Error) -> StorageError:
+    """A database error as the caller should read it: the schema missing (no sink has run
+    its migrations yet), or the server gone."""
+    if isinstance(exc, psycopg.errors.UndefinedTable):
+        return StorageError("the Event Storage has no schema yet: `hotelhub storage migrate` "
+                            "(or a starting sink) creates it")
+    return StorageError(f"the Event Storage failed: {first_line(exc)}")
+
+
 def scope(caller: Caller, where: EventFilter) -> EventFilter:
     """`where` narrowed to what `caller` may read; a hotel it may not see is refused."""
     identity = caller.identity
@@ -105,6 +115,8 @@ def history_router(history: StoredHistory, authenticated: Any) -> APIRouter:
                 record_type=record_type, since=since, until=until))
             async with (await history.pool()).connection() as conn:
                 page = await find(conn, where, limit=limit, after=cursor)
+        except psycopg.Error as exc:
+            raise refused(unusable(exc)) from None
         except (PermissionError, HubError) as exc:
             raise refused(exc) from None
         return StoredRecordsOut(records=page.records, next=page.next)
@@ -117,6 +129,8 @@ def history_router(history: StoredHistory, authenticated: Any) -> APIRouter:
             async with (await history.pool()).connection() as conn:
                 found = await chain(conn, key, visible_to=None if who.sees_everything
                                     else who.name)
+        except psycopg.Error as exc:
+            raise refused(unusable(exc)) from None
         except HubError as exc:
             raise refused(exc) from None
         if not who.sees_everything:

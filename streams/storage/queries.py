@@ -56,6 +56,9 @@ class EventFilter:
     """Only these hotels (an identity's), None: every hotel."""
 
     def __post_init__(self) -> None:
+        for name in ("hotel_id", "entity_type", "entity_id", "kind", "record_type",
+                     "visible_to"):
+            _no_nul(name, getattr(self, name))
         for name in ("since", "until"):
             moment = getattr(self, name)
             if moment is not None and moment.tzinfo is None:
@@ -98,6 +101,12 @@ class EventFilter:
             add("hotel_id = ANY(%s)", list(self.hotel_ids))
         clause = sql.SQL(" AND ").join(parts) if parts else sql.SQL("TRUE")
         return clause, values
+
+
+def _no_nul(name: str, value: str | None) -> None:
+    """PostgreSQL's text cannot hold NUL, so no stored value has one: say so, not a 500."""
+    if value is not None and "\x00" in value:
+        raise QueryError(f"{name} contains a NUL character, which no stored record has")
 
 
 def kind_pattern(kind: str) -> tuple[bool, str]:
@@ -166,6 +175,7 @@ async def chain(conn: psycopg.AsyncConnection, key: str, *, visible_to: str | No
     deliveries) and the records about an event (`event_id`: its refusal, its deliveries,
     its dead letters). Every step is an index lookup.
     """
+    _no_nul("key", key)
     query = sql.SQL("""
         WITH RECURSIVE linked(record_id, occurred_at, depth) AS (
             SELECT record_id, occurred_at, 0 FROM event_store

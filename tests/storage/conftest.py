@@ -1,5 +1,5 @@
-"""The Event Storage's tests share the session's database (tests/conftest.py `database_url`),
-migrated once."""
+"""The Event Storage's tests share the session's database, migrated once (tests/conftest.py
+`storage_dsn`)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,6 @@ from collections.abc import AsyncIterator
 
 import psycopg
 import pytest
-
-from streams.storage.schema import migrate
-
-
-@pytest.fixture(scope="session")
-def storage_dsn(database_url: str) -> str:
-    migrate(database_url)
-    return database_url
 
 
 @pytest.fixture

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import uuid
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 
 from streams.core.kinds import EventKind
 from streams.settings import HubSettings
@@ -75,3 +78,28 @@ async def test_without_an_event_storage_it_says_so(hub_settings: HubSettings) ->
         assert answer.status_code == 503
         assert answer.json()["error"] == "storage_unavailable"
         assert "Event Storage" in answer.json()["detail"]
+
+
+async def test_a_storage_without_its_schema_and_a_nul_are_said_not_500(
+        hub_settings: HubSettings, settings: HubSettings, database_url: str) -> None:
+    bare = f"bare_{uuid.uuid4().hex[:8]}"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(bare)))
+    try:
+        unmigrated = gateway_settings(isolated(hub_settings, "gw-hist-bare"), database_url=(
+            urlunsplit(urlsplit(database_url)._replace(path=f"/{bare}"))))
+        async with running_gateway(unmigrated) as gateway, \
+                gateway.client("operator") as operator:
+            for path in ("/events", "/events/chain/R-1"):
+                answer = await operator.get(path)
+                assert answer.status_code == 503, answer.text
+                assert "no schema" in answer.json()["detail"]
+        async with running_gateway(settings) as gateway, gateway.client("operator") as operator:
+            answer = await operator.get("/events", params={"hotel_id": "H\x00"})
+            assert answer.status_code == 422 and "NUL" in answer.json()["detail"]
+            assert (await operator.get("/events/chain/R%00")).status_code == 422
+    finally:
+        async with await psycopg.AsyncConnection.connect(database_url,
+                                                         autocommit=True) as conn:
+            await conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(
+                sql.Identifier(bare)))
