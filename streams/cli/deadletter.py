@@ -25,7 +25,8 @@ from rich.console import Console
 
 from streams.core.exceptions import BrokerUnavailable, HubError
 from streams.core.kinds import DEADLETTER_TOPIC
-from streams.runners.dead_letters import partition_counts, read_hub_dead_letters
+from streams.runners.admin import partition_counts
+from streams.runners.dead_letters import read_hub_dead_letters
 from streams.settings import HubSettings, get_settings
 from streams.wire.deadletters import (
     DeadLetter,

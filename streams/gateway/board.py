@@ -28,9 +28,9 @@ from streams.gateway.board_data import BoardSources
 from streams.gateway.board_page import page, panels
 from streams.gateway.board_tokens import BoardTokens
 from streams.gateway.callers import ALLOWED_ROLES, Caller
+from streams.gateway.errors import ApiError
 from streams.gateway.service import Gateway
 
-REALM = "hotelhub"
 TOKEN_PARAMETER = "board_token"
 STATIC = {"board.js": "text/javascript; charset=utf-8", "board.css": "text/css; charset=utf-8"}
 
@@ -52,12 +52,6 @@ def _security_headers(request: Request) -> dict[str, str]:
     }
 
 
-def _refusal(refused: CredentialsRefused) -> Response:
-    headers = {"WWW-Authenticate": f'Basic realm="{REALM}"'} if refused.status == 401 else {}
-    return JSONResponse({"error": refused.code, "detail": refused.detail},
-                        status_code=refused.status, headers=headers)
-
-
 class BoardRoutes:
     """The board's routes over one gateway, and the `/ws` caller its tokens stand for."""
 
@@ -69,11 +63,15 @@ class BoardRoutes:
         self._routes()
 
     def _viewer(self, request: Request, hotel_id: str) -> Caller:
-        """The caller, if it may see `hotel_id`; else `CredentialsRefused`."""
-        caller = self.gateway.callers.authenticate(request.headers.get("authorization"))
+        """The caller, if it may see `hotel_id`; else the API's 401 or 403 (`ApiError`, which
+        the app answers as every other refusal)."""
+        try:
+            caller = self.gateway.callers.authenticate(request.headers.get("authorization"))
+        except CredentialsRefused as refused:
+            raise ApiError(refused.status, refused.code, refused.detail) from None
         if not caller.identity.sees_hotel(hotel_id):
-            raise CredentialsRefused(403, "forbidden", f"identity {caller.name} may not see "
-                                     f"hotel {hotel_id}")
+            raise ApiError(403, "forbidden", f"identity {caller.name} may not see hotel "
+                           f"{hotel_id}")
         return caller
 
     def socket_caller(self, socket: WebSocket) -> Caller:
@@ -109,29 +107,20 @@ class BoardRoutes:
 
         @router.get("/board/{hotel_id}/panels", response_class=HTMLResponse)
         async def board_panels(request: Request, hotel_id: str) -> Response:
-            try:
-                caller = self._viewer(request, hotel_id)
-            except CredentialsRefused as refused:
-                return _refusal(refused)
+            caller = self._viewer(request, hotel_id)
             board = await self.sources.gather(caller, hotel_id)
             return HTMLResponse(panels(board), headers=_security_headers(request))
 
         @router.get("/board/{hotel_id}/state.json")
         async def board_state(request: Request, hotel_id: str) -> Response:
-            try:
-                caller = self._viewer(request, hotel_id)
-            except CredentialsRefused as refused:
-                return _refusal(refused)
+            caller = self._viewer(request, hotel_id)
             board = asdict(await self.sources.gather(caller, hotel_id))
             board["day"] = board["day"].isoformat()
             return JSONResponse(board, headers={"Cache-Control": "no-store"})
 
         @router.get("/board/{hotel_id}/token")
         async def board_token(request: Request, hotel_id: str) -> Response:
-            try:
-                caller = self._viewer(request, hotel_id)
-            except CredentialsRefused as refused:
-                return _refusal(refused)
+            caller = self._viewer(request, hotel_id)
             body: dict[str, Any] = {"token": self.tokens.issue(caller.username, hotel_id),
                                     "expires_in_s": self.tokens.ttl_s}
             return JSONResponse(body, headers={"Cache-Control": "no-store"})
@@ -144,10 +133,7 @@ class BoardRoutes:
         return serve
 
     async def _page(self, request: Request, hotel_id: str) -> Response:
-        try:
-            caller = self._viewer(request, hotel_id)
-        except CredentialsRefused as refused:
-            return _refusal(refused)
+        caller = self._viewer(request, hotel_id)
         board = await self.sources.gather(caller, hotel_id)
         token = self.tokens.issue(caller.username, hotel_id)
         return HTMLResponse(page(board, viewer=caller.name, token=token),

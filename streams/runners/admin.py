@@ -91,3 +91,20 @@ def _raise_refused(response: object) -> None:
             "Kafka refused to create topics (does this identity have CREATE on them? "
             "`hotelhub identity sync` grants the hub's): " + "; ".join(refused)
         )
+
+
+async def partition_counts(settings: HubSettings, topics: set[str]) -> dict[str, int]:
+    """Partitions of each of `topics` that exists; a missing topic is absent from the answer."""
+    admin = await admin_client(settings)
+    try:
+        existing = set(await admin.list_topics()) & topics
+        if not existing:
+            return {}
+        described = await admin.describe_topics(sorted(existing))
+        return {meta["topic"]: len(meta["partitions"]) for meta in described
+                if not meta["error_code"] and meta["partitions"]}
+    except KafkaError as exc:
+        raise BrokerUnavailable(f"cannot describe topics on {settings.bootstrap_servers}: {exc}"
+                                ) from exc
+    finally:
+        await admin.close()

@@ -12,26 +12,9 @@ from aiokafka.errors import KafkaConnectionError, KafkaError
 
 from streams.core.exceptions import BrokerUnavailable, ConfigurationError
 from streams.core.kinds import DEADLETTER_TOPIC
-from streams.runners.admin import admin_client
+from streams.runners.admin import partition_counts
 from streams.settings import HubSettings
 from streams.wire.deadletters import DeadLetter, parse_dead_letter
-
-
-async def partition_counts(settings: HubSettings, topics: set[str]) -> dict[str, int]:
-    """Partitions of each of `topics` that exists; a missing topic is absent from the answer."""
-    admin = await admin_client(settings)
-    try:
-        existing = set(await admin.list_topics()) & topics
-        if not existing:
-            return {}
-        described = await admin.describe_topics(sorted(existing))
-        return {meta["topic"]: len(meta["partitions"]) for meta in described
-                if not meta["error_code"] and meta["partitions"]}
-    except KafkaError as exc:
-        raise BrokerUnavailable(f"cannot describe topics on {settings.bootstrap_servers}: {exc}"
-                                ) from exc
-    finally:
-        await admin.close()
 
 
 async def read_hub_dead_letters(settings: HubSettings, *, stall_s: float) -> list[DeadLetter]:

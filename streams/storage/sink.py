@@ -28,7 +28,6 @@ from typing import Any, TypeVar
 
 import psycopg
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import CommitFailedError, IllegalStateError
 
 from streams.core.exceptions import CodecError
@@ -41,6 +40,7 @@ from streams.core.kinds import (
     WEBHOOK_DEADLETTER_TOPIC,
 )
 from streams.ops.metrics import storage_batch_seconds, storage_records_total
+from streams.runners.admin import partition_counts
 from streams.settings import HubSettings
 from streams.storage.database import StorageError, connect_blocking
 from streams.storage.partitions import drop_expired
@@ -127,6 +127,7 @@ class EventSink:
         self.stats = SinkStats()
         self._stopping = asyncio.Event()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="event-storage")
+        self._first_batch: float | None = None
 
     def stop(self) -> None:
         self._stopping.set()
@@ -144,8 +145,8 @@ class EventSink:
             isolation_level="read_committed",
             max_partition_fetch_bytes=8 * 1024 * 1024,
         )
-        self._started = started = time.perf_counter()
-        self._first_batch: float | None = None
+        started = time.perf_counter()
+        self._first_batch = None
         conn = await self._in_writer_thread(connect_blocking, self.dsn)
         try:
             async with SchemaRegistryClient.from_settings(self.settings) as registry:
@@ -170,7 +171,12 @@ class EventSink:
 
     async def _assign_for_replay(self, consumer: AIOKafkaConsumer, names: dict[str, str]
                                  ) -> dict[TopicPartition, int]:
-        partitions = await _partitions_of(self.settings, list(names))
+        counts = await partition_counts(self.settings, set(names))
+        missing = sorted(set(names) - set(counts))
+        if missing:
+            raise StorageError(f"no such topic to replay: {', '.join(missing)}")
+        partitions = [TopicPartition(topic, p) for topic, n in sorted(counts.items())
+                      for p in range(n)]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends: dict[TopicPartition, int] = await consumer.end_offsets(partitions)
@@ -198,7 +204,8 @@ class EventSink:
                 if records and self._first_batch is None:
                     self._first_batch = began
                 rows = [self._known_row(record, names, codec)
-                        or await self._row(record, names, codec) for record in records]
+                        or await self._row_after_lookup(record, names, codec)
+                        for record in records]
                 positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
                 if in_flight is not None:
                     await self._landed(consumer, in_flight)
@@ -240,12 +247,10 @@ class EventSink:
         except (CommitFailedError, IllegalStateError) as exc:  # the group rebalanced meanwhile
             log.info("Event Storage sink: offsets not committed, the group rebalanced: %s", exc)
 
-    async def _row(self, record: ConsumerRecord, names: dict[str, str],
-                   codec: ConfluentAvroCodec) -> StoredRecord:
-        """The record's row; the registry is asked only for a writer schema not seen yet."""
-        row = self._known_row(record, names, codec)
-        if row is not None:
-            return row
+    async def _row_after_lookup(self, record: ConsumerRecord, names: dict[str, str],
+                                codec: ConfluentAvroCodec) -> StoredRecord:
+        """The row of a record whose writer schema `_known_row` did not know: the registry
+        is asked once, then every later record of that schema takes the path without it."""
         topic = names.get(record.topic, record.topic)
         try:
             await codec.decode_record(CONTRACT_OF_TOPIC[topic], record.value)
@@ -309,25 +314,6 @@ class EventSink:
         if dropped:
             log.info("Event Storage retention: dropped %s", ", ".join(dropped))
             writer.forget_partitions()
-
-
-async def _partitions_of(settings: HubSettings, topics: list[str]) -> list[TopicPartition]:
-    """Every partition of `topics`, asked of the admin API (a consumer's metadata holds only
-    what it subscribed to)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers,
-                                **settings.kafka_auth())
-    await asyncio.wait_for(admin.start(), settings.connect_timeout_s)
-    try:
-        existing = await asyncio.wait_for(admin.list_topics(), settings.connect_timeout_s)
-        missing = sorted(set(topics) - set(existing))
-        if missing:
-            raise StorageError(f"no such topic to replay: {', '.join(missing)}")
-        described = await asyncio.wait_for(admin.describe_topics(topics),
-                                           settings.connect_timeout_s)
-    finally:
-        await admin.close()
-    return sorted(TopicPartition(entry["topic"], partition["partition"])
-                  for entry in described for partition in entry["partitions"])
 
 
 async def _reached(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
